@@ -215,6 +215,13 @@ def test_ops_per_voxel_of_the_paper_models_are_about_half_the_papers_figure():
     assert 2.0 < ratio < 2.05, (name, ratio)
 
 
+def test_analysis_refuses_a_layer_it_cannot_count():
+  inputs = keras.Input((None, None, None, 1))
+  model = keras.Model(inputs, keras.layers.MaxPooling3D(name="pool")(inputs))
+  with pytest.raises(TypeError, match="pool"):
+    analysis.ops_per_voxel(model)
+
+
 def _profiled_flops_by_op_type(model, input_shape):
   function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
       tf.TensorSpec(input_shape, tf.float32))

@@ -86,8 +86,8 @@ def _layer(layer, inputs: list, channels: int):
   if isinstance(layer, (layers.Add, layers.Concatenate)):
     if len({t.spatial for t in inputs}) != 1:
       raise ValueError(f"{layer.name}: inputs on different grids")
-    out = _Tensor(x.spatial, channels, tuple(map(max, *(t.radius for t in inputs))),
-                  tuple(map(max, *(t.jump for t in inputs))))
+    out = _Tensor(x.spatial, channels, tuple(map(max, zip(*(t.radius for t in inputs)))),
+                  tuple(map(max, zip(*(t.jump for t in inputs)))))
     if isinstance(layer, layers.Add):
       return out, "add", 0, (len(inputs) - 1) * out.elements
     return out, "free", 0, 0
