@@ -1,0 +1,109 @@
+"""Exported generators: `PATH.weights.h5` (Keras `save_weights`) plus a model card `PATH.json`.
+
+The card says which network the weights belong to ({"model": "b4u4", ...} and whatever the
+trainer adds: step, loss, data), so `load_generator(PATH)` can rebuild it by name with
+`models.build_model` before loading. Either file name or the bare PATH may be given. Every
+problem with the files is an `InputError` naming them.
+"""
+import json
+import os
+import warnings
+
+from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.errors import InputError
+
+WEIGHTS_SUFFIX = ".weights.h5"
+CARD_SUFFIX = ".json"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+SHIPPED = {"l1": "b4u4_l1", "gan": "b4u4_gan"}
+
+
+def base_path(path) -> str:
+  """PATH without `.weights.h5` or `.json`: the name both files share."""
+  path = os.fspath(path)
+  for suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX):
+    if path.endswith(suffix):
+      return path[:-len(suffix)]
+  return path
+
+
+def save_generator(model, path, card: dict) -> str:
+  """Writes PATH.weights.h5 and PATH.json atomically; returns PATH (the shared base)."""
+  if "model" not in card:
+    raise ValueError(f"model card needs a 'model' entry, got {sorted(card)}")
+  base = base_path(path)
+
+  def write_weights(temporary):
+    # Keras insists on the .weights.h5 suffix, which write_atomically's temporary name
+    # lacks: save beside it under a Keras-acceptable name, then move it into place.
+    keras_name = temporary + WEIGHTS_SUFFIX
+    try:
+      model.save_weights(keras_name)
+      os.replace(keras_name, temporary)
+    finally:
+      if os.path.exists(keras_name):
+        os.remove(keras_name)
+
+  def write_card(temporary):
+    with open(temporary, "w", encoding="utf-8") as file:
+      json.dump(card, file, indent=2, sort_keys=True)
+      file.write("\n")
+
+  write_atomically(base + WEIGHTS_SUFFIX, write_weights)
+  write_atomically(base + CARD_SUFFIX, write_card)
+  return base
+
+
+def read_card(path) -> dict:
+  """The model card of PATH, or InputError when it is missing or unreadable."""
+  card_path = base_path(path) + CARD_SUFFIX
+  try:
+    with open(card_path, encoding="utf-8") as file:
+      card = json.load(file)
+  except FileNotFoundError:
+    raise InputError(f"{card_path}: no model card beside the weights (pass the model name)") from None
+  except (OSError, ValueError) as error:
+    raise InputError(f"{card_path}: unreadable model card ({error})") from None
+  if not isinstance(card, dict) or not isinstance(card.get("model"), str):
+    raise InputError(f"{card_path}: model card has no 'model' name")
+  return card
+
+
+def load_generator(path, model_name=None):
+  """Builds the generator named by PATH.json (or `model_name`) and loads PATH.weights.h5."""
+  from mdcsrn_tf import models  # TensorFlow loads only once weights are really needed
+
+  base = base_path(path)
+  weights_path = base + WEIGHTS_SUFFIX
+  if not os.path.isfile(weights_path):
+    raise InputError(f"{weights_path}: no such weights file")
+  card_name = read_card(base)["model"] if (
+      model_name is None or os.path.exists(base + CARD_SUFFIX)) else None
+  if model_name is not None and card_name is not None and model_name != card_name:
+    raise InputError(f"{weights_path}: weights are for model {card_name}, not {model_name}")
+  name = model_name or card_name
+  if name not in models.GENERATOR_NAMES:
+    raise InputError(f"{weights_path}: unknown generator {name!r} "
+                     f"(one of {', '.join(models.GENERATOR_NAMES)})")
+  model = models.build_model(name)
+  try:
+    with warnings.catch_warnings():
+      # Keras only warns when a file lacks some layers and leaves them freshly initialised:
+      # for a generator that is a wrong file, not a usable model.
+      warnings.filterwarnings("error", category=UserWarning, module=r"keras\.")
+      model.load_weights(weights_path)
+  except (ValueError, OSError, KeyError, UserWarning) as error:
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    raise InputError(f"{weights_path}: cannot load weights into {name} ({first_line})") from None
+  return model
+
+
+def default_weights(kind="l1") -> str:
+  """Base path of the shipped b4u4 weights: kind "l1" (pre-trained) or "gan"."""
+  if kind not in SHIPPED:
+    raise ValueError(f"kind must be one of {sorted(SHIPPED)}, got {kind!r}")
+  base = os.path.join(SHIPPED_DIR, SHIPPED[kind])
+  if not os.path.isfile(base + WEIGHTS_SUFFIX):
+    raise InputError(f"no shipped {kind} weights in this install ({base}{WEIGHTS_SUFFIX} is "
+                     "missing); train or download some and pass --weights PATH.weights.h5")
+  return base
