@@ -1,0 +1,129 @@
+"""Scoring methods as the paper's Tables 1 and 2 do (NOTES.md, Metrics; docs/evaluation.md).
+
+For each test subject the HR volume is divided by its maximum, degraded in k-space
+(kspace.degrade: the central 1/factor of the spectrum along the two plane axes), and every
+method produces an SR volume on the HR grid:
+
+- "linear": the reduced image interpolated linearly (the networks' input),
+- "cubic": the same with a cubic B-spline (the paper's "bicubic interpolation" baseline),
+- "zero_filled": the inverse FFT of the zero-padded cropped spectrum,
+- a model: tiled whole-volume inference (inference.super_resolve) on the `network_input`
+  baseline ("linear" unless the model was trained on zero-filled input).
+
+SSIM (in-plane), PSNR and NRMSE come from mdcsrn_tf.metrics: data range 1 (HR max), whole
+volume, no brain mask. Seconds are wall-clock for the whole volume: the degradation for a
+baseline, the tiled inference for a model. Subjects are summarised by mean and sample std.
+"""
+import csv
+import io
+import json
+import time
+
+import numpy as np
+
+from mdcsrn_tf import metrics
+from mdcsrn_tf.data.nifti import write_atomically
+
+BASELINES = ("linear", "cubic", "zero_filled")
+METRICS = ("ssim", "psnr", "nrmse", "seconds")
+
+
+def _timed(compute):
+  start = time.perf_counter()
+  result = np.asarray(compute(), np.float32)
+  return result, time.perf_counter() - start
+
+
+def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="linear",
+                    lr=None, tile=64, margin=3, batch=1):
+  """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume.
+
+  `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
+  plain list of baseline names works too). `lr` is the network input if the caller already
+  has it (a training pipeline's validation volume); otherwise it is made from `hr`.
+  """
+  from mdcsrn_tf import inference
+  from mdcsrn_tf.data import kspace
+
+  hr = np.asarray(hr, np.float32)
+  methods = dict(methods) if isinstance(methods, dict) else dict.fromkeys(methods)
+  for name, model in methods.items():
+    if model is None and name not in BASELINES:
+      raise ValueError(f"{name!r} is neither a baseline ({', '.join(BASELINES)}) nor a model")
+  if lr is None and any(model is not None for model in methods.values()):
+    lr = kspace.degrade(hr, factor, plane_axes, interpolation=network_input)
+  results = {}
+  for name, model in methods.items():
+    if model is None:
+      sr, seconds = _timed(lambda: kspace.degrade(hr, factor, plane_axes, interpolation=name))
+    else:
+      sr, seconds = _timed(lambda: inference.super_resolve(
+          model, lr, tile=tile, margin=margin, batch=batch, progress=False))
+    results[name] = {**metrics.quality(hr, sr, plane_axes), "seconds": seconds}
+  return results
+
+
+def summarise(per_subject: dict) -> dict:
+  """{method: {metric: {"mean", "std"}}} over subjects; std is the sample std (ddof 1),
+  0 for a single subject."""
+  summary = {}
+  for subject_results in per_subject.values():
+    for method in subject_results:
+      summary.setdefault(method, {})
+  for method in summary:
+    for metric in METRICS:
+      values = np.array([r[method][metric] for r in per_subject.values() if method in r])
+      std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+      summary[method][metric] = {"mean": float(np.mean(values)), "std": std}
+  return summary
+
+
+def evaluate_methods(subjects, methods, progress=True, **options) -> dict:
+  """Scores `methods` on every (name, normalised HR) pair of `subjects`.
+
+  Returns {"subjects": {name: {method: metrics}}, "summary": summarise(...)}; `options`
+  go to evaluate_volume.
+  """
+  from tqdm import tqdm
+
+  per_subject = {}
+  for name, hr in tqdm(subjects, unit="subject", desc="evaluate", disable=not progress):
+    per_subject[name] = evaluate_volume(hr, methods, **options)
+  return {"subjects": per_subject, "summary": summarise(per_subject)}
+
+
+def write_results(results: dict, csv_path, json_path, card: dict | None = None):
+  """One CSV row per (subject, method) and a JSON summary (with `card`), both atomic."""
+  rows = io.StringIO()
+  writer = csv.writer(rows)
+  writer.writerow(("subject", "method", *METRICS))
+  for subject, by_method in results["subjects"].items():
+    for method, values in by_method.items():
+      writer.writerow((subject, method, *(f"{values[m]:.6g}" for m in METRICS)))
+  summary = {**(card or {}), "subjects": sorted(results["subjects"]),
+             "summary": results["summary"]}
+  _write_text(csv_path, rows.getvalue())
+  _write_text(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def _write_text(path, text):
+  def write(temporary):
+    with open(temporary, "w", encoding="utf-8", newline="") as file:
+      file.write(text)
+
+  write_atomically(path, write)
+
+
+def format_table(summary: dict, parameters: dict | None = None) -> str:
+  """The paper's Tables 1-2 layout: mean (std) per metric, parameters and seconds."""
+  parameters = parameters or {}
+  header = (f"{'method':<14} {'SSIM':<15} {'PSNR':<13} {'NRMSE':<15} {'params':>8} "
+            f"{'time (s)':>9}")
+  lines = [header, "-" * len(header)]
+  for method, values in summary.items():
+    ssim, psnr, nrmse = (values[m] for m in ("ssim", "psnr", "nrmse"))
+    params = f"{parameters[method] / 1e6:.3f}M" if method in parameters else "-"
+    lines.append(f"{method:<14} {ssim['mean']:.4f} ({ssim['std']:.4f}) "
+                 f"{psnr['mean']:5.2f} ({psnr['std']:.2f}) {nrmse['mean']:.4f} ({nrmse['std']:.4f}) "
+                 f"{params:>8} {values['seconds']['mean']:9.2f}")
+  return "\n".join(lines)

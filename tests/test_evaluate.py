@@ -1,0 +1,100 @@
+"""Evaluation as the paper's Tables 1-2: metrics, baselines on a real brain, the CLI's files."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mdcsrn_tf import evaluate_lib, weights
+from mdcsrn_tf.models import build_model
+
+CH2 = "/usr/share/mricron/templates/ch2.nii.gz"
+# ch2 (Colin27, 1 mm) cropped to 96 x 96 x 64 around the brain, renormalised to max 1
+CH2_CROP = (slice(40, 136), slice(50, 146), slice(60, 124))
+
+
+def numpy_psnr(hr, sr):
+  return 10 * np.log10(1.0 / np.mean((hr.astype(np.float64) - sr) ** 2))
+
+
+def numpy_nrmse(hr, sr):
+  hr = hr.astype(np.float64)
+  return np.sqrt(np.sum((hr - sr) ** 2)) / np.sqrt(np.sum(hr ** 2))
+
+
+def test_metrics_agree_with_numpy():
+  from mdcsrn_tf.data import kspace
+
+  hr = np.random.default_rng(0).random((24, 20, 16), dtype=np.float32)
+  hr /= hr.max()
+  results = evaluate_lib.evaluate_volume(hr, ["linear", "zero_filled"])
+  for method, values in results.items():
+    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float64)
+    assert abs(values["psnr"] - numpy_psnr(hr, sr)) < 1e-6
+    assert abs(values["nrmse"] - numpy_nrmse(hr, sr)) < 1e-6
+    assert 0 < values["ssim"] < 1 and values["seconds"] >= 0
+
+
+def test_summary_is_mean_and_sample_std_over_subjects():
+  per_subject = {f"s{i}": {"linear": {"ssim": s, "psnr": p, "nrmse": n, "seconds": 1.0}}
+                 for i, (s, p, n) in enumerate([(0.9, 30.0, 0.1), (0.8, 34.0, 0.2),
+                                                (0.7, 35.0, 0.4)])}
+  summary = evaluate_lib.summarise(per_subject)["linear"]
+  assert summary["psnr"]["mean"] == pytest.approx(33.0)
+  assert summary["psnr"]["std"] == pytest.approx(np.std([30, 34, 35], ddof=1))
+  assert summary["nrmse"]["std"] == pytest.approx(np.std([0.1, 0.2, 0.4], ddof=1))
+
+
+@pytest.mark.skipif(not os.path.exists(CH2), reason="Debian mricron-data (ch2) not installed")
+def test_baseline_ordering_on_colin27():
+  volume = nib.load(CH2).get_fdata(dtype=np.float32)[CH2_CROP]
+  results = evaluate_lib.evaluate_methods([("ch2", volume / volume.max())],
+                                          evaluate_lib.BASELINES, progress=False)
+  figures = {m: results["subjects"]["ch2"][m] for m in evaluate_lib.BASELINES}
+  print({m: (round(f["psnr"], 2), round(f["ssim"], 4)) for m, f in figures.items()})
+  for metric in ("psnr", "ssim"):
+    assert figures["linear"][metric] < figures["cubic"][metric] < figures["zero_filled"][metric]
+  assert figures["linear"]["nrmse"] > figures["cubic"]["nrmse"] > figures["zero_filled"]["nrmse"]
+  # docs/evaluation.md reports these figures
+  expected_psnr = {"linear": 30.88, "cubic": 32.96, "zero_filled": 33.72}
+  for method, psnr in expected_psnr.items():
+    assert figures[method]["psnr"] == pytest.approx(psnr, abs=0.05)
+
+
+def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write_nifti):
+  keras.utils.set_random_seed(6)
+  generator = weights.save_generator(build_model("b2u4"), tmp_path / "b2u4", {"model": "b2u4"})
+  rng = np.random.default_rng(7)
+  volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"s{i}.nii.gz")
+             for i in range(2)]
+  out = tmp_path / "eval"
+  result = subprocess.run(
+      [sys.executable, "-m", "mdcsrn_tf.evaluate", f"--volumes={volumes[0]},{volumes[1]}",
+       f"--weights=random={generator}", "--baselines=linear,cubic", f"--out_dir={out}",
+       "--tile=16"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  with open(out / "per_subject.csv", newline="") as file:
+    rows = list(csv.DictReader(file))
+  assert [(r["subject"], r["method"]) for r in rows] == [
+      (s, m) for s in ("s0.nii.gz", "s1.nii.gz") for m in ("linear", "cubic", "random")]
+  summary = json.loads((out / "summary.json").read_text())
+  psnr_linear = [float(r["psnr"]) for r in rows if r["method"] == "linear"]
+  assert summary["summary"]["linear"]["psnr"]["mean"] == pytest.approx(np.mean(psnr_linear),
+                                                                       rel=1e-5)
+  table = result.stdout.splitlines()
+  assert table[0].split()[:4] == ["method", "SSIM", "PSNR", "NRMSE"]
+  assert [line.split()[0] for line in table[2:]] == ["linear", "cubic", "random"]
+  assert "0.200M" in table[-1]  # b2u4's trainable parameters, as Table 1
+
+
+def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
+  for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"]):
+    result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
+                             f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
