@@ -1,0 +1,146 @@
+"""The paper's LR generation in k-space (section 2.6; NOTES.md "LR generation").
+
+`degrade(hr)`:
+1. centred 3D FFT of the HR volume;
+2. centred crop of the spectrum to n // factor along each axis in `axes` (the "2x2 plane";
+   the other axis is untouched);
+3. inverse FFT on that small grid, scaled by (small size / HR size) so intensities keep
+   their level, and magnitude;
+4. back onto the HR grid with `upsample`: LR voxel i sits at HR voxel i * n_hr / n_lr and
+   the volume is periodic, as the FFT sees it. This alignment is what NOTES.md's reference
+   figures need; `tf.image.resize` (half-pixel centres) or corner alignment shift the grid
+   by a fraction of a voxel and cost 3-10 dB.
+
+`interpolation` picks step 4: "linear" (the network input: bilinear in each slice of the
+plane), "cubic" (the paper's bicubic baseline, as scipy's cubic B-spline, order 3, periodic)
+or "zero_filled" (no step 3/4: the cropped spectrum padded back with zeros and inverted on
+the HR grid, the reading of public re-implementations).
+
+Linear and zero-filled run in TensorFlow (inside tf.data, on GPU); cubic goes through
+scipy (`tf.numpy_function` for tensors). NumPy in gives NumPy out, a tensor gives a tensor.
+"""
+import functools
+
+import numpy as np
+
+import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
+import tensorflow as tf
+
+from mdcsrn_tf.errors import InputError
+
+INTERPOLATIONS = ("linear", "cubic", "zero_filled")
+
+
+def degrade(hr, factor=2, axes=(0, 1), interpolation="linear"):
+  """The LR volume of `hr` (3D, on the HR grid), float32 and of `hr`'s shape."""
+  _check_arguments(axes, interpolation, INTERPOLATIONS)
+  if not isinstance(factor, (int, np.integer)) or factor < 1:
+    raise ValueError(f"factor must be a positive integer, got {factor!r}")
+  is_tensor = tf.is_tensor(hr)
+  hr = tf.convert_to_tensor(hr if is_tensor else np.asarray(hr, np.float32), tf.float32)
+  _check_volume(hr, factor, axes)
+  spectrum, begin, small_size = _cropped_spectrum(hr, factor, axes)
+  if interpolation == "zero_filled":
+    padding = tf.stack([begin, tf.shape(hr) - begin - small_size], axis=1)
+    lr = tf.abs(tf.signal.ifft3d(tf.signal.ifftshift(tf.pad(spectrum, padding))))
+  else:
+    size_ratio = (tf.cast(tf.reduce_prod(small_size), tf.float32)
+                  / tf.cast(tf.reduce_prod(tf.shape(hr)), tf.float32))
+    small = tf.abs(tf.signal.ifft3d(tf.signal.ifftshift(spectrum))) * size_ratio
+    lr = upsample(small, tf.shape(hr), axes, interpolation)
+  lr = tf.ensure_shape(lr, hr.shape)
+  return lr if is_tensor else lr.numpy()
+
+
+def upsample(small, shape, axes=(0, 1), interpolation="linear"):
+  """Puts a volume sampled on a coarse grid back onto a grid of `shape`.
+
+  Along each axis in `axes`, output voxel j reads input coordinate j * n_small / n,
+  periodically (LR voxel i lands on HR voxel i * n / n_small); other axes are kept.
+  `interpolation` is "linear" or "cubic" (B-spline, order 3).
+  """
+  _check_arguments(axes, interpolation, ("linear", "cubic"))
+  is_tensor = tf.is_tensor(small)
+  small = tf.convert_to_tensor(small if is_tensor else np.asarray(small, np.float32), tf.float32)
+  if small.shape.rank != 3:
+    raise InputError(f"expected a 3D volume, got shape {tuple(small.shape)}")
+  shape = tf.cast(tf.convert_to_tensor(shape), tf.int32)
+  if interpolation == "linear":
+    volume = small
+    for axis in axes:
+      volume = _linear_along(volume, axis, shape[axis])
+  else:
+    volume = tf.numpy_function(
+        lambda array, size: _cubic_numpy(array, size, axes), [small, shape], tf.float32,
+        stateful=False)
+  out_shape = [small.shape[axis] if axis not in axes else None for axis in range(3)]
+  static = tf.get_static_value(shape)
+  if static is not None:
+    out_shape = [int(n) for n in static]
+  volume = tf.ensure_shape(volume, out_shape)
+  return volume if is_tensor else volume.numpy()
+
+
+def _check_arguments(axes, interpolation, allowed):
+  if interpolation not in allowed:
+    raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(allowed)}")
+  if len(set(axes)) != len(axes) or not set(axes) <= {0, 1, 2}:
+    raise ValueError(f"axes must be distinct axes of a 3D volume, got {axes!r}")
+
+
+def _check_volume(hr, factor, axes):
+  if hr.shape.rank != 3:
+    raise InputError(f"expected a 3D volume, got shape {tuple(hr.shape)}")
+  for axis in axes:
+    n = hr.shape[axis]
+    if n is not None and n < factor:
+      raise InputError(f"axis {axis} has {n} voxels, fewer than the factor {factor}")
+
+
+def _cropped_spectrum(hr, factor, axes):
+  """(centred spectrum cropped to n // factor along `axes`, crop start, crop size).
+
+  The crop keeps the zero frequency of the HR spectrum (index n // 2 after the shift) at the
+  small grid's zero-frequency index (m // 2), so odd and even sizes both stay centred.
+  """
+  spectrum = tf.signal.fftshift(tf.signal.fft3d(tf.complex(hr, tf.zeros_like(hr))))
+  shape = tf.shape(hr)
+  cropped = tf.constant([axis in axes for axis in range(3)])
+  small_size = tf.where(cropped, shape // factor, shape)
+  begin = tf.where(cropped, shape // 2 - small_size // 2, 0)
+  return tf.slice(spectrum, begin, small_size), begin, small_size
+
+
+def _linear_along(volume, axis, size):
+  """Periodic linear interpolation of `volume` along `axis` onto `size` samples; exact
+  integer arithmetic for the source coordinate j * n_small / size."""
+  n_small = tf.cast(tf.shape(volume)[axis], tf.int64)
+  size = tf.cast(size, tf.int64)
+  numerator = tf.range(size, dtype=tf.int64) * n_small
+  lower = numerator // size
+  weight = tf.cast(numerator - lower * size, tf.float32) / tf.cast(size, tf.float32)
+  upper = (lower + 1) % n_small
+  weight = tf.reshape(weight, [-1 if a == axis else 1 for a in range(3)])
+  return ((1 - weight) * tf.gather(volume, lower, axis=axis)
+          + weight * tf.gather(volume, upper, axis=axis))
+
+
+def _cubic_numpy(small, shape, axes):
+  """Separable periodic cubic B-spline interpolation with the alignment of `upsample`."""
+  volume = np.asarray(small, np.float64)
+  for axis in axes:
+    matrix = _cubic_matrix(volume.shape[axis], int(shape[axis]))
+    volume = np.moveaxis(np.tensordot(matrix, volume, axes=([1], [axis])), 0, axis)
+  return volume.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _cubic_matrix(n_small, size):
+  """The [size, n_small] matrix of 1D periodic cubic B-spline interpolation: column k is
+  the interpolant of the k-th unit vector sampled at j * n_small / size."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+
+  columns = [ndimage.affine_transform(unit, [n_small / size], 0.0, output_shape=(size,), order=3,
+                                      mode="grid-wrap")
+             for unit in np.eye(n_small)]
+  return np.stack(columns, axis=1)
