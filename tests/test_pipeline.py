@@ -1,0 +1,124 @@
+"""tf.data pipeline (data/pipeline.py) on small real heads (nibabel's anatomical.nii)."""
+import itertools
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.testing import data_path
+
+from mdcsrn_tf.data import kspace, pipeline, prepare
+from mdcsrn_tf.errors import InputError
+
+HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(), np.float32)
+
+
+def make_dataset(tmp_path, volumes):
+  """Manifest with every volume of `volumes` ({name: array}) in the train split."""
+  source = tmp_path / "source"
+  source.mkdir()
+  for name, volume in volumes.items():
+    nib.Nifti1Image(volume, np.eye(4)).to_filename(source / f"{name}.nii.gz")
+  prepare.prepare_folder(str(source), str(tmp_path / "dataset"), log=lambda _: None)
+  manifest = tmp_path / "dataset" / "manifest.json"
+  entries = [entry for split in pipeline.load_manifest(manifest).values() for entry in split]
+  for entry in entries:  # one split holding them all, for these tests
+    entry["split"] = "train"
+  prepare.write_manifest(str(tmp_path / "dataset"), entries, "test")
+  return manifest
+
+
+def head_in_background():
+  """The real head in one corner of a larger empty volume: about 17% foreground."""
+  volume = np.zeros((64, 64, 48), np.float32)
+  volume[:33, :41, :25] = HEAD
+  return volume
+
+
+def take(dataset, n):
+  return [tuple(t.numpy() for t in batch) for batch in itertools.islice(dataset, n)]
+
+
+def test_patches_have_shape_dtype_and_range(tmp_path):
+  manifest = make_dataset(tmp_path, {"head": HEAD, "small": HEAD[:12, :10, :9]})
+  config = pipeline.PipelineConfig(patch_size=16, batch_size=3, patches_per_volume=2)
+  for lr, hr in take(pipeline.patch_dataset(manifest, "train", config), 3):
+    assert lr.shape == hr.shape == (3, 16, 16, 16, 1)
+    assert lr.dtype == hr.dtype == np.float32
+    assert hr.max() <= 1 and lr.min() >= 0  # the HR head has a few slightly negative voxels
+
+
+def test_same_seed_same_patches_other_seed_other_patches(tmp_path):
+  manifest = make_dataset(tmp_path, {"head": HEAD})
+  config = pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=7)
+  first, again = (take(pipeline.patch_dataset(manifest, "train", config), 3) for _ in range(2))
+  other = take(pipeline.patch_dataset(
+      manifest, "train", pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=8)), 3)
+  for (lr_a, hr_a), (lr_b, hr_b) in zip(first, again):
+    np.testing.assert_array_equal(hr_a, hr_b)
+    np.testing.assert_array_equal(lr_a, lr_b)
+  assert any(not np.array_equal(a[1], b[1]) for a, b in zip(first, other))
+
+
+def test_patches_are_mostly_head(tmp_path):
+  volume = head_in_background()
+  assert (volume / volume.max() > pipeline.FOREGROUND_LEVEL).mean() < 0.2
+  manifest = make_dataset(tmp_path, {"head": volume})
+  config = pipeline.PipelineConfig(patch_size=16, batch_size=4, min_foreground=0.6)
+  fractions = [(hr > pipeline.FOREGROUND_LEVEL).mean(axis=(1, 2, 3, 4))
+               for _, hr in take(pipeline.patch_dataset(manifest, "train", config), 5)]
+  assert np.min(fractions) >= 0.6
+
+
+def plane_keeping_transforms(volume):
+  """The 16 transforms of the augmentation: optional swap of axes 0 and 1, then flips."""
+  for swap in (False, True):
+    swapped = np.swapaxes(volume, 0, 1) if swap else volume
+    for flips in itertools.product((False, True), repeat=3):
+      yield np.flip(swapped, [axis for axis in range(3) if flips[axis]])
+
+
+def test_augmentation_is_the_same_on_lr_and_hr_and_keeps_the_plane(tmp_path):
+  # 18 = 2 x 9: the zero-filled crop keeps frequencies -4..4, symmetric, so the degradation
+  # commutes exactly with the plane swap and every flip: the LR of the augmented HR patch
+  # must equal the augmented LR patch.
+  cube = HEAD[6:24, 10:28, 3:21]
+  manifest = make_dataset(tmp_path, {"cube": cube})
+  config = pipeline.PipelineConfig(patch_size=18, batch_size=1, lr_mode="zero_filled",
+                                   min_foreground=0.0, shuffle_patches=1)
+  normalised = cube / cube.max()
+  allowed = list(plane_keeping_transforms(normalised))
+  seen = set()
+  for lr, hr in take(pipeline.patch_dataset(manifest, "train", config), 12):
+    hr, lr = hr[0, ..., 0], lr[0, ..., 0]
+    np.testing.assert_allclose(lr, kspace.degrade(hr, 2, (0, 1), "zero_filled"), atol=2e-6)
+    matches = [i for i, t in enumerate(allowed) if np.allclose(hr, t, atol=1e-6)]
+    assert matches, "patch is not a plane-keeping transform of the volume"
+    seen.add(matches[0])
+  moved = np.swapaxes(normalised, 1, 2)  # the untouched axis moved into the plane
+  assert not any(np.allclose(t, moved) for t in allowed)
+  assert len(seen) >= 4
+
+
+def test_volume_dataset_yields_normalised_degraded_volumes(tmp_path):
+  manifest = make_dataset(tmp_path, {"a": HEAD, "b": 3 * HEAD[:20, :22, :11]})
+  config = pipeline.PipelineConfig(lr_mode="zero_filled", cache=False)
+  items = list(pipeline.volume_dataset(manifest, "train", config).as_numpy_iterator())
+  assert sorted(item["name"].decode() for item in items) == ["a", "b"]
+  for item in items:
+    assert item["hr"].max() == 1.0 and item["hr"].shape == item["lr"].shape
+    np.testing.assert_allclose(item["lr"], kspace.degrade(item["hr"], interpolation="zero_filled"),
+                               atol=1e-6)
+
+
+def test_bad_manifest_and_empty_split_are_input_errors(tmp_path):
+  with pytest.raises(InputError, match="no such manifest"):
+    pipeline.load_manifest(tmp_path / "missing.json")
+  (tmp_path / "bad.json").write_text("{not json")
+  with pytest.raises(InputError, match="not a data set manifest"):
+    pipeline.load_manifest(tmp_path / "bad.json")
+  manifest = make_dataset(tmp_path, {"head": HEAD})
+  with pytest.raises(InputError, match="has no volume"):
+    pipeline.volume_dataset(manifest, "test", pipeline.PipelineConfig())
+  with pytest.raises(InputError, match="lr_mode"):
+    pipeline.PipelineConfig(lr_mode="cubic")
