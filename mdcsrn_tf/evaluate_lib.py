@@ -35,12 +35,13 @@ def _timed(compute):
 
 
 def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="linear",
-                    lr=None, tile=64, margin=3, batch=1):
+                    lr=None, tile=64, margin=3, batch=1, outputs=None):
   """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume.
 
   `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
   plain list of baseline names works too). `lr` is the network input if the caller already
   has it (a training pipeline's validation volume); otherwise it is made from `hr`.
+  A dict passed as `outputs` receives each method's volume (the demo writes them).
   """
   from mdcsrn_tf import inference
   from mdcsrn_tf.data import kspace
@@ -60,6 +61,8 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="lin
       sr, seconds = _timed(lambda: inference.super_resolve(
           model, lr, tile=tile, margin=margin, batch=batch, progress=False))
     results[name] = {**metrics.quality(hr, sr, plane_axes), "seconds": seconds}
+    if outputs is not None:
+      outputs[name] = sr
   return results
 
 
