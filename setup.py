@@ -20,6 +20,7 @@ setup(
         "scikit-image>=0.22",
         "absl-py>=2.1",
         "tqdm>=4.66",
+        "tensorboard>=2.21,<3",  # tf.summary: tensorflow-cpu does not pull it in
         "matplotlib>=3.8",
     ],
     extras_require={

@@ -1,7 +1,9 @@
 """One training update of one network, as tf.functions (NOTES.md, Losses and Training schedule).
 
 Each step takes its models and optimisers as arguments and returns a dict of scalar
-losses. Losses are averaged over the *global* batch (`tf.nn.compute_average_loss`), so
+losses. Build the optimisers (`optimizer.build(model.trainable_variables)`) before the
+first call: these module-level tf.functions are shared by every model, and a tf.function
+may create variables only in its very first trace. Losses are averaged over the *global* batch (`tf.nn.compute_average_loss`), so
 that under a tf.distribute strategy the optimiser's all-reduce sum of the replicas'
 gradients is the gradient of the global mean, and summing the replicas' returned values
 gives the global mean too (`distributed_step`).

@@ -44,6 +44,8 @@ def test_l1_then_critic_steps_separate_real_from_generated():
   generator = models.build_model("b1u8")
   critic = models.build_model("critic", patch_size=16)
   generator_optimizer, critic_optimizer = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-4)
+  generator_optimizer.build(generator.trainable_variables)
+  critic_optimizer.build(critic.trainable_variables)
   lr, hr = real_patches(ANATOMICAL, 40, seed=0)
   l1 = [float(train_steps.generator_l1_step(generator, generator_optimizer, lr[i:i + 2],
                                             hr[i:i + 2], 2)["l1"]) for i in range(0, 30, 2)]

@@ -1,0 +1,124 @@
+"""The training run's settings as one frozen dataclass (flags/*.cfg set them; NOTES.md,
+Training schedule, gives the paper's values)."""
+import dataclasses
+import math
+
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.schedule import CriticSchedule
+
+PHASES = ("pretrain", "gan")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+LR_MODES = ("linear", "zero_filled")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything one training run depends on.
+
+  Attributes:
+    dataset: manifest.json of a prepared data set (data/prepare.py).
+    workdir: checkpoints/, best/, logs/ (TensorBoard) and export/generator go here.
+    model: generator name (models.GENERATOR_NAMES).
+    phase: "pretrain" (L1 only) or "gan" (WGAN-GP with the critic schedule).
+    steps: total global steps; in the GAN phase one step updates one network.
+    batch_size: global batch (split over the replicas of the strategy).
+    patch_size: patch edge in voxels; the critic needs a multiple of 16.
+    lr_mode, factor, plane_axes: how LR patches are made (data.pipeline.PipelineConfig).
+    augment: flips/rotations of training patches.
+    generator_lr, critic_lr: Adam learning rates (paper: 1e-4 pre-training, 5e-6 GAN).
+    adversarial_weight: lambda of eq. 5 (0.001).
+    gp_weight: gradient penalty weight (10).
+    warmup_steps, critic_per_generator, extra_critic_every, extra_critic_steps: the GAN
+      schedule (schedule.CriticSchedule; paper 10000, 7, 500, 200).
+    precision: "float32", "mixed_float16" (with loss scaling) or "mixed_bfloat16".
+    jit_compile: compile each replica's step with XLA.
+    strategy: "default", "mirrored" (all local GPUs, else all logical CPUs) or
+      "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+    checkpoint_every: steps between checkpoints; a killed run loses at most this many.
+    keep_checkpoints: most recent checkpoints kept (the best-PSNR one is kept apart).
+    validate_every: steps between validations on whole validation volumes (0: never,
+      only at the end).
+    validation_subjects: validate on the first N validation subjects (0: all).
+    validation_tile, validation_margin: tiled inference (the paper's 64 and 3).
+    summary_every: steps between TensorBoard scalar summaries.
+    init_generator: weights the generator starts from when no checkpoint exists: an
+      exported PATH(.weights.h5) or a training workdir / checkpoint folder. The GAN phase
+      needs it (the paper starts G from the pre-trained network).
+    seed: seeds the weights, the patches and the penalty's interpolation weights.
+  """
+  dataset: str
+  workdir: str
+  model: str = "b4u4"
+  phase: str = "pretrain"
+  steps: int = 500_000
+  batch_size: int = 2
+  patch_size: int = 64
+  lr_mode: str = "linear"
+  factor: int = 2
+  plane_axes: tuple = (0, 1)
+  augment: bool = True
+  generator_lr: float = 1e-4
+  critic_lr: float = 5e-6
+  adversarial_weight: float = 1e-3
+  gp_weight: float = 10.0
+  warmup_steps: int = 10_000
+  critic_per_generator: int = 7
+  extra_critic_every: int = 500
+  extra_critic_steps: int = 200
+  precision: str = "float32"
+  jit_compile: bool = False
+  strategy: str = "default"
+  checkpoint_every: int = 1000
+  keep_checkpoints: int = 5
+  validate_every: int = 10_000
+  validation_subjects: int = 0
+  validation_tile: int = 64
+  validation_margin: int = 3
+  summary_every: int = 100
+  init_generator: str = ""
+  seed: int = 0
+
+  @property
+  def critic_schedule(self) -> CriticSchedule:
+    return CriticSchedule(self.warmup_steps, self.critic_per_generator,
+                          self.extra_critic_every, self.extra_critic_steps)
+
+  def validate(self):
+    """Raises InputError naming the first unusable setting."""
+    from mdcsrn_tf import models  # keeps this module free of TensorFlow
+
+    checks = [
+        (self.model in models.GENERATOR_NAMES,
+         f"--model must be one of {', '.join(models.GENERATOR_NAMES)}, got {self.model!r}"),
+        (self.phase in PHASES, f"--phase must be one of {', '.join(PHASES)}, got {self.phase!r}"),
+        (self.precision in PRECISIONS,
+         f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+        (self.strategy in STRATEGIES,
+         f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
+        (self.lr_mode in LR_MODES, f"--lr_mode must be one of {', '.join(LR_MODES)}"),
+        (min(self.steps, self.batch_size, self.patch_size, self.checkpoint_every,
+             self.keep_checkpoints, self.summary_every, self.validation_tile) >= 1,
+         "--steps, --batch_size, --patch_size, --checkpoint_every, --keep_checkpoints, "
+         "--summary_every and --validation_tile must be >= 1"),
+        (min(self.validate_every, self.validation_subjects, self.validation_margin) >= 0,
+         "--validate_every, --validation_subjects and --validation_margin must be >= 0"),
+        (all(math.isfinite(x) and x > 0 for x in (self.generator_lr, self.critic_lr)),
+         f"learning rates must be finite and > 0, got {self.generator_lr}, {self.critic_lr}"),
+        (self.adversarial_weight >= 0 and self.gp_weight >= 0,
+         "--adversarial_weight and --gp_weight must be >= 0"),
+        (self.phase == "pretrain" or self.patch_size % 16 == 0,
+         f"the critic needs --patch_size a multiple of 16, got {self.patch_size}"),
+        (not self.jit_compile or self.strategy == "default",
+         "--jit_compile works with --strategy=default only (tf.distribute cannot compile "
+         "a replicated step)"),
+        (self.phase == "pretrain" or self.init_generator,
+         "the GAN phase starts from a pre-trained generator: pass --init_generator"),
+    ]
+    for ok, message in checks:
+      if not ok:
+        raise InputError(message)
+    try:
+      self.critic_schedule  # noqa: B018  (validates the schedule's numbers)
+    except ValueError as error:
+      raise InputError(f"GAN schedule: {error}") from None

@@ -1,0 +1,309 @@
+"""The training loop of both stages (Chen et al. 2018, sec. 3.2; NOTES.md, Training schedule).
+
+A custom loop around the tf.function steps of train_steps: "pretrain" runs
+`generator_l1_step` every step; "gan" asks `schedule.network_for_step` whether each step
+trains the critic (`critic_step`) or the generator (`generator_gan_step`).
+
+The run lives in WORKDIR: checkpoints/ (the last `keep_checkpoints`, every
+`checkpoint_every` steps), best/ (the best validation PSNR), logs/ (TensorBoard) and, at
+the end, export/generator.{weights.h5,json} (weights.save_generator). Running the same
+command again resumes from the latest checkpoint: models, optimisers, the step counter and
+the best PSNR so far. The data iterator is not saved (an in-memory cached pipeline's
+iterator state holds the whole cached data set); the resumed pipeline is seeded with
+seed + step instead, so it does not replay the patches already seen.
+
+SIGINT/SIGTERM save a checkpoint and stop (TrainingInterrupted). A non-finite loss stops
+the run before anything else is saved (TrainingDiverged), and no checkpoint is written
+with non-finite weights, so the latest checkpoint stays the last good one.
+"""
+import dataclasses
+import math
+import os
+import platform
+import signal
+import time
+
+import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from mdcsrn_tf import models, schedule, train_steps, train_validation, weights  # noqa: E402
+from mdcsrn_tf.data import pipeline  # noqa: E402
+from mdcsrn_tf.errors import InputError  # noqa: E402
+from mdcsrn_tf.train_config import TrainConfig  # noqa: E402
+
+EXPORT_NAME = os.path.join("export", "generator")
+
+
+class TrainingInterrupted(Exception):
+  """SIGINT or SIGTERM arrived; a checkpoint was saved. `signal_number` says which."""
+
+  def __init__(self, message, signal_number):
+    super().__init__(message)
+    self.signal_number = signal_number
+
+
+class TrainingDiverged(Exception):
+  """A loss or a weight became NaN or Inf; the message is one line."""
+
+
+@dataclasses.dataclass
+class _Networks:
+  generator: keras.Model
+  generator_optimizer: keras.optimizers.Optimizer
+  critic: keras.Model | None = None
+  critic_optimizer: keras.optimizers.Optimizer | None = None
+
+  def models(self):
+    return [m for m in (self.generator, self.critic) if m is not None]
+
+
+def _optimizer(learning_rate, precision, variables):
+  optimizer = keras.optimizers.Adam(learning_rate)
+  if precision == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  # Built now, before a checkpoint restores into it and before a step is traced.
+  optimizer.build(variables)
+  return optimizer
+
+
+def build_networks(config: TrainConfig, strategy) -> _Networks:
+  """The generator (and critic for "gan") with their optimisers, under `strategy`, with
+  the precision policy in force while the layers are built."""
+  policy = None if config.precision == "float32" else config.precision
+  with strategy.scope():
+    generator = models.build_model(config.model, policy=policy)
+    networks = _Networks(generator, _optimizer(config.generator_lr, config.precision,
+                                               generator.trainable_variables))
+    if config.phase == "gan":
+      networks.critic = models.build_model("critic", policy=policy, patch_size=config.patch_size)
+      networks.critic_optimizer = _optimizer(config.critic_lr, config.precision,
+                                             networks.critic.trainable_variables)
+  return networks
+
+
+def load_initial_generator(generator, path):
+  """Loads `path` into `generator`: an exported PATH(.weights.h5) with its model card, or a
+  training workdir / checkpoint folder (its latest checkpoint's generator)."""
+  folder = os.path.join(path, "checkpoints") if os.path.isdir(
+      os.path.join(path, "checkpoints")) else path
+  if os.path.isdir(folder):
+    latest = tf.train.latest_checkpoint(folder)
+    if latest is None:
+      raise InputError(f"{path}: no checkpoint to start the generator from")
+    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    return latest
+  card = weights.read_card(path)
+  expected = generator.name
+  if card["model"] != expected:
+    raise InputError(f"{path}: weights are for {card['model']}, this run trains {expected}")
+  base = weights.base_path(path)
+  try:
+    generator.load_weights(base + weights.WEIGHTS_SUFFIX)
+  except (ValueError, OSError) as error:
+    raise InputError(f"{base}{weights.WEIGHTS_SUFFIX}: cannot load ({error})") from None
+  return base
+
+
+def _finite(values: dict) -> str | None:
+  """The name of the first non-finite value, or None."""
+  for name, value in values.items():
+    if not math.isfinite(value):
+      return name
+  return None
+
+
+def _weights_finite(networks) -> bool:
+  return all(bool(tf.reduce_all(tf.math.is_finite(v.value)))
+             for m in networks.models() for v in m.weights if "float" in v.dtype)
+
+
+class _Signals:
+  """Turns SIGINT/SIGTERM into a flag the loop reads between steps."""
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self):
+    for number in (signal.SIGINT, signal.SIGTERM):
+      self._previous[number] = signal.signal(number, self._handle)
+    return self
+
+  def _handle(self, number, frame):
+    del frame
+    self.received = number
+
+  def __exit__(self, *exc):
+    for number, handler in self._previous.items():
+      signal.signal(number, handler)
+
+
+def _step_functions(config, strategy, networks):
+  """{network name: distributed step} for the phase."""
+  common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size)
+  if config.phase == "pretrain":
+    return {"generator": train_steps.distributed_step(
+        strategy, train_steps.generator_l1_step, generator=networks.generator,
+        optimizer=networks.generator_optimizer, **common)}
+  return {
+      schedule.CRITIC: train_steps.distributed_step(
+          strategy, train_steps.critic_step, generator=networks.generator,
+          critic=networks.critic, optimizer=networks.critic_optimizer,
+          gp_weight=config.gp_weight, **common),
+      schedule.GENERATOR: train_steps.distributed_step(
+          strategy, train_steps.generator_gan_step, generator=networks.generator,
+          critic=networks.critic, optimizer=networks.generator_optimizer,
+          adversarial_weight=config.adversarial_weight, **common),
+  }
+
+
+def _network_for_step(config, step):
+  if config.phase == "pretrain":
+    return "generator"
+  return schedule.network_for_step(step, config.critic_schedule)
+
+
+def _machine() -> dict:
+  gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+          for d in tf.config.list_physical_devices("GPU")]
+  return {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
+          "cpu_count": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__}
+
+
+@dataclasses.dataclass
+class _Checkpoints:
+  """The run's checkpoint, its two managers and the counters saved with the models."""
+  checkpoint: tf.train.Checkpoint
+  recent: tf.train.CheckpointManager
+  best: tf.train.CheckpointManager
+  step: tf.Variable
+  best_psnr: tf.Variable
+  seconds: tf.Variable  # training wall time over all invocations
+
+  def last_good(self) -> str:
+    return self.recent.latest_checkpoint or "none (no checkpoint yet)"
+
+
+def _checkpoints(config, networks, workdir) -> _Checkpoints:
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+  best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
+  seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+  tracked = {"generator": networks.generator,
+             "generator_optimizer": networks.generator_optimizer, "step": step,
+             "best_psnr": best_psnr, "seconds": seconds}
+  if networks.critic is not None:
+    tracked.update(critic=networks.critic, critic_optimizer=networks.critic_optimizer)
+  checkpoint = tf.train.Checkpoint(**tracked)
+  return _Checkpoints(
+      checkpoint,
+      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
+                                 max_to_keep=config.keep_checkpoints),
+      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"), max_to_keep=1),
+      step, best_psnr, seconds)
+
+
+def _restore(config, networks, checkpoints):
+  latest = checkpoints.recent.latest_checkpoint
+  if latest:
+    checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
+    tqdm.write(f"resuming from {latest} at step {int(checkpoints.step.numpy())}")
+  elif config.init_generator:
+    source = load_initial_generator(networks.generator, config.init_generator)
+    tqdm.write(f"generator starts from {source}")
+
+
+def train(config: TrainConfig, provenance: dict | None = None) -> dict:
+  """Runs (or resumes) the training described by `config`; returns the exported model card
+  ({} on a multi-worker run's non-chief workers, which export nothing).
+
+  `provenance` (e.g. {"flagfile": ..., "flags": ...}) is copied into the model card.
+  Raises InputError for unusable settings or data, TrainingInterrupted after a signal and
+  TrainingDiverged on a non-finite loss or weight.
+  """
+  config.validate()
+  strategy = train_steps.make_strategy(config.strategy)
+  chief = train_steps.is_chief(strategy)
+  keras.utils.set_random_seed(config.seed)
+  networks = build_networks(config, strategy)
+  # Non-chief workers of a multi-worker run must save too (saving is collective), but
+  # into a folder of their own.
+  workdir = config.workdir if chief else os.path.join(
+      config.workdir, "workers", str(strategy.extended._cluster_resolver.task_id))  # noqa: SLF001
+  checkpoints = _checkpoints(config, networks, workdir)
+  _restore(config, networks, checkpoints)
+  start_step = int(checkpoints.step.numpy())
+  # A resumed run draws new patches and interpolation weights, not the first run's again.
+  keras.utils.set_random_seed(config.seed + start_step)
+  data_config = pipeline.PipelineConfig(
+      patch_size=config.patch_size, batch_size=config.batch_size, lr_mode=config.lr_mode,
+      factor=config.factor, plane_axes=tuple(config.plane_axes), seed=config.seed + start_step,
+      augment=config.augment)
+  batches = iter(strategy.experimental_distribute_dataset(
+      pipeline.patch_dataset(config.dataset, "train", data_config)))
+  validator = train_validation.Validator(config, data_config, networks.generator,
+                                         os.path.join(workdir, "logs") if chief else None)
+  last_metrics = _loop(config, strategy, networks, checkpoints, batches, validator)
+  if last_metrics is None or config.steps % config.validate_every:  # not validated at the end
+    last_metrics = _validate(validator, config.steps, checkpoints)
+  if not chief:
+    return {}
+  card = {"model": config.model, "phase": config.phase, "steps": config.steps,
+          "resumed_from_step": start_step, "wall_seconds": round(float(checkpoints.seconds.numpy()), 1),
+          "machine": _machine(), "precision": config.precision, "strategy": config.strategy,
+          "replicas": strategy.num_replicas_in_sync, "dataset": os.path.abspath(config.dataset),
+          "subjects": validator.subjects(), "validation": last_metrics, **(provenance or {})}
+  export_path = os.path.join(config.workdir, EXPORT_NAME)
+  os.makedirs(os.path.dirname(export_path), exist_ok=True)
+  weights.save_generator(networks.generator, export_path, card)
+  return card
+
+
+def _loop(config, strategy, networks, checkpoints, batches, validator):
+  """Trains from the restored step to config.steps; returns the last validation's
+  metrics (None if none ran)."""
+  steps = _step_functions(config, strategy, networks)
+  step = checkpoints.step
+  last_metrics = None
+  seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
+  with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
+                                   desc=config.phase, dynamic_ncols=True) as bar:
+    while int(step.numpy()) < config.steps:
+      current = int(step.numpy())
+      network = _network_for_step(config, current)
+      lr, hr = next(batches)
+      values = {name: float(value) for name, value in steps[network](lr, hr).items()}
+      bad = _finite(values)
+      if bad is not None:
+        raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
+                               f"the last good checkpoint is {checkpoints.last_good()}")
+      step.assign_add(1)
+      done = current + 1
+      bar.update(1)
+      bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+      validator.log_step(done, network, values, networks)
+      # Validation first, so that the checkpoint of this step holds the updated best PSNR.
+      if config.validate_every and done % config.validate_every == 0:
+        last_metrics = _validate(validator, done, checkpoints)
+      if done % config.checkpoint_every == 0 or done == config.steps or signals.received:
+        if not _weights_finite(networks):
+          raise TrainingDiverged(f"non-finite weights after step {current}; stopped, the last "
+                                 f"good checkpoint is {checkpoints.last_good()}")
+        checkpoints.seconds.assign(seconds_before + time.time() - started)
+        checkpoints.recent.save(checkpoint_number=done)
+      if signals.received:
+        raise TrainingInterrupted(f"stopped by signal {signals.received} at step {done}; "
+                                  f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
+                                  signals.received)
+  return last_metrics
+
+
+def _validate(validator, step, checkpoints) -> dict:
+  """Validates every worker alike (saving the best checkpoint is collective)."""
+  metrics = validator.validate(step)
+  if metrics["psnr"] > float(checkpoints.best_psnr.numpy()):
+    checkpoints.best_psnr.assign(metrics["psnr"])
+    checkpoints.best.save(checkpoint_number=step)
+  return metrics

@@ -1,0 +1,100 @@
+"""Validation and TensorBoard summaries of a training run (issue 3, items 6-7).
+
+Validation super-resolves whole volumes of the validation split with the tiled inference
+the paper uses (inference.super_resolve, 64^3 tiles, 3-voxel margin) and scores them as
+the paper does (metrics.quality: in-plane SSIM, PSNR, NRMSE; plus the mean L1), averaged
+over the subjects. Summaries: each network's losses under "<network>/<loss>", averaged
+over `summary_every` steps, the learning rates, the validation metrics under "validation/", and
+a middle slice in the degraded plane as one image: LR | SR | HR.
+"""
+import numpy as np
+
+import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
+import tensorflow as tf  # noqa: E402
+
+from mdcsrn_tf import inference, metrics  # noqa: E402
+from mdcsrn_tf.data import pipeline  # noqa: E402
+
+
+def middle_slice(volume, plane_axes=(0, 1)):
+  """The middle slice across the axis the degradation left alone: it lies in the
+  degraded plane."""
+  (through_axis,) = {0, 1, 2} - set(plane_axes)
+  return np.take(volume, volume.shape[through_axis] // 2, axis=through_axis)
+
+
+def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
+  """[1, H, 3W, 1] float32 image LR | SR | HR of the middle slices, clipped to [0, 1]."""
+  row = np.concatenate([middle_slice(v, plane_axes) for v in (lr, sr, hr)], axis=1)
+  return np.clip(row, 0.0, 1.0)[np.newaxis, ..., np.newaxis].astype(np.float32)
+
+
+class Validator:
+  """Validates a generator on the validation split and writes the run's summaries.
+
+  `logdir` None (a non-chief worker) writes nothing. Validation volumes are read once, at
+  the first validation, and kept in memory.
+  """
+
+  def __init__(self, config, data_config, generator, logdir):
+    self._config = config
+    self._generator = generator
+    self._writer = tf.summary.create_file_writer(logdir) if logdir else None
+    # Built now, so that a data set without validation volumes fails before training.
+    self._dataset = pipeline.volume_dataset(config.dataset, "validation", data_config)
+    if config.validation_subjects:
+      self._dataset = self._dataset.take(config.validation_subjects)
+    self._volumes = None
+    self._loss_sums, self._loss_counts = {}, {}
+
+  def _validation_volumes(self):
+    if self._volumes is None:
+      self._volumes = [{key: value.numpy() for key, value in example.items()}
+                       for example in self._dataset]
+    return self._volumes
+
+  def subjects(self) -> dict:
+    """The data set's subject names per split (for the model card)."""
+    manifest = pipeline.load_manifest(self._config.dataset)
+    return {split: [entry["name"] for entry in manifest[split]] for split in ("train", "validation")}
+
+  def log_step(self, step, network, values, networks):
+    """Adds one step's losses; every `summary_every` steps writes each network's mean
+    losses over the steps since the last summary (in the GAN phase the generator's steps
+    are sparse) and the learning rates."""
+    if self._writer is None:
+      return
+    sums = self._loss_sums.setdefault(network, {})
+    for name, value in values.items():
+      sums[name] = sums.get(name, 0.0) + value
+    self._loss_counts[network] = self._loss_counts.get(network, 0) + 1
+    if step % self._config.summary_every:
+      return
+    with self._writer.as_default(step=step):
+      for network_name, sums in self._loss_sums.items():
+        for name, total in sums.items():
+          tf.summary.scalar(f"{network_name}/{name}", total / self._loss_counts[network_name])
+      tf.summary.scalar("learning_rate/generator",
+                        float(networks.generator_optimizer.learning_rate))
+      if networks.critic_optimizer is not None:
+        tf.summary.scalar("learning_rate/critic", float(networks.critic_optimizer.learning_rate))
+    self._loss_sums, self._loss_counts = {}, {}
+
+  def validate(self, step) -> dict:
+    """Mean PSNR, SSIM, NRMSE and L1 over the validation subjects."""
+    scores = []
+    for index, volume in enumerate(self._validation_volumes()):
+      sr = inference.super_resolve(self._generator, volume["lr"], tile=self._config.validation_tile,
+                                   margin=self._config.validation_margin, progress=False)
+      scores.append({**metrics.quality(volume["hr"], sr, self._config.plane_axes),
+                     "l1": float(np.mean(np.abs(sr - volume["hr"]), dtype=np.float64))})
+      if index == 0:
+        image = comparison_image(volume["lr"], sr, volume["hr"], self._config.plane_axes)
+    means = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
+    if self._writer is not None:
+      with self._writer.as_default(step=step):
+        for name, value in means.items():
+          tf.summary.scalar(f"validation/{name}", value)
+        tf.summary.image("validation/lr_sr_hr", image)
+      self._writer.flush()
+    return means

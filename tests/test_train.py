@@ -1,0 +1,202 @@
+"""The training loop on real MRI patches: smoke runs of both phases, distribution,
+checkpoints, signals and the NaN guard (issue 3)."""
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from nibabel.testing import data_path
+
+import mdcsrn_tf  # noqa: F401
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mdcsrn_tf import models, train, train_lib, train_steps, train_validation  # noqa: E402
+from mdcsrn_tf.data import pipeline  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+ANATOMICAL = os.path.join(data_path, "anatomical.nii")  # a real 33x41x25 T1 head
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+  """A prepared data set of small real heads (nibabel's anatomical.nii), built with the
+  data helper's prepare command: manifest path."""
+  root = tmp_path_factory.mktemp("dataset")
+  source = root / "source"
+  source.mkdir()
+  for name in ("s1", "s2", "s3", "s4"):
+    shutil.copy(ANATOMICAL, source / f"{name}.nii")
+  out = root / "prepared"
+  subprocess.run([PYTHON, "-m", "mdcsrn_tf.data.prepare", "--src", str(source), "--out", str(out)],
+                 cwd=REPO, check=True, capture_output=True)
+  return str(out / "manifest.json")
+
+
+def _smoke_config(flagfile, dataset, workdir, **overrides):
+  """The TrainConfig a flagfile gives, as train.py parses it."""
+  train.FLAGS.unparse_flags()
+  train.FLAGS([sys.argv[0], f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
+               f"--dataset={dataset}", f"--workdir={workdir}"])
+  try:
+    config = train.config_from_flags()
+  finally:
+    train.FLAGS.unparse_flags()
+  return dataclasses.replace(config, **overrides)
+
+
+def _cli(flagfile, dataset, workdir, *extra):
+  return [PYTHON, "-m", "mdcsrn_tf.train", f"--flagfile=flags/{flagfile}", f"--dataset={dataset}",
+          f"--workdir={workdir}", *extra]
+
+
+@pytest.fixture(scope="module")
+def pretrained(dataset, tmp_path_factory):
+  """A smoke pre-training run (30 L1 steps) and the untrained model's validation L1."""
+  workdir = tmp_path_factory.mktemp("pretrain")
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(workdir))
+  keras.utils.set_random_seed(config.seed)
+  untrained = models.build_model(config.model)
+  data_config = pipeline.PipelineConfig(patch_size=config.patch_size, batch_size=config.batch_size)
+  untrained_metrics = train_validation.Validator(config, data_config, untrained, None).validate(0)
+  card = train_lib.train(config)
+  return workdir, untrained_metrics, card
+
+
+def test_l1_steps_lower_validation_l1(pretrained):
+  workdir, untrained, card = pretrained
+  assert card["steps"] == 30 and card["phase"] == "pretrain" and card["model"] == "b1u8"
+  assert card["validation"]["l1"] < 0.8 * untrained["l1"]
+  assert card["validation"]["psnr"] > untrained["psnr"]
+  assert os.path.isfile(workdir / "export" / "generator.weights.h5")
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-30")
+  assert card["subjects"]["validation"]
+
+
+def test_gan_smoke_run_exports_a_generator(pretrained, dataset, tmp_path):
+  workdir, _, _ = pretrained
+  config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator=str(workdir))
+  card = train_lib.train(config)
+  assert card["phase"] == "gan" and card["steps"] == config.steps
+  assert np.isfinite(card["validation"]["psnr"])
+  scalars, others = {}, {}
+  for event in tf.compat.v1.train.summary_iterator(
+      str(next((tmp_path / "logs").glob("events.*")))):
+    for value in event.summary.value:
+      array = tf.make_ndarray(value.tensor)
+      if array.ndim == 0:
+        scalars.setdefault(value.tag, []).append(float(array))
+      else:
+        others[value.tag] = array
+  assert scalars["critic/gradient_penalty"] and np.all(np.isfinite(scalars["critic/gradient_penalty"]))
+  assert scalars["generator/l1"] and "critic/wasserstein" in scalars
+  assert "validation/psnr" in scalars and "learning_rate/critic" in scalars
+  # the LR | SR | HR image: width, height and one PNG
+  assert others["validation/lr_sr_hr"].shape == (3,)
+
+
+def _wait_for(path_glob_dir, pattern, process, timeout=120):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if os.path.isdir(path_glob_dir) and any(n.startswith(pattern) for n in os.listdir(path_glob_dir)):
+      return
+    assert process.poll() is None, process.communicate()
+    time.sleep(0.2)
+  raise AssertionError(f"no {pattern} in {path_glob_dir} after {timeout} s")
+
+
+def _latest_step(workdir):
+  return int(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])
+
+
+def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
+  workdir = str(tmp_path / "run")
+  command = _cli("smoke_pretrain.cfg", dataset, workdir, "--steps=60", "--checkpoint_every=10")
+  first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+  _wait_for(os.path.join(workdir, "checkpoints"), "ckpt-10.index", first)
+  first.send_signal(signal.SIGTERM)
+  _, stderr = first.communicate(timeout=60)
+  assert first.returncode == 128 + signal.SIGTERM, stderr
+  stopped_at = _latest_step(workdir)
+  assert stopped_at > 10 and f"at step {stopped_at}" in stderr  # saved on the signal
+
+  second = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+  _wait_for(os.path.join(workdir, "checkpoints"), f"ckpt-{(stopped_at // 10 + 2) * 10}.index",
+            second)
+  second.kill()  # SIGKILL: nothing runs after it
+  second.communicate()
+  killed_at = _latest_step(workdir)
+  assert killed_at >= (stopped_at // 10 + 2) * 10
+
+  third = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert third.returncode == 0, third.stderr
+  assert f"resuming from {os.path.join(workdir, 'checkpoints', f'ckpt-{killed_at}')} at step " \
+         f"{killed_at}" in third.stdout
+  assert _latest_step(workdir) == 60
+  card = json.load(open(os.path.join(workdir, "export", "generator.json")))
+  assert card["resumed_from_step"] == killed_at and card["steps"] == 60
+
+
+def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, tmp_path):
+  workdir = str(tmp_path / "run")
+  result = subprocess.run(
+      _cli("smoke_pretrain.cfg", dataset, workdir, "--generator_lr=1e38", "--checkpoint_every=1",
+           "--steps=30"), cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == train.EXIT_DIVERGED, result.stderr
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert last_line.startswith("error: non-finite") and "Traceback" not in result.stderr
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  assert latest and latest in last_line
+  for name, _ in tf.train.list_variables(latest):
+    if name.startswith("generator/") and "OPTIMIZER" not in name:
+      value = tf.train.load_variable(latest, name)
+      if np.issubdtype(np.asarray(value).dtype, np.floating):
+        assert np.all(np.isfinite(value)), name
+  assert not os.path.exists(os.path.join(workdir, "export"))
+
+
+def test_bad_flag_is_one_line(dataset, tmp_path):
+  result = subprocess.run(_cli("smoke_pretrain.cfg", dataset, str(tmp_path), "--phase=adversarial"),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == [
+      "error: --phase must be one of pretrain, gan, got 'adversarial'"]
+
+
+def test_resolved_flags_reproduce_the_config(dataset, tmp_path):
+  config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator="g",
+                         plane_axes=(0, 2), jit_compile=True, generator_lr=3e-5)
+  flagfile = tmp_path / "flags.cfg"
+  flagfile.write_text(train.resolved_flags(config))
+  train.FLAGS.unparse_flags()
+  train.FLAGS([sys.argv[0], f"--flagfile={flagfile}"])
+  try:
+    assert train.config_from_flags() == config
+  finally:
+    train.FLAGS.unparse_flags()
+
+
+def test_mixed_float16_step_scales_the_loss_and_keeps_float32_weights(dataset, tmp_path):
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), model="fsrcnn",
+                         precision="mixed_float16")
+  networks = train_lib.build_networks(config, tf.distribute.get_strategy())
+  optimizer = networks.generator_optimizer
+  assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  assert networks.generator.layers[1].compute_dtype == "float16"
+  before = [v.numpy() for v in networks.generator.trainable_variables]
+  lr, hr = next(iter(pipeline.patch_dataset(dataset, "train", pipeline.PipelineConfig(
+      patch_size=16, batch_size=2))))
+  l1 = train_steps.generator_l1_step(networks.generator, optimizer, lr, hr, 2)["l1"]
+  assert l1.dtype == tf.float32 and np.isfinite(float(l1))
+  after = networks.generator.trainable_variables
+  assert all(v.dtype == "float32" for v in after)
+  assert max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(before, after)) > 0
