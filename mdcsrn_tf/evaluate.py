@@ -18,7 +18,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("manifest", None, "dataset manifest.json (mdcsrn_tf.data.prepare)")
 flags.DEFINE_string("split", "test", "manifest split to evaluate")
 flags.DEFINE_list("volumes", [], "HR NIfTI files to evaluate instead of a manifest")
-flags.DEFINE_list("baselines", list(evaluate_lib.BASELINES), "baselines to score")
+flags.DEFINE_list("baselines", ["linear", "cubic", "zero_filled"],
+                  f"baselines to score, of {', '.join(evaluate_lib.BASELINES)}")
 flags.DEFINE_multi_string("weights", [], "NAME=PATH of a generator (PATH.weights.h5 + card); "
                           "repeat for several")
 flags.DEFINE_enum("network_input", "linear", ["linear", "zero_filled"],

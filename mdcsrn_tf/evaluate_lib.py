@@ -4,6 +4,7 @@ For each test subject the HR volume is divided by its maximum, degraded in k-spa
 (kspace.degrade: the central 1/factor of the spectrum along the two plane axes), and every
 method produces an SR volume on the HR grid:
 
+- "nearest": the reduced image by nearest neighbour (the paper's Figure 2),
 - "linear": the reduced image interpolated linearly (the networks' input),
 - "cubic": the same with a cubic B-spline (the paper's "bicubic interpolation" baseline),
 - "zero_filled": the inverse FFT of the zero-padded cropped spectrum,
@@ -22,9 +23,10 @@ import time
 import numpy as np
 
 from mdcsrn_tf import metrics
+from mdcsrn_tf.data import kspace
 from mdcsrn_tf.data.nifti import write_atomically
 
-BASELINES = ("linear", "cubic", "zero_filled")
+BASELINES = kspace.INTERPOLATIONS
 METRICS = ("ssim", "psnr", "nrmse", "seconds")
 
 
@@ -44,7 +46,6 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="lin
   A dict passed as `outputs` receives each method's volume (the demo writes them).
   """
   from mdcsrn_tf import inference
-  from mdcsrn_tf.data import kspace
 
   hr = np.asarray(hr, np.float32)
   methods = dict(methods) if isinstance(methods, dict) else dict.fromkeys(methods)
