@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from mdcsrn_tf.data import kspace, pipeline, prepare
+from mdcsrn_tf.data import dataset, kspace, pipeline
 from mdcsrn_tf.errors import InputError
 
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(), np.float32)
@@ -19,12 +19,12 @@ def make_dataset(tmp_path, volumes):
   source.mkdir()
   for name, volume in volumes.items():
     nib.Nifti1Image(volume, np.eye(4)).to_filename(source / f"{name}.nii.gz")
-  prepare.prepare_folder(str(source), str(tmp_path / "dataset"), log=lambda _: None)
+  dataset.prepare_folder(str(source), str(tmp_path / "dataset"), log=lambda _: None)
   manifest = tmp_path / "dataset" / "manifest.json"
   entries = [entry for split in pipeline.load_manifest(manifest).values() for entry in split]
   for entry in entries:  # one split holding them all, for these tests
     entry["split"] = "train"
-  prepare.write_manifest(str(tmp_path / "dataset"), entries, "test")
+  dataset.write_manifest(str(tmp_path / "dataset"), entries, "test")
   return manifest
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from mdcsrn_tf.data import prepare, samples
+from mdcsrn_tf.data import dataset, samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).dataobj)
@@ -25,7 +25,7 @@ def test_hcp_and_plain_layouts_with_bad_files_skipped_and_reported(tmp_path, wri
   source = tmp_path / "src"
   for subject, size in {"100307": 30, "100408": 29, "101915": 28}.items():
     (source / subject / "T1w").mkdir(parents=True)
-    write_nifti(HEAD[:size], f"src/{subject}/{prepare.HCP_T1W}",
+    write_nifti(HEAD[:size], f"src/{subject}/{dataset.HCP_T1W}",
                 affine=np.diag([0.7, 0.7, 0.7, 1.0]))
   write_nifti(HEAD, "src/plain.nii")
   (source / "corrupt.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
@@ -42,19 +42,19 @@ def test_hcp_and_plain_layouts_with_bad_files_skipped_and_reported(tmp_path, wri
   assert entries["100307"]["path"].endswith("100307/T1w/T1w_acpc_dc_restore.nii.gz")
   assert entries["100408"]["shape"] == [29, 41, 25]
   assert entries["100408"]["zooms"] == pytest.approx([0.7, 0.7, 0.7])
-  assert sorted(entry["split"] for entry in entries.values()) == sorted(prepare.SPLITS)
+  assert sorted(entry["split"] for entry in entries.values()) == sorted(dataset.SPLITS)
 
 
 def test_split_has_paper_proportions_and_depends_only_on_the_subject_set():
   ids = [f"{100000 + 17 * i}" for i in range(1113)]
-  splits = prepare.assign_splits(ids)
-  counts = {split: list(splits.values()).count(split) for split in prepare.SPLITS}
-  assert counts == prepare.PAPER_COUNTS
+  splits = dataset.assign_splits(ids)
+  counts = {split: list(splits.values()).count(split) for split in dataset.SPLITS}
+  assert counts == dataset.PAPER_COUNTS
   shuffled = ids[:]
   random.Random(0).shuffle(shuffled)
-  assert prepare.assign_splits(shuffled) == splits
-  assert prepare.split_counts(1) == {"validation": 0, "test": 0, "evaluation": 0, "train": 1}
-  assert prepare.split_counts(2)["validation"] == 1 and prepare.split_counts(2)["train"] == 1
+  assert dataset.assign_splits(shuffled) == splits
+  assert dataset.split_counts(1) == {"validation": 0, "test": 0, "evaluation": 0, "train": 1}
+  assert dataset.split_counts(2)["validation"] == 1 and dataset.split_counts(2)["train"] == 1
 
 
 def test_bad_source_gives_one_line_and_exit_2(tmp_path):
@@ -67,16 +67,16 @@ def test_bad_source_gives_one_line_and_exit_2(tmp_path):
 def test_all_volumes_bad_is_an_error(tmp_path):
   (tmp_path / "src").mkdir()
   (tmp_path / "src" / "a.nii").write_bytes(b"garbage")
-  with pytest.raises(prepare.InputError, match="none of the 1 volumes is usable"):
-    prepare.prepare_folder(str(tmp_path / "src"), str(tmp_path / "out"), log=lambda _: None)
+  with pytest.raises(dataset.InputError, match="none of the 1 volumes is usable"):
+    dataset.prepare_folder(str(tmp_path / "src"), str(tmp_path / "out"), log=lambda _: None)
 
 
 @pytest.mark.skipif(samples.find("colin27_1mm") is None,
                     reason="Colin27 (mricron-data) not installed: make samples")
 def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path):
-  manifest = prepare.prepare_samples(str(tmp_path), log=lambda _: None)
+  manifest = dataset.prepare_samples(str(tmp_path), log=lambda _: None)
   by_split = {split: [e for e in manifest["subjects"] if e["split"] == split]
-              for split in prepare.SPLITS}
+              for split in dataset.SPLITS}
   assert [e["name"] for e in by_split["test"]] == ["colin27_1mm"]
   assert all(e["subject"] != samples.TEST_SUBJECT
              for split in ("train", "validation") for e in by_split[split])

@@ -103,12 +103,19 @@ def save_volume(voxels, path, reference: nib.Nifti1Image, affine=None, zooms=Non
   write_atomically(path, image.to_filename)
 
 
+def _umask() -> int:
+  current = os.umask(0)
+  os.umask(current)
+  return current
+
+
 def write_atomically(path, write):
   """Calls `write(temporary_path)`, then renames the result onto `path`.
 
   The temporary file lives in the destination folder (a rename across file systems
   is not atomic) and keeps the destination's suffix, since writers such as nibabel
-  choose the format from it.
+  choose the format from it. The result gets the permissions of a plainly created file
+  (0666 less the umask), not mkstemp's private 0600.
   """
   path = os.fspath(path)
   folder, name = os.path.split(os.path.abspath(path))
@@ -117,6 +124,7 @@ def write_atomically(path, write):
   os.close(handle)
   try:
     write(temporary)
+    os.chmod(temporary, 0o666 & ~_umask())
     os.replace(temporary, path)
   except BaseException:
     if os.path.exists(temporary):

@@ -20,10 +20,10 @@ import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
 import tensorflow as tf
 
 from mdcsrn_tf.data import intensity, kspace, nifti
+from mdcsrn_tf.data.dataset import SPLITS
 from mdcsrn_tf.errors import InputError
 
 FOREGROUND_LEVEL = 0.1  # of the volume's maximum: above the background and noise of a head
-SPLITS = ("train", "validation", "evaluation", "test")
 
 
 @dataclasses.dataclass(frozen=True)

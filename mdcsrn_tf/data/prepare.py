@@ -12,135 +12,13 @@ and the first ones go to validation, test and evaluation. `--samples` builds the
 data set from the registry (mdcsrn_tf.data.samples): Colin27 is the held-out test subject.
 DATASET/manifest.json is written atomically (docs/data.md).
 """
-import glob
-import hashlib
-import json
 import os
 import sys
 
 from absl import app, flags
-from tqdm import tqdm
 
-from mdcsrn_tf.data import nifti, samples
+from mdcsrn_tf.data.dataset import MANIFEST, prepare_folder, prepare_samples
 from mdcsrn_tf.errors import InputError, report_input_errors
-
-SPLITS = ("train", "validation", "evaluation", "test")
-PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
-HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
-MANIFEST = "manifest.json"
-# The demo data set: Colin27 at 1 mm is the test subject (its other two volumes are the same
-# person and stay out); the pydeface mean head is the validation volume.
-DEMO_SPLITS = {
-    "mni152_2009a": "train", "inia19_macaque": "train", "deepmriprep_template_05mm": "train",
-    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test"}
-
-
-def find_subjects(src) -> list:
-  """[(subject id, path)] of HCP subject folders and plain NIfTI files directly in `src`."""
-  if not os.path.isdir(src):
-    raise InputError(f"{src}: no such folder")
-  found = [(os.path.basename(os.path.dirname(os.path.dirname(path))), path)
-           for path in sorted(glob.glob(os.path.join(glob.escape(src), "*", HCP_T1W)))]
-  for name in sorted(os.listdir(src)):
-    path = os.path.join(src, name)
-    if os.path.isfile(path) and nifti.is_nifti_path(name):
-      found.append((name[:-len(".nii.gz")] if name.endswith(".gz") else name[:-len(".nii")], path))
-  seen = {}
-  for subject, path in found:
-    if subject in seen:
-      raise InputError(f"{src}: subject {subject} twice ({seen[subject]} and {path})")
-    seen[subject] = path
-  if not found:
-    raise InputError(f"{src}: no NIfTI files and no */{HCP_T1W}")
-  return found
-
-
-def split_counts(n_subjects) -> dict:
-  """Subjects per split in the paper's proportions; with few subjects every split that can
-  have one gets one (validation first, then test, then evaluation), train keeps at least one."""
-  counts, remaining = {}, max(n_subjects - 1, 0)
-  for split in ("validation", "test", "evaluation"):
-    wanted = max(1, round(n_subjects * PAPER_COUNTS[split] / sum(PAPER_COUNTS.values())))
-    counts[split] = min(wanted, remaining)
-    remaining -= counts[split]
-  counts["train"] = n_subjects - sum(counts.values())
-  return counts
-
-
-def assign_splits(subject_ids) -> dict:
-  """{subject: split}, independent of the order of `subject_ids`."""
-  ordered = sorted(set(subject_ids), key=lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest())
-  splits, start = {}, 0
-  counts = split_counts(len(ordered))
-  for split in ("validation", "test", "evaluation", "train"):
-    splits.update(dict.fromkeys(ordered[start:start + counts[split]], split))
-    start += counts[split]
-  return splits
-
-
-def describe(name, subject, path, split) -> dict:
-  """The manifest entry of one volume; InputError if the file is unusable."""
-  volume, image = nifti.load_volume(path)
-  return {"name": name, "subject": subject, "path": os.path.abspath(path),
-          "shape": list(volume.shape),
-          "zooms": [float(z) for z in image.header.get_zooms()[:3]], "split": split}
-
-
-def describe_all(candidates, log) -> list:
-  """Entries of the usable (name, subject, path, split) candidates; each bad file is one
-  line through `log`."""
-  entries = []
-  for name, subject, path, split in tqdm(candidates, desc="checking volumes", unit="volume",
-                                          disable=len(candidates) < 20):
-    try:
-      entries.append(describe(name, subject, path, split))
-    except InputError as error:
-      log(f"skipped: {error}")
-  return entries
-
-
-def prepare_folder(src, out, log=print) -> dict:
-  """Manifest of the subjects under `src`, split by subject; returns the manifest."""
-  found = find_subjects(src)
-  valid = describe_all([(subject, subject, path, None) for subject, path in found], log)
-  if not valid:
-    raise InputError(f"{src}: none of the {len(found)} volumes is usable")
-  splits = assign_splits(entry["subject"] for entry in valid)
-  for entry in valid:
-    entry["split"] = splits[entry["subject"]]
-  return write_manifest(out, valid, os.path.abspath(src))
-
-
-def prepare_samples(out, log=print) -> dict:
-  """The bundled demo data set from the installed registry volumes."""
-  candidates = []
-  for name, split in DEMO_SPLITS.items():
-    path = samples.find(name)
-    if path is None:
-      log(f"skipped: {name} is not installed ({samples.install_hint(samples.get(name))})")
-    else:
-      candidates.append((name, samples.get(name).subject, path, split))
-  entries = describe_all(candidates, log)
-  for split in ("train", "test"):
-    if not any(entry["split"] == split for entry in entries):
-      raise InputError(f"no {split} volume among the installed samples: run `make samples`")
-  return write_manifest(out, entries, "mdcsrn_tf.data.samples")
-
-
-def write_manifest(out, entries, source) -> dict:
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise InputError(f"{out}: exists and is not a folder")
-  os.makedirs(out, exist_ok=True)
-  counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
-  manifest = {"source": source, "counts": counts, "subjects": entries}
-
-  def dump(temporary):
-    with open(temporary, "w", encoding="utf-8") as handle:
-      json.dump(manifest, handle, indent=1)
-
-  nifti.write_atomically(os.path.join(out, MANIFEST), dump)
-  return manifest
-
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("src", None, "folder of subjects (HCP layout or plain NIfTI files)")
@@ -166,5 +44,9 @@ def main(argv):
   print(f"wrote {os.path.join(FLAGS.out, MANIFEST)}: {counts}")
 
 
-if __name__ == "__main__":
+def run():
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
