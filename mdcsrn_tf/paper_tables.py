@@ -1,0 +1,178 @@
+"""Tables 1 and 2 of the paper next to ours (the notebooks in notebooks/ call this).
+
+Our figures come from evaluate_lib (metrics, seconds per volume) and models.analysis
+(parameters, ops); the paper's are NOTES.md's transcription of its tables. A model whose
+checkpoint is missing gets a row that says so, never invented numbers.
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+from mdcsrn_tf import evaluate_lib, figures, weights
+from mdcsrn_tf.data import intensity, nifti
+from mdcsrn_tf.data.pipeline import load_manifest
+from mdcsrn_tf.models import analysis
+
+# (SSIM, PSNR, NRMSE, time s) mean; Table 1 also gives std, kept where it exists.
+PAPER = {
+    "b1u8": {"ssim": (0.9371, 0.0053), "psnr": (35.35, 0.79), "nrmse": (0.0906, 0.0038), "seconds": 13.20},
+    "b2u4": {"ssim": (0.9381, 0.0053), "psnr": (35.46, 0.78), "nrmse": (0.0895, 0.0038), "seconds": 9.74},
+    "b3u4": {"ssim": (0.9402, 0.0052), "psnr": (35.56, 0.79), "nrmse": (0.0884, 0.0038), "seconds": 15.13},
+    "b4u4": {"ssim": (0.9424, 0.0051), "psnr": (35.88, 0.78), "nrmse": (0.0852, 0.0038), "seconds": 20.87},
+    "cubic": {"ssim": (0.8377, None), "psnr": (29.07, None), "nrmse": (0.1873, None), "seconds": None},
+    "fsrcnn": {"ssim": (0.9211, None), "psnr": (34.11, None), "nrmse": (0.1045, None), "seconds": 21.27},
+    "srresnet": {"ssim": (0.9412, None), "psnr": (35.71, None), "nrmse": (0.0869, None), "seconds": 132.71},
+}
+TABLE1 = ("b1u8", "b2u4", "b3u4", "b4u4")
+TABLE2 = ("cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
+FIGURE2 = ("nearest", "cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
+LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
+          "b4u4": "mDCSRN b4u4", "b4u4_gan": "mDCSRN-GAN b4u4", "cubic": "bicubic interpolation",
+          "fsrcnn": "3D FSRCNN", "srresnet": "3D SRResNet", "linear": "linear (network input)",
+          "zero_filled": "zero-filled", "nearest": "nearest neighbour", "hr": "HR"}
+SHIPPED = {"b4u4": "l1", "b4u4_gan": "gan"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSettings:
+  """The notebooks' parameters cell.
+
+  manifest: a prepared dataset's manifest.json (data/prepare.py).
+  checkpoints: a folder with one training workdir per method (`checkpoints/b1u8`,
+    `checkpoints/b4u4_gan`, ...), each holding export/generator.weights.h5.
+  split: which split to score (the paper: "test").
+  crop: keep a central cube of this edge of every volume (0: whole volumes; smoke runs).
+  max_subjects: score at most this many subjects (0: all).
+  use_shipped: fall back to the package's shipped b4u4 weights when a workdir is missing.
+  """
+  manifest: str
+  checkpoints: str
+  split: str = "test"
+  crop: int = 0
+  max_subjects: int = 0
+  use_shipped: bool = True
+  tile: int = 64
+  margin: int = 3
+  batch: int = 1
+
+
+def weights_path(method, settings: TableSettings):
+  """The exported generator of `method`, or None."""
+  exported = os.path.join(settings.checkpoints, method, "export", "generator")
+  if os.path.exists(exported + weights.WEIGHTS_SUFFIX):
+    return exported
+  if settings.use_shipped and method in SHIPPED:
+    shipped = os.path.join(weights.SHIPPED_DIR, weights.SHIPPED[SHIPPED[method]])
+    if os.path.exists(shipped + weights.WEIGHTS_SUFFIX):
+      return shipped
+  return None
+
+
+def test_subjects(settings: TableSettings):
+  """[(subject, normalised HR volume)] of the split, cropped as the settings say."""
+  entries = load_manifest(settings.manifest)[settings.split]
+  if settings.max_subjects:
+    entries = entries[:settings.max_subjects]
+  subjects = []
+  for entry in entries:
+    volume, _ = nifti.load_volume(entry["path"])
+    if settings.crop:
+      starts = [max(0, (n - settings.crop) // 2) for n in volume.shape]
+      volume = volume[tuple(slice(s, s + settings.crop) for s in starts)]
+    subjects.append((entry["subject"], intensity.normalise(volume)[0]))
+  return subjects
+
+
+def _load_models(methods, settings: TableSettings):
+  """(models, sources, missing, network input) for the non-baseline `methods`."""
+  models, sources, missing, input_modes = {}, {}, {}, set()
+  for method in methods:
+    if method in evaluate_lib.BASELINES:
+      continue
+    path = weights_path(method, settings)
+    if path is None:
+      missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
+      continue
+    models[method], sources[method] = weights.load_generator(path), path
+    input_modes.add(weights.read_card(path).get("lr_mode", "linear"))
+  if len(input_modes) > 1:
+    raise ValueError(f"the models were trained on different inputs: {sorted(input_modes)}")
+  return models, sources, missing, input_modes.pop() if input_modes else "linear"
+
+
+def reproduce(methods, settings: TableSettings) -> dict:
+  """Evaluates `methods` (baselines and model names) on the split.
+
+  Returns {"rows": [...], "missing": {method: reason}, "sources": {method: weights path},
+  "subjects": [...]}.
+  """
+  models, sources, missing, network_input = _load_models(methods, settings)
+  baselines = [m for m in methods if m in evaluate_lib.BASELINES]
+  results = evaluate_lib.evaluate_methods(
+      test_subjects(settings), {**dict.fromkeys(baselines), **models},
+      network_input=network_input, tile=settings.tile, margin=settings.margin,
+      batch=settings.batch)
+  rows = [_row(method, results["summary"].get(method), models.get(method), missing.get(method))
+          for method in methods]
+  return {"rows": rows, "missing": missing, "sources": sources,
+          "subjects": sorted(results["subjects"])}
+
+
+def figure2(settings: TableSettings, path, methods=FIGURE2) -> dict:
+  """The paper's Figure 2 for the first subject of the split, written to `path` (PNG).
+
+  Returns {"shown": [labels], "missing": {method: reason}}.
+  """
+  models, _, missing, network_input = _load_models(methods, settings)
+  name, hr = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
+  volumes = {}
+  evaluate_lib.evaluate_volume(
+      hr, {**{m: None for m in methods if m in evaluate_lib.BASELINES}, **models},
+      network_input=network_input, tile=settings.tile, margin=settings.margin,
+      batch=settings.batch, outputs=volumes)
+  volumes["hr"] = hr
+  slices = {LABELS.get(m, m): figures.degraded_plane_slice(volumes[m])
+            for m in (*methods, "hr") if m in volumes}
+  figures.comparison_figure(slices, path, title=f"{name}, middle slice of the degraded plane")
+  return {"shown": list(slices), "missing": missing}
+
+
+def _row(method, summary, model, missing_reason):
+  paper = PAPER.get(method, {})  # mDCSRN-GAN is only in the paper's Figure 2: no figures
+  row = {"method": LABELS.get(method, method), "note": missing_reason or ""}
+  for metric in ("ssim", "psnr", "nrmse"):
+    ours = summary[metric] if summary else None
+    theirs = paper.get(metric, (None, None))
+    row[metric] = (ours["mean"], ours["std"]) if ours else None
+    row[f"paper_{metric}"] = theirs[0]
+    row[f"diff_{metric}"] = ours["mean"] - theirs[0] if ours and theirs[0] is not None else None
+  row["seconds"] = summary["seconds"]["mean"] if summary else None
+  row["paper_seconds"] = paper.get("seconds")
+  if model is not None:
+    row["params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    row["ops_per_voxel"] = analysis.ops_per_voxel(model)
+  return row
+
+
+def markdown(rows) -> str:
+  """The rows as a Markdown table: ours (mean (std)), the paper's, and the difference."""
+  def number(value, digits):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+  header = ["method"]
+  for metric in ("SSIM", "PSNR", "NRMSE"):
+    header += [metric, f"paper {metric}", f"diff {metric}"]
+  header += ["params", "ops/voxel", "time (s)", "paper time (s)", "note"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    cells = [row["method"]]
+    for metric, digits in (("ssim", 4), ("psnr", 2), ("nrmse", 4)):
+      ours = row[metric]
+      cells += [f"{ours[0]:.{digits}f} ({ours[1]:.{digits}f})" if ours else "-",
+                number(row[f"paper_{metric}"], digits), number(row[f"diff_{metric}"], digits)]
+    cells += [f"{row['params']:,}" if "params" in row else "-",
+              f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",
+              number(row["seconds"], 2), number(row["paper_seconds"], 2), row["note"]]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)

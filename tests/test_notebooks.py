@@ -1,0 +1,92 @@
+"""The notebooks that reproduce Tables 1-2 and Figure 2, executed headless in smoke mode on
+the bundled real data (issue 5), with a smoke-trained DCSRN and the shipped b4u4 weights."""
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from mdcsrn_tf.data import dataset as datasets
+from mdcsrn_tf.data import samples
+from mdcsrn_tf.paper_tables import weights_path, TableSettings
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = os.path.join(REPO, "notebooks")
+NAMES = ("table1", "table2", "figure2")
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, small_real_dataset):
+  """A checkpoints folder with a smoke-trained b1u8, and the bundled demo manifest."""
+  root = tmp_path_factory.mktemp("notebooks")
+  subprocess.run([sys.executable, "-m", "mdcsrn_tf.train", "--flagfile=flags/smoke_pretrain.cfg",
+                  f"--dataset={small_real_dataset}", f"--workdir={root / 'runs' / 'b1u8'}"],
+                 cwd=REPO, check=True, capture_output=True, timeout=600)
+  datasets.prepare_samples(str(root / "samples"), log=lambda _: None)
+  return TableSettings(manifest=str(root / "samples" / "manifest.json"),
+                       checkpoints=str(root / "runs"))
+
+
+def execute(name, parameters: dict):
+  """Runs a notebook with `parameters` injected after its parameters cell, as papermill does."""
+  notebook = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+  (index,) = [i for i, cell in enumerate(notebook.cells)
+              if "parameters" in cell.metadata.get("tags", [])]
+  source = "\n".join(f"{key} = {value!r}" for key, value in parameters.items())
+  notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+  NotebookClient(notebook, timeout=600, kernel_name="python3",
+                 resources={"metadata": {"path": NOTEBOOKS}}).execute()
+  return notebook
+
+
+def text_outputs(notebook) -> str:
+  parts = []
+  for cell in notebook.cells:
+    for output in cell.get("outputs", []):
+      parts.append(output.get("text", ""))
+      parts.append(output.get("data", {}).get("text/markdown", ""))
+  return "\n".join(parts)
+
+
+def test_committed_notebooks_carry_no_outputs():
+  for name in NAMES:
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+    for cell in notebook.cells:
+      if cell.cell_type == "code":
+        assert not cell.outputs and cell.execution_count is None, name
+
+
+@pytest.mark.skipif(samples.find("colin27_1mm") is None, reason="Colin27 (mricron-data) missing")
+@pytest.mark.parametrize("name", ("table1", "table2"))
+def test_table_notebook_renders_real_numbers_and_names_missing_checkpoints(name, settings):
+  notebook = execute(name, {"manifest": settings.manifest, "checkpoints": settings.checkpoints,
+                            "smoke": True})
+  text = text_outputs(notebook)
+  table = [line for line in text.splitlines() if line.startswith("| ")]
+  rows = {line.split(" | ")[0].lstrip("| "): line for line in table[1:]}
+  if name == "table1":
+    b1u8 = rows["DCSRN b1u8"]
+    assert "no checkpoint" not in b1u8 and "35.35" in b1u8  # ours beside the paper's PSNR
+    assert "306,753" in b1u8
+    assert "no checkpoint" in rows["mDCSRN b2u4"]
+  else:
+    assert "29.07" in rows["bicubic interpolation"] and "no checkpoint" not in rows[
+        "bicubic interpolation"]
+    assert "no checkpoint" in rows["3D SRResNet"]
+    shipped = weights_path("b4u4", TableSettings(manifest="", checkpoints=settings.checkpoints))
+    assert ("no checkpoint" in rows["mDCSRN b4u4"]) == (shipped is None)
+
+
+@pytest.mark.skipif(samples.find("colin27_1mm") is None, reason="Colin27 (mricron-data) missing")
+def test_figure2_notebook_writes_a_png(settings, tmp_path):
+  figure = tmp_path / "figure2.png"
+  notebook = execute("figure2", {"manifest": settings.manifest,
+                                 "checkpoints": settings.checkpoints, "smoke": True,
+                                 "figure": str(figure)})
+  text = text_outputs(notebook)
+  assert "nearest neighbour" in text and "HR" in text
+  image = matplotlib.image.imread(figure)
+  assert image[..., :3].mean(axis=-1).std() > 0.1
