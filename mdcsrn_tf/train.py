@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 from mdcsrn_tf.data.nifti import write_atomically
@@ -113,6 +113,9 @@ def _write_text(path, text):
 def main(argv):
   if len(argv) > 1:
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS["verbosity"].present:
+    # TensorFlow logs every checkpoint save at INFO; the progress bar says enough.
+    logging.set_verbosity(logging.WARNING)
   config = config_from_flags()
   config.validate()
   os.makedirs(config.workdir, exist_ok=True)
@@ -130,8 +133,10 @@ def main(argv):
     print(str(error), file=sys.stderr)
     sys.exit(128 + error.signal_number)
   if card:
+    scores = card["validation"]
     print(f"exported {os.path.join(config.workdir, train_lib.EXPORT_NAME)} after {card['steps']} "
-          f"steps; validation {card['validation']}")
+          f"steps; validation PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}, "
+          f"NRMSE {scores['nrmse']:.4f}, L1 {scores['l1']:.4f}")
 
 
 def run():

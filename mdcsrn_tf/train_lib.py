@@ -231,7 +231,7 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   # Non-chief workers of a multi-worker run must save too (saving is collective), but
   # into a folder of their own.
   workdir = config.workdir if chief else os.path.join(
-      config.workdir, "workers", str(strategy.extended._cluster_resolver.task_id))  # noqa: SLF001
+      config.workdir, "workers", str(strategy.cluster_resolver.task_id))
   checkpoints = _checkpoints(config, networks, workdir)
   _restore(config, networks, checkpoints)
   start_step = int(checkpoints.step.numpy())

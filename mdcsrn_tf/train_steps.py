@@ -107,7 +107,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 def is_chief(strategy) -> bool:
   """Whether this process writes summaries and exports (always, unless multi-worker)."""
-  resolver = getattr(strategy.extended, "_cluster_resolver", None)
+  resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.task_type:
     return True
   has_chief = "chief" in resolver.cluster_spec().as_dict()

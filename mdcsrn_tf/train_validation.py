@@ -74,10 +74,10 @@ class Validator:
       for network_name, sums in self._loss_sums.items():
         for name, total in sums.items():
           tf.summary.scalar(f"{network_name}/{name}", total / self._loss_counts[network_name])
-      tf.summary.scalar("learning_rate/generator",
-                        float(networks.generator_optimizer.learning_rate))
-      if networks.critic_optimizer is not None:
-        tf.summary.scalar("learning_rate/critic", float(networks.critic_optimizer.learning_rate))
+      for name in ("generator", "critic"):
+        optimizer = getattr(networks, f"{name}_optimizer")
+        if optimizer is not None:  # .numpy(): float() refuses a MirroredVariable's value
+          tf.summary.scalar(f"learning_rate/{name}", float(optimizer.learning_rate.numpy()))
     self._loss_sums, self._loss_counts = {}, {}
 
   def validate(self, step) -> dict:

@@ -200,3 +200,15 @@ def test_mixed_float16_step_scales_the_loss_and_keeps_float32_weights(dataset, t
   after = networks.generator.trainable_variables
   assert all(v.dtype == "float32" for v in after)
   assert max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(before, after)) > 0
+
+
+def test_multi_worker_strategy_trains_on_one_host(dataset, tmp_path):
+  # Without TF_CONFIG, MultiWorkerMirroredStrategy is one worker whose variables and
+  # gradient reductions still go through the collective (multi-host) code path.
+  result = subprocess.run(_cli("smoke_pretrain.cfg", dataset, str(tmp_path), "--strategy=multi_worker",
+                               "--steps=10", "--checkpoint_every=5", "--summary_every=5"),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  card = json.load(open(tmp_path / "export" / "generator.json"))
+  assert card["strategy"] == "multi_worker" and card["replicas"] == 1
+  assert _latest_step(str(tmp_path)) == 10
