@@ -61,13 +61,15 @@ def plan_tiles(shape, tile: int, margin: int) -> tuple:
   return tuple(plan_axis(int(n), tile, margin) for n in shape)
 
 
-def forward_function(model):
+def forward_function(model, jit_compile=False):
   """The model's inference pass traced once for windows of any size and batch; cached per
-  model, so neither a new tile nor a new volume retraces it."""
-  if model not in _FORWARD_FUNCTIONS:
-    _FORWARD_FUNCTIONS[model] = tf.function(
-        lambda windows: model(windows, training=False), input_signature=[WINDOW_SIGNATURE])
-  return _FORWARD_FUNCTIONS[model]
+  model (and XLA setting), so neither a new tile nor a new volume retraces it."""
+  functions = _FORWARD_FUNCTIONS.setdefault(model, {})
+  if jit_compile not in functions:
+    functions[jit_compile] = tf.function(
+        lambda windows: model(windows, training=False), input_signature=[WINDOW_SIGNATURE],
+        jit_compile=jit_compile)
+  return functions[jit_compile]
 
 
 def _window_dataset(volume, plans, batch):
@@ -94,11 +96,13 @@ def _merge_tile(output, tile_output, plans, tile_index):
   output[tuple(target)] = tile_output[tuple(source)]
 
 
-def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress=True):
+def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress=True,
+                  jit_compile=False):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape. `batch` windows run at once (memory grows
-  with it); `progress` shows a tqdm bar over tiles.
+  with it); `progress` shows a tqdm bar over tiles; `jit_compile` runs the network through
+  XLA (faster on GPUs, 3-8x slower on a 2-core CPU: docs/performance.md).
   """
   volume = np.ascontiguousarray(volume_normalised, np.float32)
   if volume.ndim != 3:
@@ -107,7 +111,7 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
     raise ValueError(f"batch must be >= 1, got {batch}")
   plans = plan_tiles(volume.shape, tile, margin)
   tile_indices = list(itertools.product(*(range(len(p.owned_starts)) for p in plans)))
-  forward = forward_function(model)
+  forward = forward_function(model, jit_compile)
   output = np.empty_like(volume)
   pending = iter(tile_indices)
   with tqdm(total=len(tile_indices), unit="tile", desc="super-resolve", disable=not progress,

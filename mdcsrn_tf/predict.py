@@ -14,6 +14,7 @@ scan's maximum going in and multiplied back coming out, so the output keeps the 
 range. Outputs are written atomically and never over an input.
 """
 import os
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -29,6 +30,9 @@ flags.DEFINE_string("model", None, "generator name when the weights have no mode
 flags.DEFINE_integer("tile", 64, "output tile size in voxels (the paper's 64)")
 flags.DEFINE_integer("margin", 3, "voxels of context on each side of a tile, discarded")
 flags.DEFINE_integer("batch", 1, "tiles per forward pass (memory grows with it)")
+flags.DEFINE_integer("memory_limit", None, "MiB for the network's activations: the largest tile "
+                     "batch that fits replaces --batch")
+flags.DEFINE_bool("jit_compile", False, "run the network through XLA (helps on GPUs, not on CPUs)")
 flags.DEFINE_list("scale", None, "per-axis factors from the input grid to the HR grid, e.g. 2,2,1")
 flags.DEFINE_float("target_voxel", None, "HR voxel size in mm: axes with larger voxels are "
                    "interpolated to it")
@@ -74,7 +78,7 @@ def load_input(path, scale=None, target_voxel=None):
 
 
 def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
-                       target_voxel=None, progress=True):
+                       target_voxel=None, progress=True, jit_compile=False):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input)."""
   from mdcsrn_tf import inference
 
@@ -82,7 +86,7 @@ def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=
   volume, image, affine, zooms = load_input(input_path, scale, target_voxel)
   normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
   sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
-                               progress=progress)
+                               progress=progress, jit_compile=jit_compile)
   nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, affine=affine,
                     zooms=zooms, inputs=[input_path])
   return output_path
@@ -118,10 +122,17 @@ def plan_outputs(paths, out_dir=None):
 
 
 def load_model(weights_path=None, model_name=None, gan=False):
+  """The generator to run; a warning on stderr when its model card says the weights are a
+  preliminary training that does not meet the project's quality bar."""
   from mdcsrn_tf import weights
 
-  return weights.load_generator(weights_path or weights.default_weights("gan" if gan else "l1"),
-                                model_name)
+  path = weights_path or weights.default_weights("gan" if gan else "l1")
+  model = weights.load_generator(path, model_name)
+  has_card = os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX)
+  warning = weights.read_card(path).get("warning") if has_card else None
+  if warning:
+    print(f"warning: {warning}", file=sys.stderr)
+  return model
 
 
 def main(argv):
@@ -134,9 +145,14 @@ def main(argv):
     nifti.check_output_path(output_path, inputs=[input_path])
     nifti.load_volume(input_path)
   model = load_model(FLAGS.weights, FLAGS.model, FLAGS.gan)
+  batch = FLAGS.batch
+  if FLAGS.memory_limit:
+    from mdcsrn_tf import inference
+
+    batch = inference.batch_for_memory(model, FLAGS.memory_limit * 2**20, FLAGS.tile, FLAGS.margin)
   for input_path, output_path in pairs:
-    super_resolve_file(input_path, output_path, model, FLAGS.tile, FLAGS.margin, FLAGS.batch,
-                       scale, FLAGS.target_voxel)
+    super_resolve_file(input_path, output_path, model, FLAGS.tile, FLAGS.margin, batch,
+                       scale, FLAGS.target_voxel, jit_compile=FLAGS.jit_compile)
     print(output_path)
 
 
