@@ -235,6 +235,10 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   checkpoints = _checkpoints(config, networks, workdir)
   _restore(config, networks, checkpoints)
   start_step = int(checkpoints.step.numpy())
+  if config.phase == "gan" and chief:
+    counts = schedule.count_steps(config.steps, config.critic_schedule)
+    tqdm.write(f"GAN schedule: {counts[schedule.GENERATOR]} generator and "
+               f"{counts[schedule.CRITIC]} critic updates in {config.steps} steps")
   # A resumed run draws new patches and interpolation weights, not the first run's again.
   keras.utils.set_random_seed(config.seed + start_step)
   data_config = pipeline.PipelineConfig(
