@@ -93,8 +93,15 @@ def load_initial_generator(generator, path):
     latest = tf.train.latest_checkpoint(folder)
     if latest is None:
       raise InputError(f"{path}: no checkpoint to start the generator from")
-    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    # The checkpoint's critic and optimisers, if any, stay unread.
+    try:
+      tf.train.Checkpoint(generator=generator).restore(latest).expect_partial(
+          ).assert_existing_objects_matched()
+    except (AssertionError, ValueError):
+      raise InputError(f"{latest}: its generator is not a {generator.name}") from None
     return latest
+  if not os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
+    raise InputError(f"{path}: neither exported weights nor a training workdir")
   card = weights.read_card(path)
   expected = generator.name
   if card["model"] != expected:
@@ -107,7 +114,7 @@ def load_initial_generator(generator, path):
   return base
 
 
-def _finite(values: dict) -> str | None:
+def _first_non_finite(values: dict) -> str | None:
   """The name of the first non-finite value, or None."""
   for name, value in values.items():
     if not math.isfinite(value):
@@ -279,7 +286,7 @@ def _loop(config, strategy, networks, checkpoints, batches, validator):
       network = _network_for_step(config, current)
       lr, hr = next(batches)
       values = {name: float(value) for name, value in steps[network](lr, hr).items()}
-      bad = _finite(values)
+      bad = _first_non_finite(values)
       if bad is not None:
         raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
                                f"the last good checkpoint is {checkpoints.last_good()}")

@@ -62,7 +62,7 @@ def pretrained(dataset, tmp_path_factory):
   """A smoke pre-training run (30 L1 steps) and the untrained model's validation L1."""
   workdir = tmp_path_factory.mktemp("pretrain")
   config = _smoke_config("smoke_pretrain.cfg", dataset, str(workdir))
-  keras.utils.set_random_seed(config.seed)
+  keras.utils.set_random_seed(config.seed)  # as train() does: the same initial weights
   untrained = models.build_model(config.model)
   data_config = pipeline.PipelineConfig(patch_size=config.patch_size, batch_size=config.batch_size)
   untrained_metrics = train_validation.Validator(config, data_config, untrained, None).validate(0)
