@@ -27,7 +27,8 @@ test: samples
 demo: samples
 	$(PY) -m mdcsrn_tf.demo --out demo_out
 
-bench: venv
+# About 10 minutes on 2 CPU cores; docs/performance.md holds the figures.
+bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
 clean-venv:

@@ -148,7 +148,7 @@ class _Signals:
       signal.signal(number, handler)
 
 
-def _step_functions(config, strategy, networks):
+def step_functions(config, strategy, networks):
   """{network name: distributed step} for the phase."""
   common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size)
   if config.phase == "pretrain":
@@ -275,7 +275,7 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
 def _loop(config, strategy, networks, checkpoints, batches, validator):
   """Trains from the restored step to config.steps; returns the last validation's
   metrics (None if none ran)."""
-  steps = _step_functions(config, strategy, networks)
+  steps = step_functions(config, strategy, networks)
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()

@@ -3,7 +3,6 @@ checkpoints, signals and the NaN guard (issue 3)."""
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-from nibabel.testing import data_path
 
 import mdcsrn_tf  # noqa: F401
 import keras  # noqa: E402
@@ -22,22 +20,12 @@ from mdcsrn_tf.data import pipeline  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
-ANATOMICAL = os.path.join(data_path, "anatomical.nii")  # a real 33x41x25 T1 head
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-  """A prepared data set of small real heads (nibabel's anatomical.nii), built with the
-  data helper's prepare command: manifest path."""
-  root = tmp_path_factory.mktemp("dataset")
-  source = root / "source"
-  source.mkdir()
-  for name in ("s1", "s2", "s3", "s4"):
-    shutil.copy(ANATOMICAL, source / f"{name}.nii")
-  out = root / "prepared"
-  subprocess.run([PYTHON, "-m", "mdcsrn_tf.data.prepare", "--src", str(source), "--out", str(out)],
-                 cwd=REPO, check=True, capture_output=True)
-  return str(out / "manifest.json")
+def dataset(small_real_dataset):
+  """The manifest of four real small heads (conftest), prepared by the prepare command."""
+  return small_real_dataset
 
 
 def _smoke_config(flagfile, dataset, workdir, **overrides):
