@@ -33,16 +33,15 @@ def central_crop(volume, edge):
   return volume[tuple(slice(s, s + edge) for s in starts)]
 
 
+SHIPPED_METHODS = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
+
+
 def shipped_generators() -> dict:
   """{method name: (model, card)} for the shipped weights that exist."""
   from mdcsrn_tf import weights
 
-  found = {}
-  for kind, method in (("l1", "mdcsrn"), ("gan", "mdcsrn_gan")):
-    path = os.path.join(weights.SHIPPED_DIR, weights.SHIPPED[kind])
-    if os.path.exists(path + weights.WEIGHTS_SUFFIX):
-      found[method] = (weights.load_generator(path), weights.read_card(path))
-  return found
+  return {SHIPPED_METHODS[kind]: (weights.load_generator(path), weights.read_card(path))
+          for kind, path in weights.shipped().items()}
 
 
 def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:

@@ -66,9 +66,12 @@ def forward_function(model, jit_compile=False):
   model (and XLA setting), so neither a new tile nor a new volume retraces it."""
   functions = _FORWARD_FUNCTIONS.setdefault(model, {})
   if jit_compile not in functions:
-    functions[jit_compile] = tf.function(
-        lambda windows: model(windows, training=False), input_signature=[WINDOW_SIGNATURE],
-        jit_compile=jit_compile)
+
+    def forward(windows):
+      return model(windows, training=False)
+
+    functions[jit_compile] = tf.function(forward, input_signature=[WINDOW_SIGNATURE],
+                                         jit_compile=jit_compile)
   return functions[jit_compile]
 
 

@@ -107,3 +107,9 @@ def default_weights(kind="l1") -> str:
     raise InputError(f"no shipped {kind} weights in this install ({base}{WEIGHTS_SUFFIX} is "
                      "missing); train or download some and pass --weights PATH.weights.h5")
   return base
+
+
+def shipped() -> dict:
+  """{kind: base path} of the shipped weights present in this install."""
+  return {kind: os.path.join(SHIPPED_DIR, name) for kind, name in SHIPPED.items()
+          if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}

@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf import weights
 from mdcsrn_tf.data import samples
-from mdcsrn_tf.demo import shipped_generators
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROP = 48
@@ -25,7 +25,9 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert "zero_filled" in result.stdout and "PSNR" in result.stdout
 
-  methods = {"nearest", "linear", "cubic", "zero_filled", "hr", *shipped_generators()}
+  shipped = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
+  methods = {"nearest", "linear", "cubic", "zero_filled", "hr",
+             *(shipped[kind] for kind in weights.shipped())}
   hr = nib.load(out / "colin27_hr.nii.gz")
   assert hr.shape == (CROP,) * 3
   original = nib.load(samples.sample_path("colin27_1mm"))

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mdcsrn_tf import inference, predict, weights
+from mdcsrn_tf import inference, predict_lib, weights
 from mdcsrn_tf.models import build_model
 
 SHAPE = (20, 26, 17)
@@ -67,7 +67,7 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   small = np.random.default_rng(4).random((10, 13, 17)).astype(np.float32) * 100
   lowres = write_nifti(small, "lowres.nii.gz", affine=lowres_affine)
   model = weights.load_generator(generator_weights)
-  out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
+  out = predict_lib.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
                                    scale=[2, 2, 1], progress=False)
   written = nib.load(out)
   assert written.shape == SHAPE
@@ -79,7 +79,7 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
 
   np.testing.assert_allclose(extent(written), extent(nib.load(lowres)))
   # --target_voxel 0.7 picks the same grid from the 1.4 x 1.4 x 0.7 mm voxels
-  assert predict.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
+  assert predict_lib.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
 
 
 def test_folder_input_writes_one_output_per_scan(tmp_path, write_nifti, generator_weights):
@@ -88,7 +88,7 @@ def test_folder_input_writes_one_output_per_scan(tmp_path, write_nifti, generato
   for name in ("a.nii.gz", "b.nii"):
     nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
   (tmp_path / "out").mkdir()
-  assert predict.plan_outputs([str(folder)], str(tmp_path / "out")) == [
+  assert predict_lib.plan_outputs([str(folder)], str(tmp_path / "out")) == [
       (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
       (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
 
