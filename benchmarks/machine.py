@@ -1,7 +1,6 @@
 """What every benchmark records: the machine, a median timer, the peak FP32 rate."""
 import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -9,21 +8,13 @@ import time
 import mdcsrn_tf  # noqa: F401  (oneDNN on CPU, before TensorFlow loads)
 import tensorflow as tf
 
+from mdcsrn_tf import hardware
 from mdcsrn_tf.data.nifti import write_atomically
 
 
 def machine() -> dict:
-  """CPU model and cores, GPU name, TF version: stored in every JSON."""
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists("/proc/cpuinfo"):
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-      names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-          for gpu in tf.config.list_physical_devices("GPU")]
-  return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpus": gpus,
-          "tensorflow": tf.__version__,
-          "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
+  """CPU model and cores, GPU names, TF version: stored in every JSON."""
+  return hardware.machine()
 
 
 def median_seconds(function, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:

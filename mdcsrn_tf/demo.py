@@ -26,13 +26,6 @@ PANELS = {"LR (linear)": "linear", "bicubic": "cubic", "mDCSRN": "mdcsrn",
           "mDCSRN-GAN": "mdcsrn_gan", "HR": "hr"}
 
 
-def central_crop(volume, edge):
-  if not edge:
-    return volume
-  starts = [max(0, (n - edge) // 2) for n in volume.shape]
-  return volume[tuple(slice(s, s + edge) for s in starts)]
-
-
 SHIPPED_METHODS = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
 
 
@@ -57,7 +50,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   datasets.prepare_samples(dataset_dir)
   (subject,) = load_manifest(dataset_dir)["test"]
   volume, image = nifti.load_volume(subject["path"])
-  volume = central_crop(volume, crop)
+  volume, starts = evaluate_lib.central_crop(volume, crop)
   hr, scale = intensity.normalise(volume)
 
   generators = shipped_generators()
@@ -73,9 +66,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   volumes["hr"] = hr
 
   affine = image.affine.copy()
-  if crop:
-    starts = [max(0, (n - crop) // 2) for n in image.shape[:3]]
-    affine[:3, 3] = image.affine[:3, :3] @ np.array(starts) + image.affine[:3, 3]
+  affine[:3, 3] = image.affine[:3, :3] @ np.array(starts) + image.affine[:3, 3]
   for method, normalised in volumes.items():
     nifti.save_volume(intensity.denormalise(normalised, scale),
                       os.path.join(out_dir, f"colin27_{method}.nii.gz"), image, affine=affine,

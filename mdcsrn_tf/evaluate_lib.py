@@ -30,6 +30,14 @@ BASELINES = kspace.INTERPOLATIONS
 METRICS = ("ssim", "psnr", "nrmse", "seconds")
 
 
+def central_crop(volume, edge):
+  """(the central cube of `edge` voxels, its start index per axis); edge 0 keeps it all."""
+  if not edge:
+    return volume, [0, 0, 0]
+  starts = [max(0, (n - edge) // 2) for n in volume.shape]
+  return volume[tuple(slice(s, s + edge) for s in starts)], starts
+
+
 def _timed(compute):
   start = time.perf_counter()
   result = np.asarray(compute(), np.float32)

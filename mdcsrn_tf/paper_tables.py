@@ -77,9 +77,7 @@ def test_subjects(settings: TableSettings):
   subjects = []
   for entry in entries:
     volume, _ = nifti.load_volume(entry["path"])
-    if settings.crop:
-      starts = [max(0, (n - settings.crop) // 2) for n in volume.shape]
-      volume = volume[tuple(slice(s, s + settings.crop) for s in starts)]
+    volume, _ = evaluate_lib.central_crop(volume, settings.crop)
     subjects.append((entry["subject"], intensity.normalise(volume)[0]))
   return subjects
 

@@ -19,7 +19,6 @@ with non-finite weights, so the latest checkpoint stays the last good one.
 import dataclasses
 import math
 import os
-import platform
 import signal
 import time
 
@@ -29,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from mdcsrn_tf import models, schedule, train_steps, train_validation, weights  # noqa: E402
+from mdcsrn_tf import hardware, models, schedule, train_steps, train_validation, weights  # noqa: E402
 from mdcsrn_tf.data import pipeline  # noqa: E402
 from mdcsrn_tf.errors import InputError  # noqa: E402
 from mdcsrn_tf.train_config import TrainConfig  # noqa: E402
@@ -173,13 +172,6 @@ def _network_for_step(config, step):
   return schedule.network_for_step(step, config.critic_schedule)
 
 
-def _machine() -> dict:
-  gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-          for d in tf.config.list_physical_devices("GPU")]
-  return {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
-          "cpu_count": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__}
-
-
 @dataclasses.dataclass
 class _Checkpoints:
   """The run's checkpoint, its two managers and the counters saved with the models."""
@@ -262,8 +254,9 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   if not chief:
     return {}
   card = {"model": config.model, "phase": config.phase, "steps": config.steps,
+          "lr_mode": config.lr_mode,
           "resumed_from_step": start_step, "wall_seconds": round(float(checkpoints.seconds.numpy()), 1),
-          "machine": _machine(), "precision": config.precision, "strategy": config.strategy,
+          "machine": hardware.machine(), "precision": config.precision, "strategy": config.strategy,
           "replicas": strategy.num_replicas_in_sync, "dataset": os.path.abspath(config.dataset),
           "subjects": validator.subjects(), "validation": last_metrics, **(provenance or {})}
   export_path = os.path.join(config.workdir, EXPORT_NAME)
