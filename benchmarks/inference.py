@@ -2,8 +2,9 @@
 
 The paper times one 320x320x256 volume per model on a GTX 1080 Ti. On a GPU this script
 times exactly that. On a CPU a whole volume takes minutes per model, so it times a slab of
-`--measure_shape` with the same tile, margin and batch and scales by the number of tiles,
-which is exact for tiled inference (every tile costs the same); the JSON says which.
+`--measure_shape` with the same tile, margin and batch and scales by the voxels the network
+computes (the sum of the tiles' windows, margins included), which is what a convolution's
+cost follows; the JSON says which rows are scaled.
 
   python benchmarks/inference.py --out benchmarks/results/inference.json
 """
@@ -23,8 +24,10 @@ PAPER_SECONDS = {"b1u8": 13.20, "b2u4": 9.74, "b3u4": 15.13, "b4u4": 20.87,
 FULL_SHAPE = (320, 320, 256)
 
 
-def tile_count(shape, tile):
-  return math.prod(math.ceil(size / tile) for size in shape)
+def window_voxels(shape, tile, margin):
+  """Voxels the network computes for a volume: the sum over its tiles' windows."""
+  plans = inference.plan_tiles(shape, tile, margin)
+  return math.prod(len(p.window_starts) * p.window for p in plans)
 
 
 def time_one(name, precision, jit_compile, shape, tile, margin, batch, repeats):
@@ -71,19 +74,22 @@ def main(argv=None):
   parser.add_argument("--out", default="benchmarks/results/inference.json")
   parser.add_argument("--models", default=",".join(GENERATOR_NAMES))
   parser.add_argument("--measure_shape", default=None,
-                      help="D,H,W actually run (default: the whole volume on GPU, 128,64,64 on CPU)")
+                      help="D,H,W actually run (default: the whole volume on GPU, 128,128,64 on CPU)")
   parser.add_argument("--tile", type=int, default=64)
   parser.add_argument("--margin", type=int, default=3)
   parser.add_argument("--batch", type=int, default=None, help="tiles per batch (default: 2 on CPU, 8 on GPU)")
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=None,
+                      help="timed runs after one warm-up (default: 3 on GPU, 2 on CPU; 1 for "
+                           "XLA on CPU, where a run takes minutes)")
   parser.add_argument("--all_variants", action="store_true",
                       help="every precision/XLA variant for every model, not only b4u4")
   args = parser.parse_args(argv)
   on_gpu = bool(machine.tf.config.list_physical_devices("GPU"))
   shape = (tuple(int(s) for s in args.measure_shape.split(",")) if args.measure_shape
-           else FULL_SHAPE if on_gpu else (128, 64, 64))
+           else FULL_SHAPE if on_gpu else (128, 128, 64))
   batch = args.batch or (8 if on_gpu else 2)
-  scale = tile_count(FULL_SHAPE, args.tile) / tile_count(shape, args.tile)
+  scale = window_voxels(FULL_SHAPE, args.tile, args.margin) / window_voxels(shape, args.tile,
+                                                                          args.margin)
   peak_gflops = machine.matmul_peak_gflops()
   print(f"matmul peak {peak_gflops:.1f} GFLOP/s; timing {shape}, x{scale:g} to {FULL_SHAPE}")
   results = []
@@ -91,8 +97,9 @@ def main(argv=None):
     for precision, jit_compile in variants(on_gpu):
       if (precision, jit_compile) != ("float32", False) and name != "b4u4" and not args.all_variants:
         continue
+      repeats = args.repeats or (3 if on_gpu else 1 if jit_compile else 2)
       timing = measure(name, precision, jit_compile, shape, args.tile, args.margin, batch,
-                       args.repeats)
+                       repeats)
       volume_seconds = timing["seconds"] * scale
       useful_flops = analysis.ops_per_voxel(build_model(name)) * math.prod(FULL_SHAPE)
       row = {"model": name, "precision": precision, "xla": jit_compile,

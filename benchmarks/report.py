@@ -6,12 +6,14 @@ Markdown table for docs/performance.md.
 import argparse
 import json
 import os
+import statistics
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mdcsrn_tf import inference as tiled  # noqa: E402
 from mdcsrn_tf.data.nifti import write_atomically  # noqa: E402
 
 
@@ -29,21 +31,41 @@ def inference_rows(record):
   return baseline, record["results"]
 
 
+def computed_voxel_ratio(record) -> float:
+  """Voxels the network computes (tile windows, margins included) per output voxel."""
+  plans = tiled.plan_tiles(record["volume_shape"], record["tile"], record["margin"])
+  computed = 1
+  for plan in plans:
+    computed *= len(plan.window_starts) * plan.window
+  output = 1
+  for size in record["volume_shape"]:
+    output *= size
+  return computed / output
+
+
 def markdown(inference, training, pipeline) -> str:
   lines = []
   if inference:
+    ratio = computed_voxel_ratio(inference)
     machine = inference["machine"]
     lines += [f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores"
               + (f", GPU {', '.join(machine['gpus'])}" if machine["gpus"] else ", no GPU")
               + f"; TensorFlow {machine['tensorflow']}; matmul peak "
               f"{inference['matmul_peak_gflops']:.0f} GFLOP/s.", "",
-              "| model | precision | XLA | s / 320x320x256 volume | paper (GTX 1080 Ti) | "
-              "GFLOP/s | of matmul peak | peak host MiB | extrapolated |",
-              "|---|---|---|---:|---:|---:|---:|---:|---|"]
+              f"GFLOP/s count the useful operations (ops per voxel x output voxels); the "
+              f"network computes {ratio:.2f}x as many, for the {inference['margin']}-voxel "
+              f"margins of the {inference['tile']}^3 tiles (the computed rate is the "
+              f"processor's).", "",
+              "| model | precision | XLA | s / 320x320x256 volume (median) | best run | "
+              "paper (GTX 1080 Ti) | useful GFLOP/s | of matmul peak | computed, of peak | "
+              "peak host MiB | scaled from a slab |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in inference["results"]:
+      best = r["volume_seconds"] * min(r["runs"]) / statistics.median(r["runs"])
       lines.append(f"| {r['model']} | {r['precision']} | {'on' if r['xla'] else 'off'} | "
-                   f"{r['volume_seconds']:.1f} | {r['paper_seconds']:.2f} | "
+                   f"{r['volume_seconds']:.1f} | {best:.1f} | {r['paper_seconds']:.2f} | "
                    f"{r['gflops_per_second']:.1f} | {r['fraction_of_matmul_peak']:.0%} | "
+                   f"{r['fraction_of_matmul_peak'] * ratio:.0%} | "
                    f"{r['peak_host_mib']:.0f} | {'yes' if r['extrapolated'] else 'no'} |")
     baseline, _ = inference_rows(inference)
     if {"b4u4", "srresnet"} <= set(baseline):
@@ -64,6 +86,10 @@ def markdown(inference, training, pipeline) -> str:
   return "\n".join(lines) + "\n"
 
 
+def device_name(machine) -> str:
+  return machine["gpus"][0] if machine["gpus"] else f"{machine['cpu_cores']}-core CPU"
+
+
 def figure(inference, path):
   baseline, _ = inference_rows(inference)
   models = list(baseline)
@@ -73,7 +99,7 @@ def figure(inference, path):
   positions = range(len(models))
   axis.bar([p - 0.2 for p in positions], paper, 0.4, label="paper, GTX 1080 Ti")
   axis.bar([p + 0.2 for p in positions], ours, 0.4,
-           label=f"ours, {inference['machine']['gpus'][0] if inference['machine']['gpus'] else 'CPU'}")
+           label=f"ours, {device_name(inference['machine'])}")
   axis.set_xticks(list(positions), models)
   axis.set_ylabel("seconds per 320x320x256 volume")
   axis.set_yscale("log")

@@ -45,4 +45,4 @@ def test_gan_weights_come_from_the_shipped_l1_weights():
   assert gan["phase"] == "gan" and l1["phase"] == "pretrain"
   psnr_gan = gan["held_out"]["whole_volume"]["model"]["psnr"]
   psnr_l1 = l1["held_out"]["whole_volume"]["model"]["psnr"]
-  assert np.isfinite(psnr_gan) and abs(psnr_gan - psnr_l1) <= 1.0
+  assert np.isfinite(psnr_gan) and psnr_gan >= psnr_l1 - 1.0  # the GAN keeps PSNR
