@@ -119,9 +119,18 @@ def test_bad_inputs_exit_nonzero_with_one_line(tmp_path, scan, generator_weights
   assert not os.path.exists(tmp_path / "out.nii.gz")
 
 
-def test_missing_shipped_weights_is_one_line(tmp_path, scan):
-  if os.path.exists(os.path.join(weights.SHIPPED_DIR, "b4u4_l1.weights.h5")):
-    pytest.skip("shipped weights present")
+def test_missing_shipped_weights_is_one_clear_error(monkeypatch, tmp_path):
+  monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path))
+  with pytest.raises(weights.InputError, match="--weights"):
+    weights.default_weights("l1")
+
+
+@pytest.mark.skipif(not weights.shipped().get("l1"), reason="no shipped L1 weights")
+def test_shipped_weights_are_the_default_and_their_warning_is_printed(tmp_path, scan):
   result = run_cli(scan, tmp_path / "out.nii.gz")
-  assert result.returncode != 0
-  assert result.stderr.strip().count("\n") == 0 and "--weights" in result.stderr
+  assert result.returncode == 0, result.stderr
+  assert os.path.exists(tmp_path / "out.nii.gz")
+  warning = weights.read_card(weights.shipped()["l1"]).get("warning")
+  assert "Traceback" not in result.stderr and "error" not in result.stderr
+  if warning:  # then the progress bar over tiles
+    assert result.stderr.splitlines()[0] == f"warning: {warning}"
