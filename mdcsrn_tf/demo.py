@@ -79,7 +79,9 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
 
   summary = {method: {metric: {"mean": value, "std": 0.0} for metric, value in scores.items()}
              for method, scores in results.items()}
-  table = evaluate_lib.format_table(summary)
+  table = evaluate_lib.format_table(summary, {
+      method: int(sum(np.prod(w.shape) for w in model.trainable_weights))
+      for method, (model, _) in generators.items()})
   print(table)
   missing = [kind for kind, method in (("L1", "mdcsrn"), ("GAN", "mdcsrn_gan"))
              if method not in generators]
