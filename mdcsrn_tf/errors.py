@@ -2,6 +2,8 @@
 import functools
 import sys
 
+from absl import flags, logging
+
 
 class InputError(Exception):
   """Bad input from the user (a file, a flag, a folder); the message names it."""
@@ -12,10 +14,16 @@ EXIT_INPUT_ERROR = 2
 
 def report_input_errors(main):
   """Wraps an absl `main(argv)` so that an InputError or OSError ends the program with
-  one line on stderr and exit status 2, instead of a traceback."""
+  one line on stderr and exit status 2, instead of a traceback.
+
+  It also quiets absl's INFO log unless --verbosity was given: TensorFlow logs every
+  checkpoint save and SavedModel fingerprint there, which is not the user's business.
+  """
 
   @functools.wraps(main)
   def wrapped(argv):
+    if not flags.FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except InputError as error:

@@ -88,12 +88,15 @@ def serving_module(model, tile=64, margin=3):
 
 
 def check_export_folder(out_dir) -> str:
-  """The absolute export folder; InputError if it exists or its parent does not."""
+  """The absolute export folder, its parents created (TF Serving's MODEL/VERSION layout);
+  InputError if it exists already or a parent cannot be made."""
   out_dir = os.path.abspath(os.fspath(out_dir))
   if os.path.exists(out_dir):
     raise InputError(f"{out_dir}: already exists; choose a new folder (e.g. the next version)")
-  if not os.path.isdir(os.path.dirname(out_dir)):
-    raise InputError(f"{out_dir}: parent folder {os.path.dirname(out_dir)} does not exist")
+  try:
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+  except OSError as error:
+    raise InputError(f"{out_dir}: cannot create its parent folder ({error.strerror})") from None
   return out_dir
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 from mdcsrn_tf.data.nifti import write_atomically
@@ -113,9 +113,6 @@ def _write_text(path, text):
 def main(argv):
   if len(argv) > 1:
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not FLAGS["verbosity"].present:
-    # TensorFlow logs every checkpoint save at INFO; the progress bar says enough.
-    logging.set_verbosity(logging.WARNING)
   config = config_from_flags()
   config.validate()
   os.makedirs(config.workdir, exist_ok=True)
