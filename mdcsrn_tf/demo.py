@@ -42,6 +42,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   import numpy as np
 
   from mdcsrn_tf import evaluate_lib, figures
+  from mdcsrn_tf.models import analysis
   from mdcsrn_tf.data import dataset as datasets, intensity, nifti
   from mdcsrn_tf.data.pipeline import load_manifest
 
@@ -80,8 +81,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   summary = {method: {metric: {"mean": value, "std": 0.0} for metric, value in scores.items()}
              for method, scores in results.items()}
   table = evaluate_lib.format_table(summary, {
-      method: int(sum(np.prod(w.shape) for w in model.trainable_weights))
-      for method, (model, _) in generators.items()})
+      method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()})
   print(table)
   missing = [kind for kind, method in (("L1", "mdcsrn"), ("GAN", "mdcsrn_gan"))
              if method not in generators]

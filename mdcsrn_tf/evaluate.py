@@ -7,12 +7,12 @@ OUT_DIR/per_subject.csv and OUT_DIR/summary.json and prints the table
 """
 import os
 
-import numpy as np
 from absl import app, flags
 
 from mdcsrn_tf import evaluate_lib
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.errors import InputError, report_input_errors
+from mdcsrn_tf.models import analysis
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("manifest", None, "dataset manifest.json (mdcsrn_tf.data.prepare)")
@@ -89,7 +89,7 @@ def main(argv):
           "network_input": FLAGS.network_input, "tile": FLAGS.tile, "margin": FLAGS.margin}
   evaluate_lib.write_results(results, os.path.join(FLAGS.out_dir, "per_subject.csv"),
                              os.path.join(FLAGS.out_dir, "summary.json"), card)
-  parameters = {name: sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+  parameters = {name: analysis.trainable_parameters(model)
                 for name, model in methods.items() if model is not None}
   print(evaluate_lib.format_table(results["summary"], parameters))
 

@@ -7,7 +7,6 @@ checkpoint is missing gets a row that says so, never invented numbers.
 import dataclasses
 import os
 
-import numpy as np
 
 from mdcsrn_tf import evaluate_lib, figures, weights
 from mdcsrn_tf.data import intensity, nifti
@@ -148,7 +147,7 @@ def _row(method, summary, model, missing_reason):
   row["seconds"] = summary["seconds"]["mean"] if summary else None
   row["paper_seconds"] = paper.get("seconds")
   if model is not None:
-    row["params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    row["params"] = analysis.trainable_parameters(model)
     row["ops_per_voxel"] = analysis.ops_per_voxel(model)
   return row
 

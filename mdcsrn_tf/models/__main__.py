@@ -9,8 +9,6 @@ import argparse
 import math
 import sys
 
-import numpy as np
-
 from mdcsrn_tf.models import MODEL_NAMES, PAPER_FIGURES, analysis, build_model
 
 
@@ -23,7 +21,7 @@ def summary_rows(names, patch_size=64):
   rows = []
   for name in names:
     model = build_model(name, **({"patch_size": patch_size} if name == "critic" else {}))
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    trainable = analysis.trainable_parameters(model)
     ops = analysis.ops_per_voxel(model)
     radius = analysis.receptive_field_radius(model)
     paper_params, paper_ops = PAPER_FIGURES.get(name, (None, None))

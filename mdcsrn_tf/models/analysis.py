@@ -25,6 +25,12 @@ LAYER_NORM_FLOPS = 7  # per element
 ACTIVATIONS = (layers.ELU, layers.ReLU, layers.LeakyReLU, layers.PReLU, layers.Activation)
 
 
+def trainable_parameters(model) -> int:
+  """What the paper's #parm counts: trainable weights only (not BatchNorm's moving
+  statistics)."""
+  return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerCost:
   """One layer's cost for one sample: multiply-adds and all FLOPs (2 per multiply-add)."""
