@@ -9,7 +9,7 @@ import mdcsrn_tf  # noqa: F401  (oneDNN on CPU, before TensorFlow loads)
 import tensorflow as tf
 
 from mdcsrn_tf import hardware
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.data.nifti import write_text_atomically
 
 
 def machine() -> dict:
@@ -59,9 +59,5 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
 def write_json(path, record: dict):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
-  def dump(temporary):
-    with open(temporary, "w", encoding="utf-8") as handle:
-      json.dump(record, handle, indent=2)
-
-  write_atomically(path, dump)
+  write_text_atomically(path, json.dumps(record, indent=2))
   print(f"wrote {path}")

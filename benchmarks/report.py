@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mdcsrn_tf import inference as tiled  # noqa: E402
-from mdcsrn_tf.data.nifti import write_atomically  # noqa: E402
+from mdcsrn_tf.data.nifti import write_atomically, write_text_atomically  # noqa: E402
 
 
 def load(results, name):
@@ -114,11 +114,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   inference = load(args.results, "inference")
   text = markdown(inference, load(args.results, "training"), load(args.results, "pipeline_throughput"))
-  def write_summary(temporary):
-    with open(temporary, "w", encoding="utf-8") as handle:
-      handle.write(text)
-
-  write_atomically(os.path.join(args.results, "summary.md"), write_summary)
+  write_text_atomically(os.path.join(args.results, "summary.md"), text)
   print(text)
   if inference:
     figure(inference, os.path.join(args.results, "time_per_volume.png"))

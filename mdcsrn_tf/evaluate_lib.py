@@ -24,7 +24,7 @@ import numpy as np
 
 from mdcsrn_tf import metrics
 from mdcsrn_tf.data import kspace
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.data.nifti import write_text_atomically
 
 BASELINES = kspace.INTERPOLATIONS
 METRICS = ("ssim", "psnr", "nrmse", "seconds")
@@ -114,16 +114,8 @@ def write_results(results: dict, csv_path, json_path, card: dict | None = None):
       writer.writerow((subject, method, *(f"{values[m]:.6g}" for m in METRICS)))
   summary = {**(card or {}), "subjects": sorted(results["subjects"]),
              "summary": results["summary"]}
-  _write_text(csv_path, rows.getvalue())
-  _write_text(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-
-
-def _write_text(path, text):
-  def write(temporary):
-    with open(temporary, "w", encoding="utf-8", newline="") as file:
-      file.write(text)
-
-  write_atomically(path, write)
+  write_text_atomically(csv_path, rows.getvalue())
+  write_text_atomically(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def format_table(summary: dict, parameters: dict | None = None) -> str:

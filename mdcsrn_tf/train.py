@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.data.nifti import write_text_atomically
 from mdcsrn_tf.errors import InputError, report_input_errors
 from mdcsrn_tf.train_config import TrainConfig
 
@@ -103,13 +103,6 @@ def resolved_flags(config: TrainConfig) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _write_text(path, text):
-  def write(temporary):
-    with open(temporary, "w", encoding="utf-8") as file:
-      file.write(text)
-  write_atomically(path, write)
-
-
 def main(argv):
   if len(argv) > 1:
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -117,7 +110,7 @@ def main(argv):
   config.validate()
   os.makedirs(config.workdir, exist_ok=True)
   flag_text = resolved_flags(config)
-  _write_text(os.path.join(config.workdir, "flags.cfg"), flag_text)
+  write_text_atomically(os.path.join(config.workdir, "flags.cfg"), flag_text)
   from mdcsrn_tf import train_lib  # TensorFlow loads only once the flags are good
 
   flagfiles = [arg.split("=", 1)[1] for arg in sys.argv if arg.startswith("--flagfile=")]

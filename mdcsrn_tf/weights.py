@@ -9,7 +9,7 @@ import json
 import os
 import warnings
 
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.data.nifti import write_atomically, write_text_atomically
 from mdcsrn_tf.errors import InputError
 
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -44,13 +44,8 @@ def save_generator(model, path, card: dict) -> str:
       if os.path.exists(keras_name):
         os.remove(keras_name)
 
-  def write_card(temporary):
-    with open(temporary, "w", encoding="utf-8") as file:
-      json.dump(card, file, indent=2, sort_keys=True)
-      file.write("\n")
-
   write_atomically(base + WEIGHTS_SUFFIX, write_weights)
-  write_atomically(base + CARD_SUFFIX, write_card)
+  write_text_atomically(base + CARD_SUFFIX, json.dumps(card, indent=2, sort_keys=True) + "\n")
   return base
 
 

@@ -130,9 +130,5 @@ def write_manifest(out, entries, source) -> dict:
   counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
   manifest = {"source": source, "counts": counts, "subjects": entries}
 
-  def dump(temporary):
-    with open(temporary, "w", encoding="utf-8") as handle:
-      json.dump(manifest, handle, indent=1)
-
-  nifti.write_atomically(os.path.join(out, MANIFEST), dump)
+  nifti.write_text_atomically(os.path.join(out, MANIFEST), json.dumps(manifest, indent=1))
   return manifest

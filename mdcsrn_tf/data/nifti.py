@@ -130,3 +130,13 @@ def write_atomically(path, write):
     if os.path.exists(temporary):
       os.remove(temporary)
     raise
+
+
+def write_text_atomically(path, text: str):
+  """Writes `text` (UTF-8, newlines as given) to `path` through write_atomically."""
+
+  def write(temporary):
+    with open(temporary, "w", encoding="utf-8", newline="") as file:
+      file.write(text)
+
+  write_atomically(path, write)
