@@ -24,12 +24,6 @@ PAPER_SECONDS = {"b1u8": 13.20, "b2u4": 9.74, "b3u4": 15.13, "b4u4": 20.87,
 FULL_SHAPE = (320, 320, 256)
 
 
-def window_voxels(shape, tile, margin):
-  """Voxels the network computes for a volume: the sum over its tiles' windows."""
-  plans = inference.plan_tiles(shape, tile, margin)
-  return math.prod(len(p.window_starts) * p.window for p in plans)
-
-
 def time_one(name, precision, jit_compile, shape, tile, margin, batch, repeats):
   """Runs in a fresh process so that peak memory belongs to this model alone."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -88,8 +82,8 @@ def main(argv=None):
   shape = (tuple(int(s) for s in args.measure_shape.split(",")) if args.measure_shape
            else FULL_SHAPE if on_gpu else (128, 128, 64))
   batch = args.batch or (8 if on_gpu else 2)
-  scale = window_voxels(FULL_SHAPE, args.tile, args.margin) / window_voxels(shape, args.tile,
-                                                                          args.margin)
+  scale = (inference.computed_voxels(FULL_SHAPE, args.tile, args.margin)
+           / inference.computed_voxels(shape, args.tile, args.margin))
   peak_gflops = machine.matmul_peak_gflops()
   print(f"matmul peak {peak_gflops:.1f} GFLOP/s; timing {shape}, x{scale:g} to {FULL_SHAPE}")
   results = []

@@ -5,6 +5,7 @@ Markdown table for docs/performance.md.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 
@@ -33,14 +34,8 @@ def inference_rows(record):
 
 def computed_voxel_ratio(record) -> float:
   """Voxels the network computes (tile windows, margins included) per output voxel."""
-  plans = tiled.plan_tiles(record["volume_shape"], record["tile"], record["margin"])
-  computed = 1
-  for plan in plans:
-    computed *= len(plan.window_starts) * plan.window
-  output = 1
-  for size in record["volume_shape"]:
-    output *= size
-  return computed / output
+  return (tiled.computed_voxels(record["volume_shape"], record["tile"], record["margin"])
+          / math.prod(record["volume_shape"]))
 
 
 def markdown(inference, training, pipeline) -> str:

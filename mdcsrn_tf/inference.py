@@ -61,6 +61,12 @@ def plan_tiles(shape, tile: int, margin: int) -> tuple:
   return tuple(plan_axis(int(n), tile, margin) for n in shape)
 
 
+def computed_voxels(shape, tile: int, margin: int) -> int:
+  """Voxels the network computes for a volume: the sum of its tiles' windows, margins
+  included (the work tiling costs, against math.prod(shape) output voxels)."""
+  return math.prod(len(p.window_starts) * p.window for p in plan_tiles(shape, tile, margin))
+
+
 def forward_function(model, jit_compile=False):
   """The model's inference pass traced once for windows of any size and batch; cached per
   model (and XLA setting), so neither a new tile nor a new volume retraces it."""
