@@ -1,11 +1,11 @@
-"""Side-by-side slices in the degraded plane, as the paper's Figure 2, written to PNG."""
-import matplotlib
+"""Side-by-side slices in the degraded plane, as the paper's Figure 2, written to PNG.
 
-matplotlib.use("Agg")  # headless: CI and servers have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+matplotlib loads only when a figure is drawn: training takes its validation slices from
+here too and has no use for it.
+"""
+import numpy as np
 
-from mdcsrn_tf.data.nifti import write_atomically  # noqa: E402
+from mdcsrn_tf.data.nifti import write_atomically
 
 
 def degraded_plane_slice(volume, index=None, plane_axes=(0, 1)):
@@ -25,6 +25,11 @@ def central_square(shape, fraction=0.25):
 def comparison_figure(slices: dict, path, zoom="centre", title=None):
   """One panel per named 2D slice, same grey scale; `zoom` = (row, col, size) or "centre"
   adds a row of insets of that square (None: no insets). Written atomically to `path`."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+
+  matplotlib.use("Agg")  # headless: CI and servers have no display
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   names = list(slices)
   if zoom == "centre":
     zoom = central_square(next(iter(slices.values())).shape)

@@ -12,20 +12,14 @@ import numpy as np
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 import tensorflow as tf  # noqa: E402
 
-from mdcsrn_tf import inference, metrics  # noqa: E402
+from mdcsrn_tf import figures, inference, metrics  # noqa: E402
 from mdcsrn_tf.data import pipeline  # noqa: E402
-
-
-def middle_slice(volume, plane_axes=(0, 1)):
-  """The middle slice across the axis the degradation left alone: it lies in the
-  degraded plane."""
-  (through_axis,) = {0, 1, 2} - set(plane_axes)
-  return np.take(volume, volume.shape[through_axis] // 2, axis=through_axis)
 
 
 def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
   """[1, H, 3W, 1] float32 image LR | SR | HR of the middle slices, clipped to [0, 1]."""
-  row = np.concatenate([middle_slice(v, plane_axes) for v in (lr, sr, hr)], axis=1)
+  row = np.concatenate([figures.degraded_plane_slice(v, plane_axes=plane_axes)
+                        for v in (lr, sr, hr)], axis=1)
   return np.clip(row, 0.0, 1.0)[np.newaxis, ..., np.newaxis].astype(np.float32)
 
 
