@@ -41,7 +41,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   """Runs the demo into `out_dir`; returns {method: metrics}."""
   import numpy as np
 
-  from mdcsrn_tf import evaluate_lib, figures
+  from mdcsrn_tf import evaluate_lib, figures, weights
   from mdcsrn_tf.models import analysis
   from mdcsrn_tf.data import dataset as datasets, intensity, nifti
   from mdcsrn_tf.data.pipeline import load_manifest
@@ -55,10 +55,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
   hr, scale = intensity.normalise(volume)
 
   generators = shipped_generators()
-  lr_modes = {card.get("lr_mode", "linear") for _, card in generators.values()}
-  if len(lr_modes) > 1:
-    raise ValueError(f"shipped weights disagree on their input: {sorted(lr_modes)}")
-  network_input = lr_modes.pop() if lr_modes else "linear"
+  network_input = weights.common_network_input(card for _, card in generators.values())
   volumes = {}
   results = evaluate_lib.evaluate_volume(
       hr, {**dict.fromkeys(evaluate_lib.BASELINES),

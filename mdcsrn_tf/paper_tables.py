@@ -83,7 +83,7 @@ def test_subjects(settings: TableSettings):
 
 def _load_models(methods, settings: TableSettings):
   """(models, sources, missing, network input) for the non-baseline `methods`."""
-  models, sources, missing, input_modes = {}, {}, {}, set()
+  models, sources, missing, cards = {}, {}, {}, []
   for method in methods:
     if method in evaluate_lib.BASELINES:
       continue
@@ -92,10 +92,8 @@ def _load_models(methods, settings: TableSettings):
       missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
       continue
     models[method], sources[method] = weights.load_generator(path), path
-    input_modes.add(weights.read_card(path).get("lr_mode", "linear"))
-  if len(input_modes) > 1:
-    raise ValueError(f"the models were trained on different inputs: {sorted(input_modes)}")
-  return models, sources, missing, input_modes.pop() if input_modes else "linear"
+    cards.append(weights.read_card(path))
+  return models, sources, missing, weights.common_network_input(cards)
 
 
 def reproduce(methods, settings: TableSettings) -> dict:

@@ -108,3 +108,12 @@ def shipped() -> dict:
   """{kind: base path} of the shipped weights present in this install."""
   return {kind: os.path.join(SHIPPED_DIR, name) for kind, name in SHIPPED.items()
           if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
+
+
+def common_network_input(cards) -> str:
+  """The network input (lr_mode) that every model card names ("linear" when none does);
+  ValueError when they differ, since one evaluation feeds all models the same input."""
+  modes = {card.get("lr_mode", "linear") for card in cards}
+  if len(modes) > 1:
+    raise ValueError(f"the models were trained on different inputs: {sorted(modes)}")
+  return modes.pop() if modes else "linear"
