@@ -4,12 +4,13 @@ import dataclasses
 import math
 
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.schedule import CriticSchedule
+from mdcsrn_tf.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
 
 PHASES = ("pretrain", "gan")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_MODES = ("linear", "zero_filled")
+LR_DECAYS = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +21,8 @@ class TrainConfig:
     dataset: manifest.json of a prepared data set (data/prepare.py).
     workdir: checkpoints/, best/, logs/ (TensorBoard) and export/generator go here.
     model: generator name (models.GENERATOR_NAMES).
+    identity_init: an mDCSRN generator starts as the identity map (models/mdcsrn.py); False
+      starts it from Keras' default initialisers everywhere. Baselines ignore it.
     phase: "pretrain" (L1 only) or "gan" (WGAN-GP with the critic schedule).
     steps: total global steps; in the GAN phase one step updates one network.
     batch_size: global batch (split over the replicas of the strategy).
@@ -27,6 +30,9 @@ class TrainConfig:
     lr_mode, factor, plane_axes: how LR patches are made (data.pipeline.PipelineConfig).
     augment: flips/rotations of training patches.
     generator_lr, critic_lr: Adam learning rates (paper: 1e-4 pre-training, 5e-6 GAN).
+    lr_decay: "constant" (the paper's) or "cosine": each rate falls to 0 along a cosine over
+      its optimiser's own updates in `steps` (short runs end on settled weights and
+      BatchNorm statistics; docs/deviations.md).
     adversarial_weight: lambda of eq. 5 (0.001).
     gp_weight: gradient penalty weight (10).
     warmup_steps, critic_per_generator, extra_critic_every, extra_critic_steps: the GAN
@@ -50,6 +56,7 @@ class TrainConfig:
   dataset: str
   workdir: str
   model: str = "b4u4"
+  identity_init: bool = True
   phase: str = "pretrain"
   steps: int = 500_000
   batch_size: int = 2
@@ -60,6 +67,7 @@ class TrainConfig:
   augment: bool = True
   generator_lr: float = 1e-4
   critic_lr: float = 5e-6
+  lr_decay: str = "constant"
   adversarial_weight: float = 1e-3
   gp_weight: float = 10.0
   warmup_steps: int = 10_000
@@ -79,6 +87,12 @@ class TrainConfig:
   init_generator: str = ""
   seed: int = 0
 
+  def updates(self) -> dict:
+    """{"generator": n, "critic": m}: each optimiser's updates over the whole run."""
+    if self.phase == "pretrain":
+      return {GENERATOR: self.steps, CRITIC: 0}
+    return count_steps(self.steps, self.critic_schedule)
+
   @property
   def critic_schedule(self) -> CriticSchedule:
     return CriticSchedule(self.warmup_steps, self.critic_per_generator,
@@ -97,6 +111,7 @@ class TrainConfig:
         (self.strategy in STRATEGIES,
          f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
         (self.lr_mode in LR_MODES, f"--lr_mode must be one of {', '.join(LR_MODES)}"),
+        (self.lr_decay in LR_DECAYS, f"--lr_decay must be one of {', '.join(LR_DECAYS)}"),
         (min(self.steps, self.batch_size, self.patch_size, self.checkpoint_every,
              self.keep_checkpoints, self.summary_every, self.validation_tile) >= 1,
          "--steps, --batch_size, --patch_size, --checkpoint_every, --keep_checkpoints, "

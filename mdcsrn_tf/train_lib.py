@@ -59,9 +59,13 @@ class _Networks:
     return [m for m in (self.generator, self.critic) if m is not None]
 
 
-def _optimizer(learning_rate, precision, variables):
+def _optimizer(learning_rate, config, updates, variables):
+  if config.lr_decay == "cosine":
+    # The schedule reads the optimiser's own iteration count, which checkpoints keep, so
+    # a resumed run continues on the same curve.
+    learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(updates, 1))
   optimizer = keras.optimizers.Adam(learning_rate)
-  if precision == "mixed_float16":
+  if config.precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   # Built now, before a checkpoint restores into it and before a step is traced.
   optimizer.build(variables)
@@ -73,12 +77,14 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
   the precision policy in force while the layers are built."""
   policy = None if config.precision == "float32" else config.precision
   with strategy.scope():
-    generator = models.build_model(config.model, policy=policy)
-    networks = _Networks(generator, _optimizer(config.generator_lr, config.precision,
-                                               generator.trainable_variables))
+    options = {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
+    generator = models.build_model(config.model, policy=policy, **options)
+    updates = config.updates()
+    networks = _Networks(generator, _optimizer(
+        config.generator_lr, config, updates[schedule.GENERATOR], generator.trainable_variables))
     if config.phase == "gan":
       networks.critic = models.build_model("critic", policy=policy, patch_size=config.patch_size)
-      networks.critic_optimizer = _optimizer(config.critic_lr, config.precision,
+      networks.critic_optimizer = _optimizer(config.critic_lr, config, updates[schedule.CRITIC],
                                              networks.critic.trainable_variables)
   return networks
 
@@ -235,7 +241,7 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   _restore(config, networks, checkpoints)
   start_step = int(checkpoints.step.numpy())
   if config.phase == "gan" and chief:
-    counts = schedule.count_steps(config.steps, config.critic_schedule)
+    counts = config.updates()
     tqdm.write(f"GAN schedule: {counts[schedule.GENERATOR]} generator and "
                f"{counts[schedule.CRITIC]} critic updates in {config.steps} steps")
   # A resumed run draws new patches and interpolation weights, not the first run's again.

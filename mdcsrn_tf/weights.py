@@ -117,3 +117,24 @@ def common_network_input(cards) -> str:
   if len(modes) > 1:
     raise ValueError(f"the models were trained on different inputs: {sorted(modes)}")
   return modes.pop() if modes else "linear"
+
+
+# The bar shipped weights must clear on the held-out volume (issue 7).
+REQUIRED_GAIN_DB = 1.0  # PSNR above the bicubic baseline
+GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
+
+
+def quality_shortfalls(whole: dict, l1_psnr=None) -> list:
+  """How held-out whole-volume metrics ({method: metrics}) miss the bar, one phrase each;
+  `l1_psnr` is the shipped L1 weights' PSNR when these are GAN weights."""
+  model, cubic = whole["model"], whole["cubic"]
+  shortfalls = []
+  if model["psnr"] < cubic["psnr"] + REQUIRED_GAIN_DB:
+    shortfalls.append(f"held-out PSNR {model['psnr']:.2f} dB, less than {REQUIRED_GAIN_DB} dB "
+                      f"above bicubic {cubic['psnr']:.2f} dB")
+  if model["ssim"] <= cubic["ssim"]:
+    shortfalls.append(f"held-out SSIM {model['ssim']:.4f}, not above bicubic {cubic['ssim']:.4f}")
+  if l1_psnr is not None and model["psnr"] < l1_psnr - GAN_TOLERANCE_DB:
+    shortfalls.append(f"held-out PSNR {model['psnr']:.2f} dB, more than {GAN_TOLERANCE_DB} dB "
+                      f"below the L1 weights' {l1_psnr:.2f} dB")
+  return shortfalls

@@ -68,14 +68,30 @@ def test_receptive_field_radii_follow_from_the_layers():
   assert math.isinf(analysis.receptive_field_radius(build_model("critic", patch_size=16)))
 
 
-# Small members of each family keep the volumes (> 2 radii) cheap on two cores.
+# Small members of each family keep the volumes (> 2 radii) cheap on two cores. The
+# mDCSRNs start from random weights everywhere: the identity start would hide the layers.
 EMPIRICAL_MODELS = {
-    "b1u8": lambda: build_model("b1u8"),
-    "b2u4": lambda: build_model("b2u4"),
-    "mdcsrn_b3u1": lambda: mdcsrn.mdcsrn(3, 1),
+    "b1u8": lambda: build_model("b1u8", identity_init=False),
+    "b2u4": lambda: build_model("b2u4", identity_init=False),
+    "mdcsrn_b3u1": lambda: mdcsrn.mdcsrn(3, 1, identity_init=False),
     "fsrcnn": lambda: build_model("fsrcnn"),
     "srresnet_b2w8": lambda: baselines.srresnet(blocks=2, width=8),
 }
+
+
+@pytest.mark.parametrize("name", ["b1u8", "b4u4"])
+def test_untrained_mdcsrn_is_the_identity_unless_asked_for_random_weights(name):
+  x = np.random.default_rng(4).random((2, 12, 13, 14, 1), dtype=np.float32)
+  keras.utils.set_random_seed(0)
+  identity = build_model(name)
+  np.testing.assert_allclose(predict(identity, x), x, atol=1e-6)
+  # in training mode too: BatchNorm's batch statistics do not reach the output yet
+  np.testing.assert_allclose(keras.ops.convert_to_numpy(identity(x, training=True)), x,
+                             atol=1e-6)
+  keras.utils.set_random_seed(0)
+  random = build_model(name, identity_init=False)
+  assert trainable_count(random) == trainable_count(identity)
+  assert np.abs(predict(random, x) - x).mean() > 0.05
 
 
 @pytest.mark.parametrize("name", EMPIRICAL_MODELS)

@@ -16,7 +16,8 @@ _BUILDERS = {
     "srresnet": baselines.srresnet,
     "critic": critic.critic,
 }
-GENERATOR_NAMES = (*mdcsrn.VARIANTS, "fsrcnn", "srresnet")
+MDCSRN_NAMES = tuple(mdcsrn.VARIANTS)
+GENERATOR_NAMES = (*MDCSRN_NAMES, "fsrcnn", "srresnet")
 MODEL_NAMES = (*GENERATOR_NAMES, "critic")
 
 # Table 1 and Table 2 of the paper: (#parm, #ops) as printed.
