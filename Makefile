@@ -28,7 +28,7 @@ test: samples
 # the degraded volume through the user command, mdcsrn-sr, as a user would run it.
 demo: samples
 	$(PY) -m mdcsrn_tf.demo --out demo_out
-	$(VENV)/bin/mdcsrn-sr demo_out/colin27_linear.nii.gz demo_out/colin27_linear_sr.nii.gz
+	$(VENV)/bin/mdcsrn-sr demo_out/colin27_lr.nii.gz demo_out/colin27_lr_sr.nii.gz
 
 # About 10 minutes on 2 CPU cores; docs/performance.md holds the figures.
 bench: samples

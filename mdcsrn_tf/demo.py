@@ -7,7 +7,8 @@
    it in k-space as the paper does (NOTES.md);
 3. scores the baselines (linear = the network input, cubic = the paper's bicubic,
    zero-filled) and the shipped mDCSRN b4u4 weights (L1 and GAN) with evaluate_lib;
-4. writes every volume as NIfTI with Colin27's geometry, a PNG of the same slice for LR /
+4. writes every volume as NIfTI with Colin27's geometry (colin27_lr is the network input,
+   the volume to give `mdcsrn-sr`), a PNG of the same slice for LR (the network input) /
    bicubic / mDCSRN / mDCSRN-GAN / HR, and the metrics as a table and JSON.
 """
 import os
@@ -22,8 +23,8 @@ flags.DEFINE_integer("crop", 0, "Keep only a central cube of this edge (0: the w
 flags.DEFINE_integer("tile", 64, "Inference tile edge.")
 flags.DEFINE_integer("batch", 1, "Tiles per batch.")
 
-PANELS = {"LR (linear)": "linear", "bicubic": "cubic", "mDCSRN": "mdcsrn",
-          "mDCSRN-GAN": "mdcsrn_gan", "HR": "hr"}
+PANELS = {"LR": "lr", "bicubic": "cubic", "mDCSRN": "mdcsrn", "mDCSRN-GAN": "mdcsrn_gan",
+          "HR": "hr"}
 
 
 SHIPPED_METHODS = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
@@ -61,7 +62,7 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
       hr, {**dict.fromkeys(evaluate_lib.BASELINES),
            **{method: model for method, (model, _) in generators.items()}},
       network_input=network_input, tile=tile, batch=batch, outputs=volumes)
-  volumes["hr"] = hr
+  volumes["hr"], volumes["lr"] = hr, volumes[network_input]
 
   affine = image.affine.copy()
   affine[:3, 3] = image.affine[:3, :3] @ np.array(starts) + image.affine[:3, 3]
@@ -69,7 +70,8 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
     nifti.save_volume(intensity.denormalise(normalised, scale),
                       os.path.join(out_dir, f"colin27_{method}.nii.gz"), image, affine=affine,
                       inputs=(subject["path"],))
-  slices = {label: figures.degraded_plane_slice(volumes[method])
+  slices = {(f"LR ({network_input.replace('_', '-')})" if method == "lr" else label):
+            figures.degraded_plane_slice(volumes[method])
             for label, method in PANELS.items() if method in volumes}
   figures.comparison_figure(
       slices, os.path.join(out_dir, "comparison.png"),

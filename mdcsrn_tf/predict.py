@@ -41,14 +41,14 @@ def main(argv):
   for input_path, output_path in pairs:  # fail on a bad file before the slow part
     nifti.check_output_path(output_path, inputs=[input_path])
     nifti.load_volume(input_path)
-  model = predict_lib.load_model(FLAGS.weights, FLAGS.model, FLAGS.gan)
+  model, lr_mode = predict_lib.load_model(FLAGS.weights, FLAGS.model, FLAGS.gan)
   batch = FLAGS.batch
   if FLAGS.memory_limit:
     batch = inference.batch_for_memory(model, FLAGS.memory_limit * 2**20, FLAGS.tile, FLAGS.margin)
   for input_path, output_path in pairs:
     predict_lib.super_resolve_file(input_path, output_path, model, FLAGS.tile, FLAGS.margin,
                                    batch, scale, FLAGS.target_voxel,
-                                   jit_compile=FLAGS.jit_compile)
+                                   jit_compile=FLAGS.jit_compile, interpolation=lr_mode)
     print(output_path)
 
 

@@ -1,8 +1,9 @@
 """Super-resolution of NIfTI files: the library behind `mdcsrn-sr` (predict.py).
 
 A scan already on the HR grid is super-resolved as it is. With `scale`/`target_voxel`, a
-coarser scan is first interpolated linearly onto the finer grid exactly as training inputs
-were made (kspace.upsample: LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
+coarser scan is first interpolated onto the finer grid exactly as the model's training
+inputs were made (its card's lr_mode: "linear", or "zero_filled" = Fourier interpolation;
+kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
 gets the finer voxel size and an affine over the same field of view. Intensities are divided
 by the scan's maximum going in and multiplied back coming out, so the output keeps the
 input's range. Outputs are written atomically and never over an input.
@@ -38,7 +39,7 @@ def hr_affine(affine, factors):
   return np.asarray(affine, float) @ np.diag([1 / f for f in factors] + [1.0])
 
 
-def load_input(path, scale=None, target_voxel=None):
+def load_input(path, scale=None, target_voxel=None, interpolation="linear"):
   """(volume on the HR grid, reference image, HR affine, HR zooms) of one input scan."""
   volume, image = nifti.load_volume(path)
   zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
@@ -48,19 +49,21 @@ def load_input(path, scale=None, target_voxel=None):
   from mdcsrn_tf.data import kspace  # TensorFlow only when a grid change needs it
 
   axes = tuple(a for a in range(3) if hr_shape[a] != volume.shape[a])
-  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes, interpolation="linear"),
+  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes, interpolation=interpolation),
                       np.float32)
   return (volume, image, hr_affine(image.affine, factors),
           tuple(z / f for z, f in zip(zooms, factors)))
 
 
 def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
-                       target_voxel=None, progress=True, jit_compile=False):
-  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input)."""
+                       target_voxel=None, progress=True, jit_compile=False,
+                       interpolation="linear"):
+  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input);
+  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode)."""
   from mdcsrn_tf import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
-  volume, image, affine, zooms = load_input(input_path, scale, target_voxel)
+  volume, image, affine, zooms = load_input(input_path, scale, target_voxel, interpolation)
   normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
   sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
                                progress=progress, jit_compile=jit_compile)
@@ -99,14 +102,14 @@ def plan_outputs(paths, out_dir=None):
 
 
 def load_model(weights_path=None, model_name=None, gan=False):
-  """The generator to run; a warning on stderr when its model card says the weights are a
-  preliminary training that does not meet the project's quality bar."""
+  """(generator, its network input's lr_mode, "linear" without a card); a warning on
+  stderr when the model card says the weights do not meet the project's quality bar."""
   from mdcsrn_tf import weights
 
   path = weights_path or weights.default_weights("gan" if gan else "l1")
   model = weights.load_generator(path, model_name)
   has_card = os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX)
-  warning = weights.read_card(path).get("warning") if has_card else None
-  if warning:
-    print(f"warning: {warning}", file=sys.stderr)
-  return model
+  card = weights.read_card(path) if has_card else {}
+  if card.get("warning"):
+    print(f"warning: {card['warning']}", file=sys.stderr)
+  return model, card.get("lr_mode", "linear")

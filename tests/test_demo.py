@@ -26,7 +26,7 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
   assert "zero_filled" in result.stdout and "PSNR" in result.stdout
 
   shipped = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
-  methods = {"nearest", "linear", "cubic", "zero_filled", "hr",
+  methods = {"nearest", "linear", "cubic", "zero_filled", "hr", "lr",
              *(shipped[kind] for kind in weights.shipped())}
   hr = nib.load(out / "colin27_hr.nii.gz")
   assert hr.shape == (CROP,) * 3
@@ -44,7 +44,12 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
   grey = figure[..., :3].mean(axis=-1)
   assert grey.shape[0] > 100 and grey.std() > 0.1  # a picture of brains, not a blank page
 
-  scores = json.loads((out / "metrics.json").read_text())["summary"]
-  assert set(scores) == methods - {"hr"}
+  results = json.loads((out / "metrics.json").read_text())
+  # colin27_lr, the volume for mdcsrn-sr, is the shipped weights' network input
+  network_input = results["network_input"]
+  np.testing.assert_array_equal(nib.load(out / "colin27_lr.nii.gz").get_fdata(),
+                                nib.load(out / f"colin27_{network_input}.nii.gz").get_fdata())
+  scores = results["summary"]
+  assert set(scores) == methods - {"hr", "lr"}
   psnr = {method: scores[method]["psnr"]["mean"] for method in scores}
   assert psnr["nearest"] < psnr["linear"] < psnr["cubic"] < psnr["zero_filled"]

@@ -23,7 +23,8 @@ LOADER = textwrap.dedent("""
 
 def test_saved_model_round_trip_in_a_clean_process(tmp_path):
   keras.utils.set_random_seed(8)
-  base = weights.save_generator(build_model("b2u4"), tmp_path / "gen", {"model": "b2u4"})
+  random_b2u4 = build_model("b2u4", identity_init=False)
+  base = weights.save_generator(random_b2u4, tmp_path / "gen", {"model": "b2u4"})
   out = tmp_path / "serving" / "1"
   (tmp_path / "serving").mkdir()
   export = subprocess.run([sys.executable, "-m", "mdcsrn_tf.export", f"--weights={base}",
@@ -54,7 +55,8 @@ def test_saved_model_round_trip_in_a_clean_process(tmp_path):
 
 def test_export_refuses_an_existing_folder_in_one_line(tmp_path):
   keras.utils.set_random_seed(10)
-  base = weights.save_generator(build_model("b2u4"), tmp_path / "gen", {"model": "b2u4"})
+  random_b2u4 = build_model("b2u4", identity_init=False)
+  base = weights.save_generator(random_b2u4, tmp_path / "gen", {"model": "b2u4"})
   result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.export", f"--weights={base}",
                            f"--out={tmp_path}"], capture_output=True, text=True, timeout=120)
   assert result.returncode != 0

@@ -21,7 +21,8 @@ AFFINE = np.array([[0.0, -0.7, 0.0, 90.0], [0.0, 0.0, 0.7, -120.0], [0.7, 0.0, 0
 @pytest.fixture(scope="module")
 def generator_weights(tmp_path_factory):
   keras.utils.set_random_seed(5)
-  return weights.save_generator(build_model("b2u4"), tmp_path_factory.mktemp("w") / "b2u4",
+  random_b2u4 = build_model("b2u4", identity_init=False)
+  return weights.save_generator(random_b2u4, tmp_path_factory.mktemp("w") / "b2u4",
                                 {"model": "b2u4"})
 
 
@@ -80,6 +81,27 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   np.testing.assert_allclose(extent(written), extent(nib.load(lowres)))
   # --target_voxel 0.7 picks the same grid from the 1.4 x 1.4 x 0.7 mm voxels
   assert predict_lib.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
+
+
+def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
+  """Weights whose card says lr_mode zero_filled get a Fourier-interpolated input."""
+  keras.utils.set_random_seed(6)
+  base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "zf",
+                                {"model": "b2u4", "lr_mode": "zero_filled"})
+  model, lr_mode = predict_lib.load_model(base)
+  assert lr_mode == "zero_filled"
+  assert predict_lib.load_model(tmp_path / "zf.weights.h5", "b2u4")[1] == "zero_filled"
+  small = (np.random.default_rng(7).random((10, 13, 17)) * 100 + 50).astype(np.float32)
+  lowres = write_nifti(small, "lowres.nii.gz", affine=AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0]))
+  out = predict_lib.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
+                                       scale=[2, 2, 1], progress=False, interpolation=lr_mode)
+  fourier = np.abs(np.fft.ifftn(np.fft.ifftshift(np.pad(
+      np.fft.fftshift(np.fft.fftn(small, axes=(0, 1)), axes=(0, 1)),
+      [(5, 5), (7, 6), (0, 0)]), axes=(0, 1)), axes=(0, 1))) * 4
+  expected = inference.super_resolve(model, fourier / fourier.max(), tile=16,
+                                     progress=False) * fourier.max()
+  np.testing.assert_allclose(nib.load(out).get_fdata(dtype=np.float32), expected, rtol=1e-4,
+                             atol=1e-3)
 
 
 def test_folder_input_writes_one_output_per_scan(tmp_path, write_nifti, generator_weights):

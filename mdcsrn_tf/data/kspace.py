@@ -57,9 +57,11 @@ def upsample(small, shape, axes=(0, 1), interpolation="linear"):
 
   Along each axis in `axes`, output voxel j reads input coordinate j * n_small / n,
   periodically (LR voxel i lands on HR voxel i * n / n_small); other axes are kept.
-  `interpolation` is "nearest", "linear" or "cubic" (B-spline, order 3).
+  `interpolation` is "nearest", "linear", "cubic" (B-spline, order 3) or "zero_filled"
+  (Fourier interpolation: the centred spectrum zero-padded, as `degrade` makes it; the
+  magnitude is kept, so the result is >= 0).
   """
-  _check_arguments(axes, interpolation, ("nearest", "linear", "cubic"))
+  _check_arguments(axes, interpolation, INTERPOLATIONS)
   is_tensor = tf.is_tensor(small)
   small = tf.convert_to_tensor(small if is_tensor else np.asarray(small, np.float32), tf.float32)
   if small.shape.rank != 3:
@@ -71,8 +73,9 @@ def upsample(small, shape, axes=(0, 1), interpolation="linear"):
     for axis in axes:
       volume = along(volume, axis, shape[axis])
   else:
+    resample = _cubic_numpy if interpolation == "cubic" else _zero_filled_numpy
     volume = tf.numpy_function(
-        lambda array, size: _cubic_numpy(array, size, axes), [small, shape], tf.float32,
+        lambda array, size: resample(array, size, axes), [small, shape], tf.float32,
         stateful=False)
   out_shape = [small.shape[axis] if axis not in axes else None for axis in range(3)]
   static = tf.get_static_value(shape)
@@ -142,6 +145,21 @@ def _cubic_numpy(small, shape, axes):
     matrix = _cubic_matrix(volume.shape[axis], int(shape[axis]))
     volume = np.moveaxis(np.tensordot(matrix, volume, axes=([1], [axis])), 0, axis)
   return volume.astype(np.float32)
+
+
+def _zero_filled_numpy(small, shape, axes):
+  """|inverse FFT| of the small grid's spectrum zero-padded to `shape` along `axes`, with
+  the centring of `_cropped_spectrum` and the intensity level kept."""
+  volume = np.asarray(small, np.complex128)
+  for axis in axes:
+    n_small, size = volume.shape[axis], int(shape[axis])
+    spectrum = np.fft.fftshift(np.fft.fft(volume, axis=axis), axes=axis)
+    begin = size // 2 - n_small // 2
+    padding = [(0, 0)] * 3
+    padding[axis] = (begin, size - n_small - begin)
+    spectrum = np.pad(spectrum, padding)
+    volume = np.fft.ifft(np.fft.ifftshift(spectrum, axes=axis), axis=axis) * (size / n_small)
+  return np.abs(volume).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=32)
