@@ -49,8 +49,10 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="lin
   """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume.
 
   `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
-  plain list of baseline names works too). `lr` is the network input if the caller already
-  has it (a training pipeline's validation volume); otherwise it is made from `hr`.
+  plain list of baseline names works too). `network_input` is the lr_mode of every model,
+  or {model name: lr_mode} for models trained on different inputs. `lr` is the network
+  input if the caller already has it (a training pipeline's validation volume); otherwise
+  it is made from `hr`.
   A dict passed as `outputs` receives each method's volume (the demo writes them).
   """
   from mdcsrn_tf import inference
@@ -60,15 +62,23 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), network_input="lin
   for name, model in methods.items():
     if model is None and name not in BASELINES:
       raise ValueError(f"{name!r} is neither a baseline ({', '.join(BASELINES)}) nor a model")
-  if lr is None and any(model is not None for model in methods.values()):
-    lr = kspace.degrade(hr, factor, plane_axes, interpolation=network_input)
+  inputs = {}  # lr_mode: network input volume, made once
+
+  def input_of(name):
+    mode = network_input if isinstance(network_input, str) else network_input[name]
+    if mode not in inputs:
+      inputs[mode] = lr if lr is not None else kspace.degrade(hr, factor, plane_axes,
+                                                              interpolation=mode)
+    return inputs[mode]
+
   results = {}
   for name, model in methods.items():
     if model is None:
       sr, seconds = _timed(lambda: kspace.degrade(hr, factor, plane_axes, interpolation=name))
     else:
+      network_lr = input_of(name)
       sr, seconds = _timed(lambda: inference.super_resolve(
-          model, lr, tile=tile, margin=margin, batch=batch, progress=False))
+          model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
     results[name] = {**metrics.quality(hr, sr, plane_axes), "seconds": seconds}
     if outputs is not None:
       outputs[name] = sr

@@ -82,7 +82,9 @@ def serving_module(model, tile=64, margin=3):
     def serve(self, volume):
       peak = tf.reduce_max(volume)
       scale = tf.where(peak > 0, peak, tf.ones_like(peak))
-      return {"sr": tiled_forward(self.model, volume / scale, tile, margin) * scale}
+      # non-negative, as inference.super_resolve: MR magnitude images are
+      return {"sr": tf.maximum(tiled_forward(self.model, volume / scale, tile, margin), 0.0)
+                    * scale}
 
   return SuperResolver()
 

@@ -109,9 +109,11 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
                   jit_compile=False):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
-  Returns a float32 array of the input's shape. `batch` windows run at once (memory grows
-  with it); `progress` shows a tqdm bar over tiles; `jit_compile` runs the network through
-  XLA (faster on GPUs, 3-8x slower on a 2-core CPU: docs/performance.md).
+  Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
+  images are non-negative, so this never moves a voxel away from a true image. `batch`
+  windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles;
+  `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
+  docs/performance.md).
   """
   volume = np.ascontiguousarray(volume_normalised, np.float32)
   if volume.ndim != 3:
@@ -129,7 +131,7 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
       for tile_output in forward(windows).numpy()[..., 0]:
         _merge_tile(output, tile_output, plans, next(pending))
       bar.update(int(windows.shape[0]))
-  return output
+  return np.maximum(output, 0.0, out=output)
 
 
 def batch_for_memory(model, memory_bytes: int, tile=64, margin=3) -> int:

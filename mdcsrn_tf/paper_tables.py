@@ -82,8 +82,9 @@ def test_subjects(settings: TableSettings):
 
 
 def _load_models(methods, settings: TableSettings):
-  """(models, sources, missing, network input) for the non-baseline `methods`."""
-  models, sources, missing, cards = {}, {}, {}, []
+  """(models, sources, missing, {method: network input}) for the non-baseline `methods`;
+  each model gets the input its model card says it was trained on."""
+  models, sources, missing, network_inputs = {}, {}, {}, {}
   for method in methods:
     if method in evaluate_lib.BASELINES:
       continue
@@ -92,8 +93,8 @@ def _load_models(methods, settings: TableSettings):
       missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
       continue
     models[method], sources[method] = weights.load_generator(path), path
-    cards.append(weights.read_card(path))
-  return models, sources, missing, weights.common_network_input(cards)
+    network_inputs[method] = weights.read_card(path).get("lr_mode", "linear")
+  return models, sources, missing, network_inputs
 
 
 def reproduce(methods, settings: TableSettings) -> dict:

@@ -37,6 +37,12 @@ def held_out_metrics(model, hr, network_input, batch=1):
       network_input=network_input, tile=CHECK_TILE, margin=CHECK_MARGIN, batch=batch)
 
 
+def _flag(card, name):
+  """The value of --name in the card's resolved flags, or "?"."""
+  prefix = f"--{name}="
+  return next((f[len(prefix):] for f in card.get("flags", []) if f.startswith(prefix)), "?")
+
+
 def release(workdir, kind, check_crop=64, batch=1) -> str:
   exported = os.path.join(workdir, "export", "generator")
   card = weights.read_card(exported)
@@ -59,6 +65,12 @@ def release(workdir, kind, check_crop=64, batch=1) -> str:
                    "check_crop": {"start": starts, "edge": check_crop,
                                   "metrics": held_out_metrics(model, crop, network_input, batch)}},
       "lr_mode": network_input, "shipped_as": kind})
+  if not card.get("machine", {}).get("gpus"):
+    card["note"] = (
+        f"trained on CPU only: {_flag(card, 'patch_size')}^3 patches, batch "
+        f"{_flag(card, 'batch_size')}, {card.get('steps')} steps, where the paper trains 64^3 "
+        "patches, batch 2, for 500k (L1) and 550k (GAN) steps on a GPU; a session with a GPU "
+        "replaces these weights (docs/reproducing.md)")
   l1_psnr = None
   shipped_l1 = os.path.join(weights.SHIPPED_DIR, weights.SHIPPED["l1"])
   if kind != "l1" and os.path.isfile(shipped_l1 + ".json"):

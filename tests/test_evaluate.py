@@ -100,3 +100,17 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_each_model_gets_the_input_it_was_trained_on():
+  """An untrained mDCSRN is the identity map, so it scores exactly its input's baseline."""
+  hr = np.random.default_rng(8).random((24, 20, 12), dtype=np.float32)
+  identity = build_model("b1u8")
+  scores = evaluate_lib.evaluate_volume(
+      hr, {"linear": None, "zero_filled": None, "on_linear": identity, "on_zero_filled": identity},
+      network_input={"on_linear": "linear", "on_zero_filled": "zero_filled"}, tile=16)
+  for mode in ("linear", "zero_filled"):
+    for metric in ("psnr", "ssim", "nrmse"):
+      assert scores[f"on_{mode}"][metric] == pytest.approx(scores[mode][metric], rel=1e-5)
+  assert scores["zero_filled"]["psnr"] > scores["linear"]["psnr"] + 0.1  # the inputs differ
+
