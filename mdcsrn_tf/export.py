@@ -82,7 +82,7 @@ def serving_module(model, tile=64, margin=3):
     def serve(self, volume):
       peak = tf.reduce_max(volume)
       scale = tf.where(peak > 0, peak, tf.ones_like(peak))
-      # non-negative, as inference.super_resolve: MR magnitude images are
+      # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
       return {"sr": tf.maximum(tiled_forward(self.model, volume / scale, tile, margin), 0.0)
                     * scale}
 

@@ -93,7 +93,7 @@ def _load_models(methods, settings: TableSettings):
       missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
       continue
     models[method], sources[method] = weights.load_generator(path), path
-    network_inputs[method] = weights.read_card(path).get("lr_mode", "linear")
+    network_inputs[method] = weights.network_input(weights.read_card(path))
   return models, sources, missing, network_inputs
 
 

@@ -112,4 +112,4 @@ def load_model(weights_path=None, model_name=None, gan=False):
   card = weights.read_card(path) if has_card else {}
   if card.get("warning"):
     print(f"warning: {card['warning']}", file=sys.stderr)
-  return model, card.get("lr_mode", "linear")
+  return model, weights.network_input(card)

@@ -55,7 +55,7 @@ def release(workdir, kind, check_crop=64, batch=1) -> str:
     raise InputError(f"{manifest}: expected one held-out test subject, found {len(test)}")
   volume, _ = nifti.load_volume(test[0]["path"])
   hr = intensity.normalise(volume)[0]
-  network_input = card.get("lr_mode", "linear")
+  network_input = weights.network_input(card)
   whole = held_out_metrics(model, hr, network_input, batch)
   crop, starts = evaluate_lib.central_crop(hr, check_crop)
   card.update({
@@ -65,21 +65,22 @@ def release(workdir, kind, check_crop=64, batch=1) -> str:
                    "check_crop": {"start": starts, "edge": check_crop,
                                   "metrics": held_out_metrics(model, crop, network_input, batch)}},
       "lr_mode": network_input, "shipped_as": kind})
-  if not card.get("machine", {}).get("gpus"):
+  on_gpu = bool(card.get("machine", {}).get("gpus"))
+  if not on_gpu:
     card["note"] = (
         f"trained on CPU only: {_flag(card, 'patch_size')}^3 patches, batch "
         f"{_flag(card, 'batch_size')}, {card.get('steps')} steps, where the paper trains 64^3 "
         "patches, batch 2, for 500k (L1) and 550k (GAN) steps on a GPU; a session with a GPU "
         "replaces these weights (docs/reproducing.md)")
   l1_psnr = None
-  shipped_l1 = os.path.join(weights.SHIPPED_DIR, weights.SHIPPED["l1"])
-  if kind != "l1" and os.path.isfile(shipped_l1 + ".json"):
+  shipped_l1 = weights.shipped().get("l1")
+  if kind != "l1" and shipped_l1:
     l1_psnr = weights.read_card(shipped_l1)["held_out"]["whole_volume"]["model"]["psnr"]
   shortfalls = weights.quality_shortfalls(whole, l1_psnr)
   if shortfalls:
     card["warning"] = (
         f"preliminary {card.get('model', 'generator')} weights ({card.get('steps')} steps, "
-        f"{'GPU' if card.get('machine', {}).get('gpus') else 'CPU only'}): "
+        f"{'GPU' if on_gpu else 'CPU only'}): "
         f"{'; '.join(shortfalls)}; see the model card and docs/reproducing.md")
   else:
     card.pop("warning", None)

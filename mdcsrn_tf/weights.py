@@ -110,10 +110,15 @@ def shipped() -> dict:
           if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
 
 
+def network_input(card: dict) -> str:
+  """The lr_mode a model card's network was trained on ("linear" for older cards)."""
+  return card.get("lr_mode", "linear")
+
+
 def common_network_input(cards) -> str:
   """The network input (lr_mode) that every model card names ("linear" when none does);
   ValueError when they differ, since one evaluation feeds all models the same input."""
-  modes = {card.get("lr_mode", "linear") for card in cards}
+  modes = {network_input(card) for card in cards}
   if len(modes) > 1:
     raise ValueError(f"the models were trained on different inputs: {sorted(modes)}")
   return modes.pop() if modes else "linear"
