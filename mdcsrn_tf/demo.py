@@ -44,13 +44,12 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
 
   from mdcsrn_tf import evaluate_lib, figures, weights
   from mdcsrn_tf.models import analysis
-  from mdcsrn_tf.data import dataset as datasets, intensity, nifti
-  from mdcsrn_tf.data.pipeline import load_manifest
+  from mdcsrn_tf.data import dataset as datasets, intensity, manifest, nifti
 
   os.makedirs(out_dir, exist_ok=True)
   dataset_dir = os.path.join(out_dir, "dataset")
   datasets.prepare_samples(dataset_dir)
-  (subject,) = load_manifest(dataset_dir)["test"]
+  (subject,) = manifest.read(dataset_dir)["test"]
   volume, image = nifti.load_volume(subject["path"])
   volume, starts = evaluate_lib.central_crop(volume, crop)
   hr, scale = intensity.normalise(volume)

@@ -14,17 +14,25 @@ method produces an SR volume on the HR grid:
 SSIM (in-plane), PSNR and NRMSE come from mdcsrn_tf.metrics: data range 1 (HR max), whole
 volume, no brain mask. Seconds are wall-clock for the whole volume: the degradation for a
 baseline, the tiled inference for a model. Subjects are summarised by mean and sample std.
+
+Subjects stream one at a time: a subject is a (name, load) pair whose `load()` reads and
+normalises the volume only when it is scored, so memory holds one volume whatever the
+split's size. A ResultsRecord writes each subject's rows as soon as they are scored, and a
+rerun into the same folder skips the subjects it already holds.
 """
 import csv
+import functools
 import io
 import json
+import os
 import time
 
 import numpy as np
 
 from mdcsrn_tf import metrics
-from mdcsrn_tf.data import kspace
+from mdcsrn_tf.data import intensity, kspace, manifest, nifti
 from mdcsrn_tf.data.nifti import write_text_atomically
+from mdcsrn_tf.errors import InputError
 
 BASELINES = kspace.INTERPOLATIONS
 METRICS = ("ssim", "psnr", "nrmse", "seconds")
@@ -100,31 +108,102 @@ def summarise(per_subject: dict) -> dict:
   return summary
 
 
-def evaluate_methods(subjects, methods, progress=True, **options) -> dict:
-  """Scores `methods` on every (name, normalised HR) pair of `subjects`.
+def _normalised_volume(path, crop=0):
+  volume, _ = nifti.load_volume(path)
+  return intensity.normalise(central_crop(volume, crop)[0], name=os.fspath(path))[0]
 
-  Returns {"subjects": {name: {method: metrics}}, "summary": summarise(...)}; `options`
-  go to evaluate_volume.
+
+def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:
+  """[(volume name, load)] of a manifest split (the first `limit` when > 0); `load()` gives
+  the volume, cropped to a central cube of `crop` voxels when > 0, divided by its maximum."""
+  entries = manifest.split_entries(manifest_path, split)
+  return [(entry["name"], functools.partial(_normalised_volume, entry["path"], crop))
+          for entry in (entries[:limit] if limit else entries)]
+
+
+def file_subjects(paths, crop=0) -> list:
+  """[(file name, load)] of NIfTI files, as manifest_subjects."""
+  return [(os.path.basename(os.fspath(path)), functools.partial(_normalised_volume, path, crop))
+          for path in paths]
+
+
+def results_csv(per_subject: dict) -> str:
+  """One row per (subject, method); numbers at full precision, so a resumed evaluation's
+  summary is the one an uninterrupted run gives."""
+  rows = io.StringIO()
+  writer = csv.writer(rows)
+  writer.writerow(("subject", "method", *METRICS))
+  for subject, by_method in per_subject.items():
+    for method, values in by_method.items():
+      writer.writerow((subject, method, *(repr(float(values[m])) for m in METRICS)))
+  return rows.getvalue()
+
+
+def read_results_csv(path) -> dict:
+  """{subject: {method: metrics}} of a results_csv file."""
+  per_subject = {}
+  with open(path, newline="", encoding="utf-8") as file:
+    for row in csv.DictReader(file):
+      per_subject.setdefault(row["subject"], {})[row["method"]] = {
+          metric: float(row[metric]) for metric in METRICS}
+  return per_subject
+
+
+class ResultsRecord:
+  """An evaluation's folder: settings.json (what was asked) and per_subject.csv, rewritten
+  atomically after every subject. Reopened with the same settings it carries on where it
+  stopped; with other settings it refuses, since mixing them would mix two evaluations."""
+
+  def __init__(self, out_dir, settings: dict):
+    self.csv_path = os.path.join(out_dir, "per_subject.csv")
+    settings_path = os.path.join(out_dir, "settings.json")
+    settings = json.loads(json.dumps(settings))
+    if os.path.exists(settings_path) or os.path.exists(self.csv_path):
+      try:
+        with open(settings_path, encoding="utf-8") as file:
+          earlier = json.load(file)
+      except (OSError, ValueError):
+        earlier = None
+      if earlier != settings:
+        raise InputError(f"{out_dir}: holds the results of another evaluation; give a new "
+                         "--out_dir (or the same flags to finish that one)")
+    os.makedirs(out_dir, exist_ok=True)
+    write_text_atomically(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    self.per_subject = read_results_csv(self.csv_path) if os.path.exists(self.csv_path) else {}
+
+  def scored(self, subject, methods) -> bool:
+    return set(methods) <= set(self.per_subject.get(subject, {}))
+
+  def add(self, subject, results: dict):
+    self.per_subject[subject] = results
+    write_text_atomically(self.csv_path, results_csv(self.per_subject))
+
+
+def evaluate_methods(subjects, methods, progress=True, record=None, **options) -> dict:
+  """Scores `methods` on every (name, load) of `subjects`, one volume in memory at a time.
+
+  With a ResultsRecord, subjects it already holds are skipped (their volumes are not read)
+  and every new subject is written to it as soon as it is scored. Returns {"subjects":
+  {name: {method: metrics}}, "summary": summarise(...)}; `options` go to evaluate_volume.
   """
   from tqdm import tqdm
 
   per_subject = {}
-  for name, hr in tqdm(subjects, unit="subject", desc="evaluate", disable=not progress):
-    per_subject[name] = evaluate_volume(hr, methods, **options)
+  for name, load in tqdm(subjects, unit="subject", desc="evaluate", disable=not progress):
+    if record is not None and record.scored(name, methods):
+      per_subject[name] = {method: record.per_subject[name][method] for method in methods}
+      continue
+    per_subject[name] = evaluate_volume(load(), methods, **options)
+    if record is not None:
+      record.add(name, per_subject[name])
   return {"subjects": per_subject, "summary": summarise(per_subject)}
 
 
 def write_results(results: dict, csv_path, json_path, card: dict | None = None):
   """One CSV row per (subject, method) and a JSON summary (with `card`), both atomic."""
-  rows = io.StringIO()
-  writer = csv.writer(rows)
-  writer.writerow(("subject", "method", *METRICS))
-  for subject, by_method in results["subjects"].items():
-    for method, values in by_method.items():
-      writer.writerow((subject, method, *(f"{values[m]:.6g}" for m in METRICS)))
   summary = {**(card or {}), "subjects": sorted(results["subjects"]),
              "summary": results["summary"]}
-  write_text_atomically(csv_path, rows.getvalue())
+  write_text_atomically(csv_path, results_csv(results["subjects"]))
   write_text_atomically(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 

@@ -9,8 +9,6 @@ import os
 
 
 from mdcsrn_tf import evaluate_lib, figures, weights
-from mdcsrn_tf.data import intensity, nifti
-from mdcsrn_tf.data.pipeline import load_manifest
 from mdcsrn_tf.models import analysis
 
 # (SSIM, PSNR, NRMSE, time s) mean; Table 1 also gives std, kept where it exists.
@@ -69,16 +67,9 @@ def weights_path(method, settings: TableSettings):
 
 
 def test_subjects(settings: TableSettings):
-  """[(subject, normalised HR volume)] of the split, cropped as the settings say."""
-  entries = load_manifest(settings.manifest)[settings.split]
-  if settings.max_subjects:
-    entries = entries[:settings.max_subjects]
-  subjects = []
-  for entry in entries:
-    volume, _ = nifti.load_volume(entry["path"])
-    volume, _ = evaluate_lib.central_crop(volume, settings.crop)
-    subjects.append((entry["subject"], intensity.normalise(volume)[0]))
-  return subjects
+  """[(volume name, load)] of the split, cropped as the settings say."""
+  return evaluate_lib.manifest_subjects(settings.manifest, settings.split, settings.crop,
+                                        settings.max_subjects)
 
 
 def _load_models(methods, settings: TableSettings):
@@ -121,7 +112,8 @@ def figure2(settings: TableSettings, path, methods=FIGURE2) -> dict:
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
   models, _, missing, network_input = _load_models(methods, settings)
-  name, hr = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
+  name, load = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
+  hr = load()
   volumes = {}
   evaluate_lib.evaluate_volume(
       hr, {**{m: None for m in methods if m in evaluate_lib.BASELINES}, **models},

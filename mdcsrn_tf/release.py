@@ -17,7 +17,7 @@ from absl import app, flags
 
 from mdcsrn_tf import evaluate_lib, weights
 from mdcsrn_tf.data import intensity, nifti
-from mdcsrn_tf.data.pipeline import load_manifest
+from mdcsrn_tf.data import manifest as manifests
 from mdcsrn_tf.errors import InputError, report_input_errors
 
 FLAGS = flags.FLAGS
@@ -50,7 +50,7 @@ def release(workdir, kind, check_crop=64, batch=1) -> str:
   manifest = card.get("dataset")
   if not manifest:
     raise InputError(f"{exported}: the model card names no data set")
-  test = load_manifest(manifest)["test"]
+  test = manifests.read(manifest)["test"]
   if len(test) != 1:
     raise InputError(f"{manifest}: expected one held-out test subject, found {len(test)}")
   volume, _ = nifti.load_volume(test[0]["path"])

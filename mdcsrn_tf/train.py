@@ -1,12 +1,14 @@
 """Trains a generator: `python -m mdcsrn_tf.train --flagfile=flags/pretrain.cfg --workdir=DIR`.
 
 Flags after the flagfile override it. The resolved flags are written to
-WORKDIR/flags.cfg (flagfile format) so that the run can be repeated; running the same
-command again resumes from WORKDIR's latest checkpoint. Exit status: 0 when done, 2 for
+WORKDIR/flags.cfg (flagfile format) so that the run can be repeated, and as
+WORKDIR/config.json; running the same command again resumes from WORKDIR's newest intact
+checkpoint, and a command whose model, phase or precision differ from the run's is refused. Exit status: 0 when done, 2 for
 bad flags or data (one line on stderr), 3 when a loss diverged (NaN/Inf), 128 + N after
 signal N (a checkpoint is saved first).
 """
 import dataclasses
+import json
 import os
 import sys
 
@@ -15,7 +17,7 @@ from absl import app, flags
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 from mdcsrn_tf.data.nifti import write_text_atomically
 from mdcsrn_tf.errors import InputError, report_input_errors
-from mdcsrn_tf.train_config import TrainConfig
+from mdcsrn_tf.train_config import RUN_RECORD, TrainConfig, check_resumable
 
 FLAGS = flags.FLAGS
 EXIT_DIVERGED = 3
@@ -33,6 +35,12 @@ _HELP = {
     "factor": "k-space truncation factor along the plane axes",
     "plane_axes": "the two degraded axes",
     "augment": "random flips/rotations of training patches",
+    "patches_per_volume": "patches cut from a volume per visit",
+    "parallel_volumes": "volumes prepared at once (bounds the pipeline's memory)",
+    "shuffle_patches": "shuffle buffer, in patches, that mixes several volumes",
+    "disk_cache": "keep each degraded volume on disk: the degradation is paid once",
+    "cache_dir": "disk cache folder (default: $MDCSRN_CACHE_DIR or ~/.cache/mdcsrn_tf/degraded)",
+    "memory_cache_volumes": "degraded volumes also kept in memory (0: none)",
     "generator_lr": "Adam learning rate of the generator",
     "critic_lr": "Adam learning rate of the critic",
     "lr_decay": "constant (the paper's) or cosine (to 0 over the run)",
@@ -48,7 +56,7 @@ _HELP = {
     "checkpoint_every": "steps between checkpoints",
     "keep_checkpoints": "recent checkpoints kept",
     "validate_every": "steps between validations (0: only at the end)",
-    "validation_subjects": "validate on the first N validation subjects (0: all)",
+    "validation_subjects": "validate on the first N validation subjects, a fixed subset (0: all)",
     "validation_tile": "tile edge of validation inference",
     "validation_margin": "margin of validation inference",
     "summary_every": "steps between TensorBoard scalar summaries",
@@ -110,9 +118,12 @@ def main(argv):
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
   config = config_from_flags()
   config.validate()
+  check_resumable(config)
   os.makedirs(config.workdir, exist_ok=True)
   flag_text = resolved_flags(config)
   write_text_atomically(os.path.join(config.workdir, "flags.cfg"), flag_text)
+  write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
+                        json.dumps(dataclasses.asdict(config), indent=1) + "\n")
   from mdcsrn_tf import train_lib  # TensorFlow loads only once the flags are good
 
   flagfiles = [arg.split("=", 1)[1] for arg in sys.argv if arg.startswith("--flagfile=")]

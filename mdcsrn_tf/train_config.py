@@ -1,7 +1,9 @@
 """The training run's settings as one frozen dataclass (flags/*.cfg set them; NOTES.md,
 Training schedule, gives the paper's values)."""
 import dataclasses
+import json
 import math
+import os
 
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
@@ -11,6 +13,11 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_MODES = ("linear", "zero_filled")
 LR_DECAYS = ("constant", "cosine")
+RUN_RECORD = "config.json"  # the resolved config of the run in WORKDIR
+# Settings a resumed run must share with the checkpoints it continues: they shape the
+# checkpoint (networks, optimisers, loss scaling, the critic's input) or the data it learns.
+RESUME_INVARIANTS = ("model", "phase", "precision", "lr_decay", "lr_mode", "factor",
+                     "plane_axes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +36,16 @@ class TrainConfig:
     patch_size: patch edge in voxels; the critic needs a multiple of 16.
     lr_mode, factor, plane_axes: how LR patches are made (data.pipeline.PipelineConfig).
     augment: flips/rotations of training patches.
+    patches_per_volume: patches cut from a volume per visit (data.pipeline).
+    parallel_volumes: volumes prepared at once; with the shuffle buffer, it bounds the
+      pipeline's memory whatever the number of subjects.
+    shuffle_patches: patches in the buffer that mixes the patches of several volumes.
+    disk_cache: keep each degraded volume on disk (data.volume_store), so the k-space
+      degradation is paid once per subject, not once per visit.
+    cache_dir: where the disk cache lives ("": $MDCSRN_CACHE_DIR or
+      ~/.cache/mdcsrn_tf/degraded).
+    memory_cache_volumes: degraded volumes also kept in memory (0: none), for small data
+      sets without a disk cache.
     generator_lr, critic_lr: Adam learning rates (paper: 1e-4 pre-training, 5e-6 GAN).
     lr_decay: "constant" (the paper's) or "cosine": each rate falls to 0 along a cosine over
       its optimiser's own updates in `steps` (short runs end on settled weights and
@@ -45,7 +62,8 @@ class TrainConfig:
     keep_checkpoints: most recent checkpoints kept (the best-PSNR one is kept apart).
     validate_every: steps between validations on whole validation volumes (0: never,
       only at the end).
-    validation_subjects: validate on the first N validation subjects (0: all).
+    validation_subjects: validate on the first N validation subjects of the manifest, a
+      fixed subset (0: all of them).
     validation_tile, validation_margin: tiled inference (the paper's 64 and 3).
     summary_every: steps between TensorBoard scalar summaries.
     init_generator: weights the generator starts from when no checkpoint exists: an
@@ -65,6 +83,12 @@ class TrainConfig:
   factor: int = 2
   plane_axes: tuple = (0, 1)
   augment: bool = True
+  patches_per_volume: int = 8
+  parallel_volumes: int = 4
+  shuffle_patches: int = 64
+  disk_cache: bool = True
+  cache_dir: str = ""
+  memory_cache_volumes: int = 0
   generator_lr: float = 1e-4
   critic_lr: float = 5e-6
   lr_decay: str = "constant"
@@ -80,7 +104,7 @@ class TrainConfig:
   checkpoint_every: int = 1000
   keep_checkpoints: int = 5
   validate_every: int = 10_000
-  validation_subjects: int = 0
+  validation_subjects: int = 8
   validation_tile: int = 64
   validation_margin: int = 3
   summary_every: int = 100
@@ -113,11 +137,15 @@ class TrainConfig:
         (self.lr_mode in LR_MODES, f"--lr_mode must be one of {', '.join(LR_MODES)}"),
         (self.lr_decay in LR_DECAYS, f"--lr_decay must be one of {', '.join(LR_DECAYS)}"),
         (min(self.steps, self.batch_size, self.patch_size, self.checkpoint_every,
-             self.keep_checkpoints, self.summary_every, self.validation_tile) >= 1,
+             self.keep_checkpoints, self.summary_every, self.validation_tile,
+             self.patches_per_volume, self.parallel_volumes, self.shuffle_patches) >= 1,
          "--steps, --batch_size, --patch_size, --checkpoint_every, --keep_checkpoints, "
-         "--summary_every and --validation_tile must be >= 1"),
-        (min(self.validate_every, self.validation_subjects, self.validation_margin) >= 0,
-         "--validate_every, --validation_subjects and --validation_margin must be >= 0"),
+         "--summary_every, --validation_tile, --patches_per_volume, --parallel_volumes and "
+         "--shuffle_patches must be >= 1"),
+        (min(self.validate_every, self.validation_subjects, self.validation_margin,
+             self.memory_cache_volumes, self.seed) >= 0,
+         "--validate_every, --validation_subjects, --validation_margin, "
+         "--memory_cache_volumes and --seed must be >= 0"),
         (all(math.isfinite(x) and x > 0 for x in (self.generator_lr, self.critic_lr)),
          f"learning rates must be finite and > 0, got {self.generator_lr}, {self.critic_lr}"),
         (self.adversarial_weight >= 0 and self.gp_weight >= 0,
@@ -137,3 +165,35 @@ class TrainConfig:
       self.critic_schedule  # noqa: B018  (validates the schedule's numbers)
     except ValueError as error:
       raise InputError(f"GAN schedule: {error}") from None
+
+
+def read_run_record(workdir) -> dict | None:
+  """The settings WORKDIR's run was started with, or None when it holds no run record."""
+  path = os.path.join(workdir, RUN_RECORD)
+  try:
+    with open(path, encoding="utf-8") as handle:
+      return json.load(handle)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError) as error:
+    raise InputError(f"{path}: unreadable run record ({error})") from None
+
+
+def check_resumable(config: TrainConfig):
+  """InputError when WORKDIR holds a run that `config` cannot continue (another model,
+  phase, precision, ...): checked before anything is written into WORKDIR."""
+  earlier = read_run_record(config.workdir)
+  if earlier is None:
+    return
+  current = json.loads(json.dumps(dataclasses.asdict(config)))
+  names = RESUME_INVARIANTS + (("patch_size",) if config.phase == "gan" else ())
+  for name in names:
+    if name in earlier and earlier[name] != current[name]:
+      raise InputError(
+          f"{config.workdir}: holds a run with --{name}={_flag_value(earlier[name])}, this one "
+          f"asks for --{name}={_flag_value(current[name])}; resume with the same setting or "
+          "choose another --workdir")
+
+
+def _flag_value(value) -> str:
+  return ",".join(map(str, value)) if isinstance(value, list) else str(value)

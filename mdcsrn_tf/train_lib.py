@@ -8,9 +8,9 @@ The run lives in WORKDIR: checkpoints/ (the last `keep_checkpoints`, every
 `checkpoint_every` steps), best/ (the best validation PSNR), logs/ (TensorBoard) and, at
 the end, export/generator.{weights.h5,json} (weights.save_generator). Running the same
 command again resumes from the latest checkpoint: models, optimisers, the step counter and
-the best PSNR so far. The data iterator is not saved (an in-memory cached pipeline's
-iterator state holds the whole cached data set); the resumed pipeline is seeded with
-seed + step instead, so it does not replay the patches already seen.
+the best PSNR so far (train_checkpoints: the newest checkpoint that reads completely). The
+data iterator is not saved; the resumed pipeline is seeded with seed + step instead, so it
+does not replay the patches already seen.
 
 SIGINT/SIGTERM save a checkpoint and stop (TrainingInterrupted). A non-finite loss stops
 the run before anything else is saved (TrainingDiverged), and no checkpoint is written
@@ -24,13 +24,12 @@ import time
 
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from mdcsrn_tf import hardware, models, schedule, train_steps, train_validation, weights  # noqa: E402
-from mdcsrn_tf.data import pipeline  # noqa: E402
-from mdcsrn_tf.errors import InputError  # noqa: E402
+from mdcsrn_tf import (hardware, models, schedule, train_checkpoints, train_steps,  # noqa: E402
+                       train_validation, weights)
+from mdcsrn_tf.data import pipeline, volume_store  # noqa: E402
 from mdcsrn_tf.train_config import TrainConfig  # noqa: E402
 
 EXPORT_NAME = os.path.join("export", "generator")
@@ -87,36 +86,6 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
       networks.critic_optimizer = _optimizer(config.critic_lr, config, updates[schedule.CRITIC],
                                              networks.critic.trainable_variables)
   return networks
-
-
-def load_initial_generator(generator, path):
-  """Loads `path` into `generator`: an exported PATH(.weights.h5) with its model card, or a
-  training workdir / checkpoint folder (its latest checkpoint's generator)."""
-  folder = os.path.join(path, "checkpoints") if os.path.isdir(
-      os.path.join(path, "checkpoints")) else path
-  if os.path.isdir(folder):
-    latest = tf.train.latest_checkpoint(folder)
-    if latest is None:
-      raise InputError(f"{path}: no checkpoint to start the generator from")
-    # The checkpoint's critic and optimisers, if any, stay unread.
-    try:
-      tf.train.Checkpoint(generator=generator).restore(latest).expect_partial(
-          ).assert_existing_objects_matched()
-    except (AssertionError, ValueError):
-      raise InputError(f"{latest}: its generator is not a {generator.name}") from None
-    return latest
-  if not os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
-    raise InputError(f"{path}: neither exported weights nor a training workdir")
-  card = weights.read_card(path)
-  expected = generator.name
-  if card["model"] != expected:
-    raise InputError(f"{path}: weights are for {card['model']}, this run trains {expected}")
-  base = weights.base_path(path)
-  try:
-    generator.load_weights(base + weights.WEIGHTS_SUFFIX)
-  except (ValueError, OSError) as error:
-    raise InputError(f"{base}{weights.WEIGHTS_SUFFIX}: cannot load ({error})") from None
-  return base
 
 
 def _first_non_finite(values: dict) -> str | None:
@@ -178,48 +147,6 @@ def _network_for_step(config, step):
   return schedule.network_for_step(step, config.critic_schedule)
 
 
-@dataclasses.dataclass
-class _Checkpoints:
-  """The run's checkpoint, its two managers and the counters saved with the models."""
-  checkpoint: tf.train.Checkpoint
-  recent: tf.train.CheckpointManager
-  best: tf.train.CheckpointManager
-  step: tf.Variable
-  best_psnr: tf.Variable
-  seconds: tf.Variable  # training wall time over all invocations
-
-  def last_good(self) -> str:
-    return self.recent.latest_checkpoint or "none (no checkpoint yet)"
-
-
-def _checkpoints(config, networks, workdir) -> _Checkpoints:
-  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-  best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
-  seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
-  tracked = {"generator": networks.generator,
-             "generator_optimizer": networks.generator_optimizer, "step": step,
-             "best_psnr": best_psnr, "seconds": seconds}
-  if networks.critic is not None:
-    tracked.update(critic=networks.critic, critic_optimizer=networks.critic_optimizer)
-  checkpoint = tf.train.Checkpoint(**tracked)
-  return _Checkpoints(
-      checkpoint,
-      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
-                                 max_to_keep=config.keep_checkpoints),
-      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"), max_to_keep=1),
-      step, best_psnr, seconds)
-
-
-def _restore(config, networks, checkpoints):
-  latest = checkpoints.recent.latest_checkpoint
-  if latest:
-    checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
-    tqdm.write(f"resuming from {latest} at step {int(checkpoints.step.numpy())}")
-  elif config.init_generator:
-    source = load_initial_generator(networks.generator, config.init_generator)
-    tqdm.write(f"generator starts from {source}")
-
-
 def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   """Runs (or resumes) the training described by `config`; returns the exported model card
   ({} on a multi-worker run's non-chief workers, which export nothing).
@@ -237,8 +164,8 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   # into a folder of their own.
   workdir = config.workdir if chief else os.path.join(
       config.workdir, "workers", str(strategy.cluster_resolver.task_id))
-  checkpoints = _checkpoints(config, networks, workdir)
-  _restore(config, networks, checkpoints)
+  checkpoints = train_checkpoints.make(networks, workdir, config.keep_checkpoints)
+  train_checkpoints.restore(config, networks, checkpoints, tqdm.write)
   start_step = int(checkpoints.step.numpy())
   if config.phase == "gan" and chief:
     counts = config.updates()
@@ -246,15 +173,12 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
                f"{counts[schedule.CRITIC]} critic updates in {config.steps} steps")
   # A resumed run draws new patches and interpolation weights, not the first run's again.
   keras.utils.set_random_seed(config.seed + start_step)
-  data_config = pipeline.PipelineConfig(
-      patch_size=config.patch_size, batch_size=config.batch_size, lr_mode=config.lr_mode,
-      factor=config.factor, plane_axes=tuple(config.plane_axes), seed=config.seed + start_step,
-      augment=config.augment)
-  batches = iter(strategy.experimental_distribute_dataset(
-      pipeline.patch_dataset(config.dataset, "train", data_config)))
+  data_config = pipeline_config(config, seed=config.seed + start_step)
+  patches = pipeline.PatchStream(config.dataset, "train", data_config, log=tqdm.write)
   validator = train_validation.Validator(config, data_config, networks.generator,
-                                         os.path.join(workdir, "logs") if chief else None)
-  last_metrics = _loop(config, strategy, networks, checkpoints, batches, validator)
+                                         os.path.join(workdir, "logs") if chief else None,
+                                         log=tqdm.write)
+  last_metrics = _loop(config, strategy, networks, checkpoints, patches, validator)
   if last_metrics is None or config.steps % config.validate_every:  # not validated at the end
     last_metrics = _validate(validator, config.steps, checkpoints)
   if not chief:
@@ -271,19 +195,36 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   return card
 
 
-def _loop(config, strategy, networks, checkpoints, batches, validator):
+def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
+  """The data pipeline's settings of a run."""
+  return pipeline.PipelineConfig(
+      patch_size=config.patch_size, batch_size=config.batch_size, lr_mode=config.lr_mode,
+      factor=config.factor, plane_axes=tuple(config.plane_axes), seed=seed,
+      augment=config.augment, patches_per_volume=config.patches_per_volume,
+      parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
+      cache_dir=(config.cache_dir or volume_store.default_cache_dir()) if config.disk_cache
+      else None, memory_volumes=config.memory_cache_volumes)
+
+
+def _loop(config, strategy, networks, checkpoints, patches, validator):
   """Trains from the restored step to config.steps; returns the last validation's
   metrics (None if none ran)."""
   steps = step_functions(config, strategy, networks)
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
+  batches = iter(strategy.experimental_distribute_dataset(patches.dataset()))
   with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
                                    desc=config.phase, dynamic_ncols=True) as bar:
     while int(step.numpy()) < config.steps:
       current = int(step.numpy())
       network = _network_for_step(config, current)
-      lr, hr = next(batches)
+      with patches.reporting_input_errors():
+        lr, hr = next(batches)
+      if bar.n == bar.initial:
+        tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
+                   f"training volumes, {config.parallel_volumes} prepared at once, disk cache: "
+                   f"{patches.config.cache_dir or 'off'})")
       values = {name: float(value) for name, value in steps[network](lr, hr).items()}
       bad = _first_non_finite(values)
       if bad is not None:

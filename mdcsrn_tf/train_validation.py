@@ -1,4 +1,4 @@
-"""Validation and TensorBoard summaries of a training run (issue 3, items 6-7).
+"""Validation and TensorBoard summaries of a training run.
 
 Validation super-resolves whole volumes of the validation split with the tiled inference
 the paper uses (inference.super_resolve, 64^3 tiles, 3-voxel margin) and scores them as
@@ -13,7 +13,7 @@ import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 import tensorflow as tf  # noqa: E402
 
 from mdcsrn_tf import figures, inference, metrics  # noqa: E402
-from mdcsrn_tf.data import pipeline  # noqa: E402
+from mdcsrn_tf.data import manifest, pipeline  # noqa: E402
 
 
 def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
@@ -24,33 +24,34 @@ def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
 
 
 class Validator:
-  """Validates a generator on the validation split and writes the run's summaries.
+  """Validates a generator on a fixed subset of the validation split and writes the run's
+  summaries.
 
-  `logdir` None (a non-chief worker) writes nothing. Validation volumes are read once, at
-  the first validation, and kept in memory.
+  The subset is the first `validation_subjects` volumes of the split in manifest order (all
+  when 0), the same at every validation, so the figures of two validations compare; the log
+  says which. Volumes stream one at a time from the pipeline's VolumeStore (the disk cache
+  keeps their degradation), so memory holds one volume whatever the subset's size.
+  `logdir` None (a non-chief worker) writes nothing.
   """
 
-  def __init__(self, config, data_config, generator, logdir):
+  def __init__(self, config, data_config, generator, logdir, log=print):
     self._config = config
+    self._data_config = data_config
     self._generator = generator
     self._writer = tf.summary.create_file_writer(logdir) if logdir else None
-    # Built now, so that a data set without validation volumes fails before training.
-    self._dataset = pipeline.volume_dataset(config.dataset, "validation", data_config)
-    if config.validation_subjects:
-      self._dataset = self._dataset.take(config.validation_subjects)
-    self._volumes = None
+    # Read now, so that a data set without validation volumes fails before training.
+    entries = manifest.split_entries(config.dataset, "validation")
+    self._count = min(config.validation_subjects or len(entries), len(entries))
+    names = [entry["name"] for entry in entries[:self._count]]
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    log(f"validation: {self._count} of {len(entries)} validation subjects, the same every "
+        f"time ({shown})")
     self._loss_sums, self._loss_counts = {}, {}
-
-  def _validation_volumes(self):
-    if self._volumes is None:
-      self._volumes = [{key: value.numpy() for key, value in example.items()}
-                       for example in self._dataset]
-    return self._volumes
 
   def subjects(self) -> dict:
     """The data set's subject names per split (for the model card)."""
-    manifest = pipeline.load_manifest(self._config.dataset)
-    return {split: [entry["name"] for entry in manifest[split]] for split in ("train", "validation")}
+    entries = manifest.read(self._config.dataset)
+    return {split: [entry["name"] for entry in entries[split]] for split in ("train", "validation")}
 
   def log_step(self, step, network, values, networks):
     """Adds one step's losses; every `summary_every` steps writes each network's mean
@@ -77,13 +78,15 @@ class Validator:
   def validate(self, step) -> dict:
     """Mean PSNR, SSIM, NRMSE and L1 over the validation subjects."""
     scores = []
-    for index, volume in enumerate(self._validation_volumes()):
-      sr = inference.super_resolve(self._generator, volume["lr"], tile=self._config.validation_tile,
+    volumes = pipeline.volume_pairs(self._config.dataset, "validation", self._data_config,
+                                    limit=self._count)
+    for index, (_, lr, hr) in enumerate(volumes):
+      sr = inference.super_resolve(self._generator, lr, tile=self._config.validation_tile,
                                    margin=self._config.validation_margin, progress=False)
-      scores.append({**metrics.quality(volume["hr"], sr, self._config.plane_axes),
-                     "l1": float(np.mean(np.abs(sr - volume["hr"]), dtype=np.float64))})
+      scores.append({**metrics.quality(hr, sr, self._config.plane_axes),
+                     "l1": float(np.mean(np.abs(sr - hr), dtype=np.float64))})
       if index == 0:
-        image = comparison_image(volume["lr"], sr, volume["hr"], self._config.plane_axes)
+        image = comparison_image(lr, sr, hr, self._config.plane_axes)
     means = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
     if self._writer is not None:
       with self._writer.as_default(step=step):

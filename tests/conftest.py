@@ -2,6 +2,13 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite's degraded-volume cache is its own, never the user's ~/.cache (subprocesses
+# inherit it); one folder per test process, removed with the process's temporary files.
+if "MDCSRN_CACHE_DIR" not in os.environ:
+  import tempfile  # pylint: disable=import-outside-toplevel
+
+  os.environ["MDCSRN_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="mdcsrn-test-cache-"),
+                                                "degraded")
 import mdcsrn_tf  # noqa: F401,E402  (sets TensorFlow's environment before TF loads)
 
 import nibabel as nib  # noqa: E402

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf import evaluate_lib, weights
+from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.models import build_model
 
 CH2 = "/usr/share/mricron/templates/ch2.nii.gz"
@@ -53,7 +54,7 @@ def test_summary_is_mean_and_sample_std_over_subjects():
 @pytest.mark.skipif(not os.path.exists(CH2), reason="Debian mricron-data (ch2) not installed")
 def test_baseline_ordering_on_colin27():
   volume = nib.load(CH2).get_fdata(dtype=np.float32)[CH2_CROP]
-  results = evaluate_lib.evaluate_methods([("ch2", volume / volume.max())],
+  results = evaluate_lib.evaluate_methods([("ch2", lambda: volume / volume.max())],
                                           evaluate_lib.BASELINES, progress=False)
   figures = {m: results["subjects"]["ch2"][m] for m in evaluate_lib.BASELINES}
   print({m: (round(f["psnr"], 2), round(f["ssim"], 4)) for m, f in figures.items()})
@@ -94,8 +95,11 @@ def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write
   assert "0.200M" in table[-1]  # b2u4's trainable parameters, as Table 1
 
 
-def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
-  for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"]):
+def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):
+  volume = write_nifti(np.random.default_rng(3).random((16, 18, 12)).astype(np.float32))
+  shipped_l1 = weights.shipped()["l1"]  # its card: trained on zero-filled input
+  for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"],
+               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--network_input=linear"]):
     result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
@@ -114,3 +118,39 @@ def test_each_model_gets_the_input_it_was_trained_on():
       assert scores[f"on_{mode}"][metric] == pytest.approx(scores[mode][metric], rel=1e-5)
   assert scores["zero_filled"]["psnr"] > scores["linear"]["psnr"] + 0.1  # the inputs differ
 
+
+
+def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tmp_path):
+  from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
+
+  head = nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(dtype=np.float32)
+  volumes = {name: v / v.max() for name, v in
+             (("a", head), ("b", head[::-1, :, :20]), ("c", head[:, 4:, 2:]))}
+  loaded = []
+
+  def subjects(interrupt_at=None):
+    def loader(name):
+      def load():
+        loaded.append(name)
+        if name == interrupt_at:
+          raise KeyboardInterrupt  # the user's Ctrl-C while "c" is read
+        return volumes[name]
+      return load
+    return [(name, loader(name)) for name in volumes]
+
+  methods, settings = ["linear", "cubic"], {"split": "test", "tile": 64}
+  with pytest.raises(KeyboardInterrupt):
+    evaluate_lib.evaluate_methods(subjects("c"), methods, progress=False,
+                                  record=evaluate_lib.ResultsRecord(tmp_path, settings))
+  assert sorted(evaluate_lib.read_results_csv(tmp_path / "per_subject.csv")) == ["a", "b"]
+
+  loaded.clear()
+  resumed = evaluate_lib.evaluate_methods(
+      subjects(), methods, progress=False, record=evaluate_lib.ResultsRecord(tmp_path, settings))
+  assert loaded == ["c"]  # the subjects already scored are not even read
+  uninterrupted = evaluate_lib.evaluate_methods(subjects(), methods, progress=False)
+  for method in methods:
+    for metric in ("psnr", "ssim", "nrmse"):
+      assert resumed["summary"][method][metric] == uninterrupted["summary"][method][metric]
+  with pytest.raises(InputError, match="holds the results of another evaluation"):
+    evaluate_lib.ResultsRecord(tmp_path, {**settings, "tile": 32})

@@ -1,4 +1,5 @@
-"""tf.data pipeline (data/pipeline.py) on small real heads (nibabel's anatomical.nii)."""
+"""The streaming tf.data pipeline (data/pipeline.py) on small real heads (nibabel's
+anatomical.nii): patches, determinism, augmentation, epochs and unusable volumes."""
 import itertools
 import os
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from mdcsrn_tf.data import dataset, kspace, pipeline
+from mdcsrn_tf.data import dataset, kspace, manifest, pipeline, volume_store
 from mdcsrn_tf.errors import InputError
 
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(), np.float32)
@@ -20,12 +21,12 @@ def make_dataset(tmp_path, volumes):
   for name, volume in volumes.items():
     nib.Nifti1Image(volume, np.eye(4)).to_filename(source / f"{name}.nii.gz")
   dataset.prepare_folder(str(source), str(tmp_path / "dataset"), log=lambda _: None)
-  manifest = tmp_path / "dataset" / "manifest.json"
-  entries = [entry for split in pipeline.load_manifest(manifest).values() for entry in split]
+  path = tmp_path / "dataset" / "manifest.json"
+  entries = [entry for split in manifest.read(path).values() for entry in split]
   for entry in entries:  # one split holding them all, for these tests
     entry["split"] = "train"
-  dataset.write_manifest(str(tmp_path / "dataset"), entries, "test")
-  return manifest
+  manifest.write(str(tmp_path / "dataset"), entries, "test")
+  return path
 
 
 def head_in_background():
@@ -35,25 +36,28 @@ def head_in_background():
   return volume
 
 
-def take(dataset, n):
-  return [tuple(t.numpy() for t in batch) for batch in itertools.islice(dataset, n)]
+def take(manifest_path, config, n):
+  stream = pipeline.PatchStream(manifest_path, "train", config)
+  return [tuple(t.numpy() for t in batch) for batch in itertools.islice(stream.dataset(), n)]
 
 
 def test_patches_have_shape_dtype_and_range(tmp_path):
-  manifest = make_dataset(tmp_path, {"head": HEAD, "small": HEAD[:12, :10, :9]})
+  manifest_path = make_dataset(tmp_path, {"head": HEAD, "small": HEAD[:12, :10, :9]})
   config = pipeline.PipelineConfig(patch_size=16, batch_size=3, patches_per_volume=2)
-  for lr, hr in take(pipeline.patch_dataset(manifest, "train", config), 3):
+  for lr, hr in take(manifest_path, config, 3):
     assert lr.shape == hr.shape == (3, 16, 16, 16, 1)
     assert lr.dtype == hr.dtype == np.float32
     assert hr.max() <= 1 and lr.min() >= 0  # the HR head has a few slightly negative voxels
 
 
 def test_same_seed_same_patches_other_seed_other_patches(tmp_path):
-  manifest = make_dataset(tmp_path, {"head": HEAD})
-  config = pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=7)
-  first, again = (take(pipeline.patch_dataset(manifest, "train", config), 3) for _ in range(2))
-  other = take(pipeline.patch_dataset(
-      manifest, "train", pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=8)), 3)
+  # three volumes prepared in parallel: their threads' timing must not change the stream
+  manifest_path = make_dataset(tmp_path, {"head": HEAD, "flipped": HEAD[::-1],
+                                          "half": HEAD[:, :20]})
+  config = pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=7, parallel_volumes=3,
+                                   patches_per_volume=2, shuffle_patches=4)
+  first, again = (take(manifest_path, config, 6) for _ in range(2))
+  other = take(manifest_path, pipeline.PipelineConfig(patch_size=12, batch_size=2, seed=8), 6)
   for (lr_a, hr_a), (lr_b, hr_b) in zip(first, again):
     np.testing.assert_array_equal(hr_a, hr_b)
     np.testing.assert_array_equal(lr_a, lr_b)
@@ -62,11 +66,11 @@ def test_same_seed_same_patches_other_seed_other_patches(tmp_path):
 
 def test_patches_are_mostly_head(tmp_path):
   volume = head_in_background()
-  assert (volume / volume.max() > pipeline.FOREGROUND_LEVEL).mean() < 0.2
-  manifest = make_dataset(tmp_path, {"head": volume})
+  assert (volume / volume.max() > volume_store.FOREGROUND_LEVEL).mean() < 0.2
+  manifest_path = make_dataset(tmp_path, {"head": volume})
   config = pipeline.PipelineConfig(patch_size=16, batch_size=4, min_foreground=0.6)
-  fractions = [(hr > pipeline.FOREGROUND_LEVEL).mean(axis=(1, 2, 3, 4))
-               for _, hr in take(pipeline.patch_dataset(manifest, "train", config), 5)]
+  fractions = [(hr > volume_store.FOREGROUND_LEVEL).mean(axis=(1, 2, 3, 4))
+               for _, hr in take(manifest_path, config, 5)]
   assert np.min(fractions) >= 0.6
 
 
@@ -83,13 +87,13 @@ def test_augmentation_is_the_same_on_lr_and_hr_and_keeps_the_plane(tmp_path):
   # commutes exactly with the plane swap and every flip: the LR of the augmented HR patch
   # must equal the augmented LR patch.
   cube = HEAD[6:24, 10:28, 3:21]
-  manifest = make_dataset(tmp_path, {"cube": cube})
+  manifest_path = make_dataset(tmp_path, {"cube": cube})
   config = pipeline.PipelineConfig(patch_size=18, batch_size=1, lr_mode="zero_filled",
                                    min_foreground=0.0, shuffle_patches=1)
   normalised = cube / cube.max()
   allowed = list(plane_keeping_transforms(normalised))
   seen = set()
-  for lr, hr in take(pipeline.patch_dataset(manifest, "train", config), 12):
+  for lr, hr in take(manifest_path, config, 12):
     hr, lr = hr[0, ..., 0], lr[0, ..., 0]
     np.testing.assert_allclose(lr, kspace.degrade(hr, 2, (0, 1), "zero_filled"), atol=2e-6)
     matches = [i for i, t in enumerate(allowed) if np.allclose(hr, t, atol=1e-6)]
@@ -100,25 +104,26 @@ def test_augmentation_is_the_same_on_lr_and_hr_and_keeps_the_plane(tmp_path):
   assert len(seen) >= 4
 
 
-def test_volume_dataset_yields_normalised_degraded_volumes(tmp_path):
-  manifest = make_dataset(tmp_path, {"a": HEAD, "b": 3 * HEAD[:20, :22, :11]})
-  config = pipeline.PipelineConfig(lr_mode="zero_filled", cache=False)
-  items = list(pipeline.volume_dataset(manifest, "train", config).as_numpy_iterator())
-  assert sorted(item["name"].decode() for item in items) == ["a", "b"]
-  for item in items:
-    assert item["hr"].max() == 1.0 and item["hr"].shape == item["lr"].shape
-    np.testing.assert_allclose(item["lr"], kspace.degrade(item["hr"], interpolation="zero_filled"),
-                               atol=1e-6)
+def test_volume_pairs_yield_normalised_degraded_volumes_in_manifest_order(tmp_path):
+  manifest_path = make_dataset(tmp_path, {"a": HEAD, "b": 3 * HEAD[:20, :22, :11]})
+  config = pipeline.PipelineConfig(lr_mode="zero_filled")
+  items = list(pipeline.volume_pairs(manifest_path, "train", config))
+  assert [entry["name"] for entry, _, _ in items] == [
+      entry["name"] for entry in manifest.read(manifest_path)["train"]]
+  for _, lr, hr in items:
+    assert hr.max() == 1.0 and hr.shape == lr.shape
+    np.testing.assert_allclose(lr, kspace.degrade(hr, interpolation="zero_filled"), atol=1e-6)
+  assert len(list(pipeline.volume_pairs(manifest_path, "train", config, limit=1))) == 1
 
 
 def test_bad_manifest_and_empty_split_are_input_errors(tmp_path):
   with pytest.raises(InputError, match="no such manifest"):
-    pipeline.load_manifest(tmp_path / "missing.json")
+    manifest.read(tmp_path / "missing.json")
   (tmp_path / "bad.json").write_text("{not json")
   with pytest.raises(InputError, match="not a data set manifest"):
-    pipeline.load_manifest(tmp_path / "bad.json")
-  manifest = make_dataset(tmp_path, {"head": HEAD})
+    manifest.read(tmp_path / "bad.json")
+  manifest_path = make_dataset(tmp_path, {"head": HEAD})
   with pytest.raises(InputError, match="has no volume"):
-    pipeline.volume_dataset(manifest, "test", pipeline.PipelineConfig())
+    next(pipeline.volume_pairs(manifest_path, "test", pipeline.PipelineConfig()))
   with pytest.raises(InputError, match="lr_mode"):
     pipeline.PipelineConfig(lr_mode="cubic")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from mdcsrn_tf.data import dataset, samples
+from mdcsrn_tf.data import dataset, manifest, samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).dataobj)
@@ -36,19 +36,19 @@ def test_hcp_and_plain_layouts_with_bad_files_skipped_and_reported(tmp_path, wri
   assert len(skipped) == 2
   assert any("corrupt.nii.gz" in line for line in skipped)
   assert any("series.nii.gz" in line and "4D" in line for line in skipped)
-  manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-  entries = {entry["subject"]: entry for entry in manifest["subjects"]}
+  written = json.loads((tmp_path / "out" / "manifest.json").read_text())
+  entries = {entry["subject"]: entry for entry in written["subjects"]}
   assert sorted(entries) == ["100307", "100408", "101915", "plain"]
   assert entries["100307"]["path"].endswith("100307/T1w/T1w_acpc_dc_restore.nii.gz")
   assert entries["100408"]["shape"] == [29, 41, 25]
   assert entries["100408"]["zooms"] == pytest.approx([0.7, 0.7, 0.7])
-  assert sorted(entry["split"] for entry in entries.values()) == sorted(dataset.SPLITS)
+  assert sorted(entry["split"] for entry in entries.values()) == sorted(manifest.SPLITS)
 
 
 def test_split_has_paper_proportions_and_depends_only_on_the_subject_set():
   ids = [f"{100000 + 17 * i}" for i in range(1113)]
   splits = dataset.assign_splits(ids)
-  counts = {split: list(splits.values()).count(split) for split in dataset.SPLITS}
+  counts = {split: list(splits.values()).count(split) for split in manifest.SPLITS}
   assert counts == dataset.PAPER_COUNTS
   shuffled = ids[:]
   random.Random(0).shuffle(shuffled)
@@ -74,9 +74,9 @@ def test_all_volumes_bad_is_an_error(tmp_path):
 @pytest.mark.skipif(samples.find("colin27_1mm") is None,
                     reason="Colin27 (mricron-data) not installed: make samples")
 def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path):
-  manifest = dataset.prepare_samples(str(tmp_path), log=lambda _: None)
-  by_split = {split: [e for e in manifest["subjects"] if e["split"] == split]
-              for split in dataset.SPLITS}
+  written = dataset.prepare_samples(str(tmp_path), log=lambda _: None)
+  by_split = {split: [e for e in written["subjects"] if e["split"] == split]
+              for split in manifest.SPLITS}
   assert [e["name"] for e in by_split["test"]] == ["colin27_1mm"]
   assert all(e["subject"] != samples.TEST_SUBJECT
              for split in ("train", "validation") for e in by_split[split])

@@ -1,6 +1,8 @@
 """The training loop on real MRI patches: smoke runs of both phases, distribution,
-checkpoints, signals and the NaN guard (issue 3)."""
+checkpoints (and resuming past damaged ones), signals, the NaN guard, and a split of
+hundreds of subjects in bounded memory."""
 import dataclasses
+import glob
 import json
 import os
 import signal
@@ -16,7 +18,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mdcsrn_tf import models, train, train_lib, train_steps, train_validation  # noqa: E402
-from mdcsrn_tf.data import pipeline  # noqa: E402
+from mdcsrn_tf.data import manifest, pipeline  # noqa: E402
+from mdcsrn_tf.errors import InputError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -203,8 +206,8 @@ def test_mixed_float16_step_scales_the_loss_and_keeps_float32_weights(dataset, t
   assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   assert networks.generator.layers[1].compute_dtype == "float16"
   before = [v.numpy() for v in networks.generator.trainable_variables]
-  lr, hr = next(iter(pipeline.patch_dataset(dataset, "train", pipeline.PipelineConfig(
-      patch_size=16, batch_size=2))))
+  lr, hr = next(iter(pipeline.PatchStream(dataset, "train", pipeline.PipelineConfig(
+      patch_size=16, batch_size=2)).dataset()))
   l1 = train_steps.generator_l1_step(networks.generator, optimizer, lr, hr, 2)["l1"]
   assert l1.dtype == tf.float32 and np.isfinite(float(l1))
   after = networks.generator.trainable_variables
@@ -222,3 +225,92 @@ def test_multi_worker_strategy_trains_on_one_host(dataset, tmp_path):
   card = json.load(open(tmp_path / "export" / "generator.json"))
   assert card["strategy"] == "multi_worker" and card["replicas"] == 1
   assert _latest_step(str(tmp_path)) == 10
+
+
+def _damage(prefix, how):
+  """Damages checkpoint `prefix` as a full disk, a bad block or a failed copy would."""
+  data = glob.glob(prefix + ".data-*")[0]
+  if how == "truncated":
+    with open(data, "r+b") as file:
+      file.truncate(os.path.getsize(data) // 2)
+  elif how == "checksum":
+    with open(data, "r+b") as file:
+      file.seek(os.path.getsize(data) // 3)
+      file.write(b"\xff" * 64)
+  else:
+    open(prefix + ".index", "w").close()
+
+
+def test_resume_skips_damaged_checkpoints_and_refuses_when_none_is_intact(
+    dataset, tmp_path, capsys):
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), steps=20,
+                         checkpoint_every=10, keep_checkpoints=3)
+  train_lib.train(config)
+  folder = str(tmp_path / "checkpoints")
+  _damage(os.path.join(folder, "ckpt-20"), "truncated")
+  capsys.readouterr()
+  card = train_lib.train(dataclasses.replace(config, steps=25))
+  out = capsys.readouterr().out
+  warnings = [line for line in out.splitlines() if line.startswith("warning: checkpoint")]
+  assert len(warnings) == 1 and os.path.join(folder, "ckpt-20") in warnings[0]
+  assert f"resuming from {os.path.join(folder, 'ckpt-10')} at step 10" in out
+  assert card["resumed_from_step"] == 10 and _latest_step(str(tmp_path)) == 25
+
+  for number, how in ((25, "index"), (20, "truncated"), (10, "checksum")):
+    _damage(os.path.join(folder, f"ckpt-{number}"), how)
+  with pytest.raises(InputError, match="none of its 3 checkpoints can be read"):
+    train_lib.train(dataclasses.replace(config, steps=30))
+
+
+def test_restart_with_another_model_is_refused_before_the_run_is_touched(dataset, tmp_path):
+  workdir = tmp_path / "run"
+  first = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir, "--steps=2",
+                              "--checkpoint_every=2"), cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+  assert first.returncode == 0, first.stderr
+  flags_before = (workdir / "flags.cfg").read_text()
+  refused = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir, "--model=fsrcnn"),
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert refused.returncode == 2
+  assert refused.stderr.strip().splitlines() == [
+      f"error: {workdir}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; "
+      "resume with the same setting or choose another --workdir"]
+  assert (workdir / "flags.cfg").read_text() == flags_before
+
+
+def _peak_rss_mib(command):
+  """(completed process's stdout, its own peak resident memory in MiB)."""
+  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+  stdout, stderr = process.stdout.read(), process.stderr.read()
+  _, status, usage = os.wait4(process.pid, 0)
+  assert os.waitstatus_to_exitcode(status) == 0, stderr
+  return stdout, usage.ru_maxrss / 1024
+
+
+def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
+  """300 subjects, each a real head (nibabel's, tiled to 64^3 and shifted): the first step comes
+  after a few volumes are read, and memory stays that of a 4-subject run."""
+  from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
+  import nibabel as nib  # pylint: disable=import-outside-toplevel
+
+  head = nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(dtype=np.float32)
+  volume = np.pad(head, [(0, 64 - n) for n in head.shape], mode="wrap")
+  entries = manifest.read(dataset)
+  crops = tmp_path / "crops"
+  crops.mkdir()
+  for index in range(300):
+    path = crops / f"s{index:03d}.nii.gz"
+    nib.Nifti1Image(np.roll(volume, index, axis=index % 3), np.eye(4)).to_filename(path)
+    entries["train"].append({"name": path.name, "subject": f"s{index}", "path": str(path),
+                             "split": "train"})
+  manifest.write(str(tmp_path / "big"), [e for split in entries.values() for e in split], "test")
+  cache = tmp_path / "cache"
+  runs = {}
+  for name, manifest_path in (("few", dataset), ("many", str(tmp_path / "big" / "manifest.json"))):
+    runs[name] = _peak_rss_mib(_cli("smoke_pretrain.cfg", manifest_path, tmp_path / name,
+                                    "--steps=3", f"--cache_dir={cache}", "--parallel_volumes=2"))
+  stdout, peak = runs["many"]
+  assert "first batch after" in stdout and "301 training volumes" in stdout
+  assert peak < 1.2 * runs["few"][1], runs
+  assert len([n for n in os.listdir(cache) if n.startswith("s") and ".corners" not in n]) < 20

@@ -12,18 +12,15 @@ held-out test subject. manifest.json is written atomically (docs/data.md).
 """
 import glob
 import hashlib
-import json
 import os
 
 from tqdm import tqdm
 
-from mdcsrn_tf.data import nifti, samples
+from mdcsrn_tf.data import manifest, nifti, samples
 from mdcsrn_tf.errors import InputError
 
-SPLITS = ("train", "validation", "evaluation", "test")
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
-MANIFEST = "manifest.json"
 # The demo data set: Colin27 at 1 mm is the test subject (its other two volumes are the same
 # person and stay out); the pydeface mean head is the validation volume.
 DEMO_SPLITS = {
@@ -104,7 +101,7 @@ def prepare_folder(src, out, log=print) -> dict:
   splits = assign_splits(entry["subject"] for entry in valid)
   for entry in valid:
     entry["split"] = splits[entry["subject"]]
-  return write_manifest(out, valid, os.path.abspath(src))
+  return manifest.write(out, valid, os.path.abspath(src))
 
 
 def prepare_samples(out, log=print) -> dict:
@@ -120,15 +117,4 @@ def prepare_samples(out, log=print) -> dict:
   for split in ("train", "test"):
     if not any(entry["split"] == split for entry in entries):
       raise InputError(f"no {split} volume among the installed samples: run `make samples`")
-  return write_manifest(out, entries, "mdcsrn_tf.data.samples")
-
-
-def write_manifest(out, entries, source) -> dict:
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise InputError(f"{out}: exists and is not a folder")
-  os.makedirs(out, exist_ok=True)
-  counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
-  manifest = {"source": source, "counts": counts, "subjects": entries}
-
-  nifti.write_text_atomically(os.path.join(out, MANIFEST), json.dumps(manifest, indent=1))
-  return manifest
+  return manifest.write(out, entries, "mdcsrn_tf.data.samples")

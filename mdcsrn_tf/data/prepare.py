@@ -17,7 +17,8 @@ import sys
 
 from absl import app, flags
 
-from mdcsrn_tf.data.dataset import MANIFEST, prepare_folder, prepare_samples
+from mdcsrn_tf.data.dataset import prepare_folder, prepare_samples
+from mdcsrn_tf.data.manifest import FILE_NAME
 from mdcsrn_tf.errors import InputError, report_input_errors
 
 FLAGS = flags.FLAGS
@@ -41,7 +42,7 @@ def main(argv):
   manifest = (prepare_samples(FLAGS.out, _stderr) if FLAGS.samples
               else prepare_folder(FLAGS.src, FLAGS.out, _stderr))
   counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
-  print(f"wrote {os.path.join(FLAGS.out, MANIFEST)}: {counts}")
+  print(f"wrote {os.path.join(FLAGS.out, FILE_NAME)}: {counts}")
 
 
 def run():

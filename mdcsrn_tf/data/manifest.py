@@ -1,0 +1,81 @@
+"""A data set's manifest.json: written and read here, nowhere else (docs/data.md).
+
+{"source": ..., "counts": {split: n}, "subjects": [entry, ...]}, one entry per volume:
+{"name", "subject", "path", "split", "shape", "zooms"}. `prepare` writes absolute paths; a
+hand-written manifest may give paths relative to its own folder. Reading checks the
+structure entry by entry, so a hand-written manifest's mistake is one line naming the
+manifest and the entry, not a KeyError deep inside tf.data.
+"""
+import json
+import os
+
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.data.nifti import write_text_atomically
+
+SPLITS = ("train", "validation", "evaluation", "test")
+FILE_NAME = "manifest.json"
+REQUIRED_TEXT = ("name", "path", "split")
+
+
+def manifest_path(path) -> str:
+  """`path` itself, or FOLDER/manifest.json when `path` is a folder."""
+  path = os.fspath(path)
+  return os.path.join(path, FILE_NAME) if os.path.isdir(path) else path
+
+
+def write(folder, entries, source) -> dict:
+  """Writes FOLDER/manifest.json atomically; returns the manifest."""
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise InputError(f"{folder}: exists and is not a folder")
+  os.makedirs(folder, exist_ok=True)
+  counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
+  manifest = {"source": source, "counts": counts, "subjects": list(entries)}
+  write_text_atomically(os.path.join(folder, FILE_NAME), json.dumps(manifest, indent=1))
+  return manifest
+
+
+def read(path) -> dict:
+  """{split: [entry]} for the four splits, every entry checked; relative paths resolved
+  against the manifest's folder. InputError names the manifest and the first bad entry."""
+  path = manifest_path(path)
+  try:
+    with open(path, encoding="utf-8") as handle:
+      manifest = json.load(handle)
+  except FileNotFoundError:
+    raise InputError(f"{path}: no such manifest (python -m mdcsrn_tf.data.prepare)") from None
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    raise InputError(f"{path}: not a data set manifest ({error})") from None
+  subjects = manifest.get("subjects") if isinstance(manifest, dict) else None
+  if not isinstance(subjects, list):
+    raise InputError(f"{path}: not a data set manifest (\"subjects\" must be a list of entries)")
+  folder = os.path.dirname(os.path.abspath(path))
+  by_split = {split: [] for split in SPLITS}
+  for index, entry in enumerate(subjects):
+    entry = _checked_entry(path, index, entry)
+    by_split[entry["split"]].append({**entry, "path": os.path.join(folder, entry["path"])})
+  return by_split
+
+
+def _checked_entry(path, index, entry) -> dict:
+  where = f"{path}: entry {index}"
+  if not isinstance(entry, dict):
+    raise InputError(f"{where} is not an object")
+  for key in REQUIRED_TEXT:
+    if not isinstance(entry.get(key), str) or not entry[key]:
+      raise InputError(f"{where} has no \"{key}\"")
+  if entry["split"] not in SPLITS:
+    raise InputError(f"{where}: split {entry['split']!r} is not one of {', '.join(SPLITS)}")
+  return {**entry, "subject": str(entry.get("subject") or entry["name"])}
+
+
+def split_entries(path, split) -> list:
+  """The entries of one split, each of whose files exists; InputError otherwise."""
+  if split not in SPLITS:
+    raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+  entries = read(path)[split]
+  if not entries:
+    raise InputError(f"{manifest_path(path)}: split {split!r} has no volume")
+  for entry in entries:
+    if not os.path.isfile(entry["path"]):
+      raise InputError(f"{entry['path']}: volume of {entry['name']} is missing")
+  return entries

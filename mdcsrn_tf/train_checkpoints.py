@@ -1,0 +1,129 @@
+"""A training run's checkpoints: what they hold, and resuming from the newest intact one.
+
+WORKDIR/checkpoints/ keeps the last `keep_checkpoints` (models, optimisers, the step, the
+best validation PSNR so far and the training wall time), WORKDIR/best/ the one of the best
+validation PSNR. A checkpoint can be damaged after it was written (a full disk truncates
+its data file, a bad block breaks its checksum, a copy leaves its index empty): resuming
+then tries the checkpoints from the newest down, says in one line which one it skipped and
+why, and continues from the newest that reads completely. None readable is an InputError.
+"""
+import dataclasses
+import glob
+import os
+import re
+
+import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
+import numpy as np
+import tensorflow as tf
+
+from mdcsrn_tf import weights
+from mdcsrn_tf.errors import InputError
+
+PREFIX = "ckpt"
+# What reading a damaged checkpoint raises: a truncated data file (IndexError), a checksum
+# or an empty index (OpError), a checkpoint of another network (AssertionError, ValueError).
+UNREADABLE = (tf.errors.OpError, IndexError, ValueError, AssertionError, KeyError)
+
+
+@dataclasses.dataclass
+class Checkpoints:
+  """The run's checkpoint, its two managers and the counters saved with the models."""
+  checkpoint: tf.train.Checkpoint
+  recent: tf.train.CheckpointManager
+  best: tf.train.CheckpointManager
+  step: tf.Variable
+  best_psnr: tf.Variable
+  seconds: tf.Variable  # training wall time over all invocations
+
+  def last_good(self) -> str:
+    return self.recent.latest_checkpoint or "none (no checkpoint yet)"
+
+
+def make(networks, workdir, keep) -> Checkpoints:
+  """Checkpoints of `networks` (generator, critic and optimisers) under `workdir`."""
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+  best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
+  seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+  tracked = {"generator": networks.generator,
+             "generator_optimizer": networks.generator_optimizer, "step": step,
+             "best_psnr": best_psnr, "seconds": seconds}
+  if networks.critic is not None:
+    tracked.update(critic=networks.critic, critic_optimizer=networks.critic_optimizer)
+  checkpoint = tf.train.Checkpoint(**tracked)
+  return Checkpoints(
+      checkpoint,
+      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
+                                 max_to_keep=keep, checkpoint_name=PREFIX),
+      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"), max_to_keep=1,
+                                 checkpoint_name=PREFIX),
+      step, best_psnr, seconds)
+
+
+def saved_in(folder) -> list:
+  """The checkpoint prefixes in `folder`, newest (highest number) first; the index files
+  tell, not the `checkpoint` state file, which may be the damaged part."""
+  numbered = []
+  for index in glob.glob(os.path.join(glob.escape(folder), f"{PREFIX}-*.index")):
+    match = re.fullmatch(rf"{PREFIX}-(\d+)\.index", os.path.basename(index))
+    if match:
+      numbered.append((int(match.group(1)), index[:-len(".index")]))
+  return [prefix for _, prefix in sorted(numbered, reverse=True)]
+
+
+def restore_newest_intact(checkpoint, folder, log, partial=False):
+  """Restores `checkpoint` from the newest checkpoint in `folder` that reads completely;
+  returns its prefix, or None when the folder holds none. Each damaged one skipped is one
+  line through `log`; InputError when there were checkpoints and none could be read.
+  `partial`: the files may hold more than `checkpoint` tracks (a generator out of a run)."""
+  prefixes = saved_in(folder)
+  for prefix in prefixes:
+    try:
+      status = checkpoint.restore(prefix)
+      (status.expect_partial() if partial else status).assert_existing_objects_matched()
+      return prefix
+    except UNREADABLE as error:
+      reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+      log(f"warning: checkpoint {prefix} cannot be read ({reason[:200]}); "
+          "trying the one before it")
+  if prefixes:
+    raise InputError(f"{folder}: none of its {len(prefixes)} checkpoints can be read "
+                     f"(newest {prefixes[0]}); start a new --workdir or repair them")
+  return None
+
+
+def restore(config, networks, checkpoints: Checkpoints, log):
+  """Resumes from the newest intact checkpoint, or starts the generator from
+  `config.init_generator` when the run has none yet."""
+  resumed = restore_newest_intact(checkpoints.checkpoint, checkpoints.recent.directory, log)
+  if resumed:
+    log(f"resuming from {resumed} at step {int(checkpoints.step.numpy())}")
+  elif config.init_generator:
+    source = load_initial_generator(networks.generator, config.init_generator, log)
+    log(f"generator starts from {source}")
+
+
+def load_initial_generator(generator, path, log):
+  """Loads `path` into `generator`: an exported PATH(.weights.h5) with its model card, or a
+  training workdir / checkpoint folder (the generator of its newest intact checkpoint)."""
+  folder = os.path.join(path, "checkpoints") if os.path.isdir(
+      os.path.join(path, "checkpoints")) else path
+  if os.path.isdir(folder):
+    try:
+      restored = restore_newest_intact(tf.train.Checkpoint(generator=generator), folder, log,
+                                       partial=True)
+    except InputError:
+      raise InputError(f"{folder}: no checkpoint in it holds a readable {generator.name}") from None
+    if restored is None:
+      raise InputError(f"{path}: no checkpoint to start the generator from")
+    return restored
+  if not os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
+    raise InputError(f"{path}: neither exported weights nor a training workdir")
+  card = weights.read_card(path)
+  if card["model"] != generator.name:
+    raise InputError(f"{path}: weights are for {card['model']}, this run trains {generator.name}")
+  base = weights.base_path(path)
+  try:
+    generator.load_weights(base + weights.WEIGHTS_SUFFIX)
+  except (ValueError, OSError) as error:
+    raise InputError(f"{base}{weights.WEIGHTS_SUFFIX}: cannot load ({error})") from None
+  return base
