@@ -77,8 +77,28 @@ def markdown(inference, training, pipeline) -> str:
                    f"{r['l1_steps_per_second']:.3f} | {r['critic_step_seconds']:.2f} | "
                    f"{r['generator_gan_step_seconds']:.2f} | {r['gan_steps_per_second']:.3f} |")
   if pipeline:
-    lines += ["", f"tf.data pipeline: {json.dumps({k: v for k, v in pipeline.items() if k != 'machine'})}"]
+    lines += pipeline_lines(pipeline)
   return "\n".join(lines) + "\n"
+
+
+def pipeline_lines(pipeline) -> list:
+  """The streaming pipeline's throughput and memory, and the smoke pre-training's start."""
+  lines = ["", f"Training pipeline, {pipeline['patch_size']}^3 patches, batch "
+           f"{pipeline['batch_size']}, {pipeline['parallel_volumes']} volumes in flight:", "",
+           "| training subjects | disk cache | first batch (s) | patches/s | peak MiB |",
+           "|---:|---|---:|---:|---:|"]
+  for r in pipeline["streams"]:
+    lines.append(f"| {r['subjects']} | {r['cache']} | {r['first_batch_seconds']:.2f} | "
+                 f"{r['patches_per_second']:.0f} | {r['peak_rss_mib']:.0f} |")
+  lines += ["", "| volume | network input | decode + degrade (s) |", "|---|---|---:|"]
+  lines += [f"| {r['volume']} | {r['lr_mode']} | {r['seconds']:.2f} |"
+            for r in pipeline["cold_visit_degradation"]]
+  lines += ["", "Smoke pre-training (flags/smoke_pretrain.cfg, 3 steps, cold cache):", "",
+            "| data set | launch to first batch (s) | wall (s) | peak MiB |", "|---|---:|---:|---:|"]
+  lines += [f"| {r['data_set']} | {r['launch_to_first_batch_seconds']:.1f} | "
+            f"{r['wall_seconds']:.1f} | {r['peak_rss_mib']:.0f} |"
+            for r in pipeline["smoke_pretraining"]]
+  return lines
 
 
 def device_name(machine) -> str:

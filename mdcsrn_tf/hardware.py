@@ -1,6 +1,9 @@
 """What a run ran on, for model cards and benchmark records."""
 import os
 import platform
+import subprocess
+import threading
+import time
 
 import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
 import tensorflow as tf
@@ -22,3 +25,40 @@ def machine() -> dict:
   return {"host": platform.node(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
           "gpus": gpus, "tensorflow": tf.__version__,
           "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
+
+
+def run_measuring_memory(command, poll_seconds=0.05, **popen_options) -> dict:
+  """Runs `command` to its end: {"returncode", "lines": [(seconds since launch, stdout line)],
+  "stderr", "wall_seconds", "peak_rss_mib"}.
+
+  The peak is the child's own high-water mark (VmHWM), polled while it runs: the rusage of
+  wait4 would not do, since Linux carries the parent's peak into a forked child across exec.
+  """
+  started = time.perf_counter()
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, **popen_options)
+  lines, stderr = [], []
+  readers = [threading.Thread(target=lambda: lines.extend(
+                 (time.perf_counter() - started, line.rstrip("\n")) for line in process.stdout)),
+             threading.Thread(target=lambda: stderr.append(process.stderr.read()))]
+  for reader in readers:
+    reader.start()
+  peak_kib = 0
+  while process.poll() is None:
+    peak_kib = max(peak_kib, _high_water_kib(process.pid))
+    time.sleep(poll_seconds)
+  for reader in readers:
+    reader.join()
+  return {"returncode": process.returncode, "lines": lines, "stderr": "".join(stderr),
+          "wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_kib / 1024}
+
+
+def _high_water_kib(pid) -> int:
+  try:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+      for line in status:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1])
+  except OSError:  # the process has just ended
+    pass
+  return 0

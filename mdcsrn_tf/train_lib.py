@@ -214,40 +214,45 @@ def _loop(config, strategy, networks, checkpoints, patches, validator):
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
   batches = iter(strategy.experimental_distribute_dataset(patches.dataset()))
-  with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
-                                   desc=config.phase, dynamic_ncols=True) as bar:
-    while int(step.numpy()) < config.steps:
-      current = int(step.numpy())
-      network = _network_for_step(config, current)
-      with patches.reporting_input_errors():
-        lr, hr = next(batches)
-      if bar.n == bar.initial:
-        tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
-                   f"training volumes, {config.parallel_volumes} prepared at once, disk cache: "
-                   f"{patches.config.cache_dir or 'off'})")
-      values = {name: float(value) for name, value in steps[network](lr, hr).items()}
-      bad = _first_non_finite(values)
-      if bad is not None:
-        raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
-                               f"the last good checkpoint is {checkpoints.last_good()}")
-      step.assign_add(1)
-      done = current + 1
-      bar.update(1)
-      bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-      validator.log_step(done, network, values, networks)
-      # Validation first, so that the checkpoint of this step holds the updated best PSNR.
-      if config.validate_every and done % config.validate_every == 0:
-        last_metrics = _validate(validator, done, checkpoints)
-      if done % config.checkpoint_every == 0 or done == config.steps or signals.received:
-        if not _weights_finite(networks):
-          raise TrainingDiverged(f"non-finite weights after step {current}; stopped, the last "
-                                 f"good checkpoint is {checkpoints.last_good()}")
-        checkpoints.seconds.assign(seconds_before + time.time() - started)
-        checkpoints.recent.save(checkpoint_number=done)
-      if signals.received:
-        raise TrainingInterrupted(f"stopped by signal {signals.received} at step {done}; "
-                                  f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
-                                  signals.received)
+  try:
+    with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
+                                     desc=config.phase, dynamic_ncols=True) as bar:
+      while int(step.numpy()) < config.steps:
+        current = int(step.numpy())
+        network = _network_for_step(config, current)
+        with patches.reporting_input_errors():
+          lr, hr = next(batches)
+        if bar.n == bar.initial:
+          tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
+                     f"training volumes, {config.parallel_volumes} prepared at once, disk "
+                     f"cache: {patches.config.cache_dir or 'off'})")
+        values = {name: float(value) for name, value in steps[network](lr, hr).items()}
+        bad = _first_non_finite(values)
+        if bad is not None:
+          raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
+                                 f"the last good checkpoint is {checkpoints.last_good()}")
+        step.assign_add(1)
+        done = current + 1
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        validator.log_step(done, network, values, networks)
+        # Validation first, so that the checkpoint of this step holds the updated best PSNR.
+        if config.validate_every and done % config.validate_every == 0:
+          last_metrics = _validate(validator, done, checkpoints)
+        if done % config.checkpoint_every == 0 or done == config.steps or signals.received:
+          if not _weights_finite(networks):
+            raise TrainingDiverged(f"non-finite weights after step {current}; stopped, the "
+                                   f"last good checkpoint is {checkpoints.last_good()}")
+          checkpoints.seconds.assign(seconds_before + time.time() - started)
+          checkpoints.recent.save(checkpoint_number=done)
+        if signals.received:
+          raise TrainingInterrupted(f"stopped by signal {signals.received} at step {done}; "
+                                    f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
+                                    signals.received)
+  finally:
+    # A tf.data iterator alive when the interpreter exits (held by an exception's
+    # traceback, say) waits for its Python threads, which wait for the interpreter: a hang.
+    batches = None
   return last_metrics
 
 

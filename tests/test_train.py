@@ -17,7 +17,7 @@ import mdcsrn_tf  # noqa: F401
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mdcsrn_tf import models, train, train_lib, train_steps, train_validation  # noqa: E402
+from mdcsrn_tf import hardware, models, train, train_lib, train_steps, train_validation  # noqa: E402
 from mdcsrn_tf.data import manifest, pipeline  # noqa: E402
 from mdcsrn_tf.errors import InputError  # noqa: E402
 
@@ -279,13 +279,10 @@ def test_restart_with_another_model_is_refused_before_the_run_is_touched(dataset
 
 
 def _peak_rss_mib(command):
-  """(completed process's stdout, its own peak resident memory in MiB)."""
-  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-  stdout, stderr = process.stdout.read(), process.stderr.read()
-  _, status, usage = os.wait4(process.pid, 0)
-  assert os.waitstatus_to_exitcode(status) == 0, stderr
-  return stdout, usage.ru_maxrss / 1024
+  """(stdout, the command's own peak resident memory in MiB)."""
+  result = hardware.run_measuring_memory(command, cwd=REPO)
+  assert result["returncode"] == 0, result["stderr"]
+  return "\n".join(line for _, line in result["lines"]), result["peak_rss_mib"]
 
 
 def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
