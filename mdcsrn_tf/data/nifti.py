@@ -103,7 +103,7 @@ def save_volume(voxels, path, reference: nib.Nifti1Image, affine=None, zooms=Non
   write_atomically(path, image.to_filename)
 
 
-def _umask() -> int:
+def current_umask() -> int:
   current = os.umask(0)
   os.umask(current)
   return current
@@ -124,7 +124,7 @@ def write_atomically(path, write):
   os.close(handle)
   try:
     write(temporary)
-    os.chmod(temporary, 0o666 & ~_umask())
+    os.chmod(temporary, 0o666 & ~current_umask())
     os.replace(temporary, path)
   except BaseException:
     if os.path.exists(temporary):
