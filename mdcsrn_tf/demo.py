@@ -63,12 +63,12 @@ def run_demo(out_dir, crop=0, tile=64, batch=1) -> dict:
       network_input=network_input, tile=tile, batch=batch, outputs=volumes)
   volumes["hr"], volumes["lr"] = hr, volumes[network_input]
 
-  affine = image.affine.copy()
-  affine[:3, 3] = image.affine[:3, :3] @ np.array(starts) + image.affine[:3, 3]
+  crop_to_volume = np.eye(4)
+  crop_to_volume[:3, 3] = starts
   for method, normalised in volumes.items():
     nifti.save_volume(intensity.denormalise(normalised, scale),
-                      os.path.join(out_dir, f"colin27_{method}.nii.gz"), image, affine=affine,
-                      inputs=(subject["path"],))
+                      os.path.join(out_dir, f"colin27_{method}.nii.gz"), image,
+                      to_reference=crop_to_volume, inputs=(subject["path"],))
   slices = {(f"LR ({network_input.replace('_', '-')})" if method == "lr" else label):
             figures.degraded_plane_slice(volumes[method])
             for label, method in PANELS.items() if method in volumes}

@@ -1,12 +1,18 @@
 """`python -m mdcsrn_tf.export --weights PATH --out DIR`: a SavedModel for TF Serving.
 
 Its `serving_default` signature takes `volume`, float32 [D, H, W] of any size on the HR
-grid, and returns {"sr": float32 [D, H, W]}. Everything the Python path does happens in
+grid (or the same as [1, D, H, W, 1]), and returns {"sr": float32 of the same shape}; any
+other shape fails with a message that says so. Everything the Python path does happens in
 the graph: division by the volume's maximum and back, and inference.py's tiling (the same
 windows, sliding inside the volume, the same owned output voxels), so the SavedModel
 reproduces `mdcsrn-sr` without mdcsrn_tf installed. Tiles run one at a time (a
-`tf.map_fn` with no parallel iterations) to keep memory bounded by one window. The export
-is written to a temporary folder beside DIR and renamed onto it (docs/serving.md).
+`tf.map_fn` with no parallel iterations) to keep memory bounded by one window.
+
+Keras' ExportArchive writes it: it saves the Keras variables so that the session-based
+loader of TF Serving and the C++/Java APIs finds them too (`saved_model_cli run`), which a
+plain tf.Module holding a Keras 3 model does not. The export is written to a temporary
+folder beside DIR, given the permissions a plainly made folder would have, and renamed onto
+it (docs/serving.md).
 """
 import os
 import shutil
@@ -14,6 +20,7 @@ import tempfile
 
 from absl import app, flags
 
+from mdcsrn_tf.data.nifti import current_umask
 from mdcsrn_tf.errors import InputError, report_input_errors
 
 FLAGS = flags.FLAGS
@@ -68,50 +75,76 @@ def tiled_forward(model, volume, tile, margin):
   return merged
 
 
-def serving_module(model, tile=64, margin=3):
-  """A tf.Module whose `serve` is the exported signature."""
+LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
+
+
+def serving_function(model, tile=64, margin=3):
+  """The exported computation: `volume` -> {"sr": its super-resolution, same shape}."""
   import tensorflow as tf
 
-  class SuperResolver(tf.Module):
+  def serve(volume):
+    shape = tf.shape(volume)
+    batched = tf.equal(tf.rank(volume), 5)
+    # [D, H, W] of either layout; padded so that slicing a shape of another rank never fails
+    spatial = tf.slice(tf.pad(shape, [[0, 5]]), [tf.where(batched, 1, 0)], [3])
+    voxels = tf.reduce_prod(spatial)
+    layout_ok = tf.logical_and(
+        tf.logical_or(tf.equal(tf.rank(volume), 3),
+                      tf.logical_and(batched, tf.equal(tf.reduce_prod(shape), voxels))),
+        voxels > 0)
+    check = tf.debugging.Assert(layout_ok, [LAYOUT_ERROR, shape], summarize=5)
+    with tf.control_dependencies([check]):  # before any op that a wrong shape would break
+      volume = tf.reshape(volume, spatial)
+    peak = tf.reduce_max(volume)
+    scale = tf.where(peak > 0, peak, tf.ones_like(peak))
+    # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
+    sr = tf.maximum(tiled_forward(model, volume / scale, tile, margin), 0.0) * scale
+    return {"sr": tf.reshape(sr, shape)}
 
-    def __init__(self):
-      super().__init__(name="mdcsrn_super_resolver")
-      self.model = model
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name="volume")])
-    def serve(self, volume):
-      peak = tf.reduce_max(volume)
-      scale = tf.where(peak > 0, peak, tf.ones_like(peak))
-      # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
-      return {"sr": tf.maximum(tiled_forward(self.model, volume / scale, tile, margin), 0.0)
-                    * scale}
-
-  return SuperResolver()
+  return serve
 
 
 def check_export_folder(out_dir) -> str:
-  """The absolute export folder, its parents created (TF Serving's MODEL/VERSION layout);
-  InputError if it exists already or a parent cannot be made."""
+  """The absolute export folder; InputError if it exists already or could not be made
+  (TF Serving's MODEL/VERSION layout: missing parents are made when the export is written)."""
   out_dir = os.path.abspath(os.fspath(out_dir))
   if os.path.exists(out_dir):
     raise InputError(f"{out_dir}: already exists; choose a new folder (e.g. the next version)")
-  try:
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-  except OSError as error:
-    raise InputError(f"{out_dir}: cannot create its parent folder ({error.strerror})") from None
+  ancestor = os.path.dirname(out_dir)
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not (os.path.isdir(ancestor) and os.access(ancestor, os.W_OK | os.X_OK)):
+    raise InputError(f"{out_dir}: cannot be made, {ancestor} is not a writable folder")
   return out_dir
+
+
+def plain_permissions(root):
+  """Gives a folder tree the permissions plainly made files and folders get (0666 and 0777
+  less the umask): mkdtemp makes its folder 0700, which hides the export from a server
+  running as another user, and TensorFlow makes its subfolders 0755 whatever the umask."""
+  umask = current_umask()
+  for folder, _, files in os.walk(root):
+    os.chmod(folder, 0o777 & ~umask)
+    for name in files:
+      os.chmod(os.path.join(folder, name), 0o666 & ~umask)
 
 
 def export_saved_model(model, out_dir, tile=64, margin=3):
   """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
+  import keras
   import tensorflow as tf
 
   out_dir = check_export_folder(out_dir)
-  parent = os.path.dirname(out_dir)
-  module = serving_module(model, tile, margin)
-  temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
+  os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint("serving_default", serving_function(model, tile, margin),
+                       input_signature=[tf.TensorSpec(None, tf.float32, name="volume")])
+  temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp",
+                               dir=os.path.dirname(out_dir))
   try:
-    tf.saved_model.save(module, temporary, signatures={"serving_default": module.serve})
+    archive.write_out(temporary, verbose=False)
+    plain_permissions(temporary)
     os.rename(temporary, out_dir)
   except BaseException:
     shutil.rmtree(temporary, ignore_errors=True)

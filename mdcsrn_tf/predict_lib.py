@@ -4,10 +4,13 @@ A scan already on the HR grid is super-resolved as it is. With `scale`/`target_v
 coarser scan is first interpolated onto the finer grid exactly as the model's training
 inputs were made (its card's lr_mode: "linear", or "zero_filled" = Fourier interpolation;
 kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
-gets the finer voxel size and an affine over the same field of view. Intensities are divided
-by the scan's maximum going in and multiplied back coming out, so the output keeps the
-input's range. Outputs are written atomically and never over an input.
+gets the finer voxel size and a header over the same field of view. Before that, a grid that
+would not fit in the memory available is refused. Intensities are divided by the scan's
+maximum going in and multiplied back coming out, so the output keeps the input's range.
+Outputs are written atomically, never over an input, and never from a non-finite network
+output.
 """
+import math
 import os
 import sys
 
@@ -16,59 +19,114 @@ import numpy as np
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.errors import InputError
 
+# Peak bytes a run holds per voxel of the HR grid after a grid change: the float32
+# volumes (input on the HR grid, normalised, network output, de-normalised: 16 B) and, before
+# them, the interpolation's intermediates: Fourier interpolation's complex128 spectra peak at
+# 59 B per voxel, linear interpolation at 34 B (measured with ru_maxrss on 20 M voxels).
+HR_BYTES_PER_VOXEL = 64
 
-def hr_grid(shape, zooms, scale=None, target_voxel=None):
-  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+
+def check_grid_flags(scale=None, target_voxel=None):
+  """InputError unless at most one of `scale` (three finite factors >= 1) and
+  `target_voxel` (a finite size > 0) is given."""
   if scale is not None and target_voxel is not None:
     raise InputError("give --scale or --target_voxel, not both")
+  if target_voxel is not None and not (math.isfinite(target_voxel) and target_voxel > 0):
+    raise InputError(f"--target_voxel must be a positive number of mm, got {target_voxel}")
+  if scale is not None and (len(scale) != 3 or not all(math.isfinite(s) and s >= 1
+                                                       for s in scale)):
+    raise InputError(f"--scale needs three finite factors >= 1 (one per axis), got "
+                     f"{','.join(str(s) for s in scale)}")
+
+
+def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
+  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+  check_grid_flags(scale, target_voxel)
   if target_voxel is not None:
-    if not target_voxel > 0:
-      raise InputError(f"--target_voxel must be positive, got {target_voxel}")
     scale = [max(z / target_voxel, 1.0) for z in zooms]
   if scale is None:
     return tuple(shape), (1.0, 1.0, 1.0)
-  if len(scale) != 3 or not all(s >= 1 for s in scale):
-    raise InputError(f"scale needs three factors >= 1 (one per axis), got {list(scale)}")
-  hr_shape = tuple(int(round(n * s)) for n, s in zip(shape, scale))
+  sizes = [n * s for n, s in zip(shape, scale)]
+  if not all(math.isfinite(size) for size in sizes):  # finite factors can still overflow
+    raise InputError(f"{name}: the HR grid these --scale/--target_voxel values ask for is too "
+                     "large to represent")
+  hr_shape = tuple(int(round(size)) for size in sizes)
   return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
 
 
-def hr_affine(affine, factors):
-  """Affine of the HR grid: HR voxel j sits at LR coordinate j / factor (the alignment of
-  kspace.upsample), so voxel 0 keeps its position and n_hr HR voxels span the n_lr LR ones."""
-  return np.asarray(affine, float) @ np.diag([1 / f for f in factors] + [1.0])
+def available_memory(meminfo="/proc/meminfo"):
+  """Bytes of memory the kernel says a new process can use (MemAvailable), or None where
+  it does not say (not Linux)."""
+  try:
+    with open(meminfo, encoding="ascii") as file:
+      fields = dict(line.split(":", 1) for line in file if ":" in line)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+  except (OSError, KeyError, ValueError):
+    return None
+
+
+def check_memory(path, hr_shape, meminfo="/proc/meminfo"):
+  """InputError when a run on the HR grid would need more memory than is available."""
+  available = available_memory(meminfo)
+  needed = math.prod(hr_shape) * HR_BYTES_PER_VOXEL
+  if available is not None and needed > available:
+    raise InputError(f"{path}: the HR grid of {' x '.join(map(str, hr_shape))} voxels needs "
+                     f"about {needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
+                     "of memory available; ask for a smaller --scale or a larger --target_voxel")
+
+
+def grid_map(factors):
+  """The 4x4 map from HR voxel indices to input voxel indices: HR voxel j sits at input
+  coordinate j / factor (the alignment of kspace.upsample), so voxel 0 keeps its position
+  and n_hr HR voxels span the n_lr input ones."""
+  return np.diag([1 / f for f in factors] + [1.0])
+
+
+def check_input(path, scale=None, target_voxel=None):
+  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
+  or an HR grid that does not fit in memory. Nothing is interpolated yet."""
+  volume, image = nifti.load_volume(path)
+  zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+  hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
+  if hr_shape != volume.shape:
+    check_memory(path, hr_shape)
+  return volume, image, hr_shape, factors
 
 
 def load_input(path, scale=None, target_voxel=None, interpolation="linear"):
-  """(volume on the HR grid, reference image, HR affine, HR zooms) of one input scan."""
-  volume, image = nifti.load_volume(path)
-  zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
-  hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel)
+  """(volume on the HR grid, reference image, map from its voxels to the reference's or
+  None when the grid is the input's) of one input scan."""
+  volume, image, hr_shape, factors = check_input(path, scale, target_voxel)
   if hr_shape == volume.shape:
-    return volume, image, image.affine, zooms
+    return volume, image, None
   from mdcsrn_tf.data import kspace  # TensorFlow only when a grid change needs it
 
   axes = tuple(a for a in range(3) if hr_shape[a] != volume.shape[a])
   volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes, interpolation=interpolation),
                       np.float32)
-  return (volume, image, hr_affine(image.affine, factors),
-          tuple(z / f for z, f in zip(zooms, factors)))
+  return volume, image, grid_map(factors)
 
 
 def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
                        target_voxel=None, progress=True, jit_compile=False,
-                       interpolation="linear"):
+                       interpolation="linear", weights_name="the weights"):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input);
-  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode)."""
+  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). A network
+  output with NaN or Inf voxels is an InputError naming the input and `weights_name`, and
+  nothing is written."""
   from mdcsrn_tf import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
-  volume, image, affine, zooms = load_input(input_path, scale, target_voxel, interpolation)
+  volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
   normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
   sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
                                progress=progress, jit_compile=jit_compile)
-  nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, affine=affine,
-                    zooms=zooms, inputs=[input_path])
+  n_bad = int(np.count_nonzero(~np.isfinite(sr)))
+  if n_bad:
+    raise InputError(f"{input_path}: {n_bad} of {sr.size} output voxels are NaN or Inf with "
+                     f"weights {weights_name} (corrupted or diverged weights); nothing written")
+  nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, to_reference=to_input,
+                    inputs=[input_path])
   return output_path
 
 
@@ -90,15 +148,32 @@ def plan_outputs(paths, out_dir=None):
   inputs = []
   for path in paths:
     if os.path.isdir(path):
-      found = sorted(os.path.join(path, n) for n in os.listdir(path) if nifti.is_nifti_path(n))
+      # hidden names are skipped: among them the temporary files of an interrupted write
+      found = sorted(os.path.join(path, n) for n in os.listdir(path)
+                     if nifti.is_nifti_path(n) and not n.startswith("."))
       if not found:
-        raise InputError(f"{path}: folder holds no .nii or .nii.gz file")
+        raise InputError(f"{path}: folder holds no .nii or .nii.gz file (hidden ones skipped)")
       inputs += found
     else:
       inputs.append(path)
   if not inputs:
     raise InputError("no input given")
-  return [(path, output_name(path, out_dir)) for path in inputs]
+  pairs = [(path, output_name(path, out_dir)) for path in inputs]
+  written_by = {}
+  for source, target in pairs:
+    key = os.path.abspath(target)
+    if key in written_by:
+      raise InputError(f"{written_by[key]} and {source} would both be written to {target}; "
+                       "super-resolve them in separate runs or rename one")
+    written_by[key] = source
+  return pairs
+
+
+def weights_to_use(weights_path=None, gan=False):
+  """The weights the user named, or the shipped L1 (or GAN) ones."""
+  from mdcsrn_tf import weights
+
+  return weights_path or weights.default_weights("gan" if gan else "l1")
 
 
 def load_model(weights_path=None, model_name=None, gan=False):
@@ -106,7 +181,7 @@ def load_model(weights_path=None, model_name=None, gan=False):
   stderr when the model card says the weights do not meet the project's quality bar."""
   from mdcsrn_tf import weights
 
-  path = weights_path or weights.default_weights("gan" if gan else "l1")
+  path = weights_to_use(weights_path, gan)
   model = weights.load_generator(path, model_name)
   has_card = os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX)
   card = weights.read_card(path) if has_card else {}

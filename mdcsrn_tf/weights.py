@@ -4,7 +4,12 @@ The card says which network the weights belong to ({"model": "b4u4", ...} and wh
 trainer adds: step, loss, data), so `load_generator(PATH)` can rebuild it by name with
 `models.build_model` before loading. Either file name or the bare PATH may be given. Every
 problem with the files is an `InputError` naming them.
+
+The card also records the SHA-256 of the weights file it was written with: a few flipped
+bytes in an HDF5 file still load, as NaN or garbage weights, so `load_generator` compares
+the checksum first and refuses a file that is not the one the card describes.
 """
+import hashlib
 import json
 import os
 import warnings
@@ -16,6 +21,7 @@ WEIGHTS_SUFFIX = ".weights.h5"
 CARD_SUFFIX = ".json"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 SHIPPED = {"l1": "b4u4_l1", "gan": "b4u4_gan"}
+CHECKSUM_KEY = "weights_sha256"
 
 
 def base_path(path) -> str:
@@ -28,7 +34,8 @@ def base_path(path) -> str:
 
 
 def save_generator(model, path, card: dict) -> str:
-  """Writes PATH.weights.h5 and PATH.json atomically; returns PATH (the shared base)."""
+  """Writes PATH.weights.h5 and PATH.json (with the weights' SHA-256) atomically; returns
+  PATH (the shared base)."""
   if "model" not in card:
     raise ValueError(f"model card needs a 'model' entry, got {sorted(card)}")
   base = base_path(path)
@@ -45,8 +52,30 @@ def save_generator(model, path, card: dict) -> str:
         os.remove(keras_name)
 
   write_atomically(base + WEIGHTS_SUFFIX, write_weights)
+  card = {**card, CHECKSUM_KEY: file_sha256(base + WEIGHTS_SUFFIX)}
   write_text_atomically(base + CARD_SUFFIX, json.dumps(card, indent=2, sort_keys=True) + "\n")
   return base
+
+
+def file_sha256(path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as file:
+    for block in iter(lambda: file.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def verify_checksum(weights_path, card: dict):
+  """InputError unless the weights file is the one the card's checksum describes (cards
+  written before checksums have none and pass)."""
+  expected = card.get(CHECKSUM_KEY)
+  if expected is None:
+    return
+  actual = file_sha256(weights_path)
+  if actual != expected:
+    raise InputError(f"{weights_path}: SHA-256 {actual[:12]}... is not the {str(expected)[:12]}... "
+                     "its model card records: the file is corrupted or not the one the card "
+                     "describes")
 
 
 def read_card(path) -> dict:
@@ -65,15 +94,17 @@ def read_card(path) -> dict:
 
 
 def load_generator(path, model_name=None):
-  """Builds the generator named by PATH.json (or `model_name`) and loads PATH.weights.h5."""
+  """Builds the generator named by PATH.json (or `model_name`) and loads PATH.weights.h5,
+  after checking it against the card's checksum."""
   from mdcsrn_tf import models  # TensorFlow loads only once weights are really needed
 
   base = base_path(path)
   weights_path = base + WEIGHTS_SUFFIX
   if not os.path.isfile(weights_path):
     raise InputError(f"{weights_path}: no such weights file")
-  card_name = read_card(base)["model"] if (
-      model_name is None or os.path.exists(base + CARD_SUFFIX)) else None
+  card = read_card(base) if (model_name is None or os.path.exists(base + CARD_SUFFIX)) else {}
+  verify_checksum(weights_path, card)
+  card_name = card.get("model")
   if model_name is not None and card_name is not None and model_name != card_name:
     raise InputError(f"{weights_path}: weights are for model {card_name}, not {model_name}")
   name = model_name or card_name

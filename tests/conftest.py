@@ -53,3 +53,30 @@ def small_real_dataset(tmp_path_factory):
   subprocess.run([sys.executable, "-m", "mdcsrn_tf.data.prepare", "--src", str(source),
                   "--out", str(out)], cwd=REPO, check=True, capture_output=True)
   return str(out / "manifest.json")
+
+
+@pytest.fixture(scope="session")
+def colin27():
+  """The real Colin27 head (mricron-data, 1 mm, sform only) as a nibabel image."""
+  from mdcsrn_tf.data import samples  # pylint: disable=import-outside-toplevel
+
+  path = samples.find("colin27_1mm")
+  if path is None:
+    pytest.skip("Colin27 (mricron-data) missing: make samples")
+  return nib.load(path)
+
+
+@pytest.fixture(scope="session")
+def colin27_crop(colin27):
+  """Writes a crop of the real Colin27 head, its header and geometry kept (the affine moved
+  to the crop's corner), and returns the path."""
+
+  def write(path, shape=(37, 45, 29), start=(70, 90, 70)):
+    box = tuple(slice(s, s + n) for s, n in zip(start, shape))
+    to_head = np.eye(4)
+    to_head[:3, 3] = start
+    nib.Nifti1Image(np.asarray(colin27.dataobj)[box], colin27.affine @ to_head,
+                    colin27.header).to_filename(path)
+    return path
+
+  return write

@@ -37,6 +37,11 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
     assert image.shape == hr.shape and np.allclose(image.affine, hr.affine)
   # The HR volume is the original's central crop, in the original's intensities.
   starts = [(n - CROP) // 2 for n in original.shape]
+  crop_to_original = np.eye(4)
+  crop_to_original[:3, 3] = starts
+  np.testing.assert_allclose(hr.affine, original.affine @ crop_to_original)
+  for form in ("qform_code", "sform_code"):
+    assert hr.header[form] == original.header[form], form
   expected = original.get_fdata()[tuple(slice(s, s + CROP) for s in starts)]
   np.testing.assert_allclose(hr.get_fdata(), expected, rtol=1e-4, atol=1e-3 * expected.max())
 

@@ -129,6 +129,9 @@ def test_bad_weights_are_input_errors(tmp_path):
   with pytest.raises(InputError, match="no such weights"):
     weights.load_generator(tmp_path / "missing")
   (tmp_path / "gen.weights.h5").write_bytes(b"not hdf5")
+  with pytest.raises(InputError, match="SHA-256"):  # not the file the card describes
+    weights.load_generator(tmp_path / "gen")
+  (tmp_path / "gen.json").write_text(json.dumps({"model": "b2u4"}))  # a card without checksum
   with pytest.raises(InputError, match="cannot load"):
     weights.load_generator(tmp_path / "gen")
   random_b2u4 = build_model("b2u4", identity_init=False)

@@ -1,9 +1,10 @@
 """`mdcsrn-sr` end to end: NIfTI geometry kept, input untouched, --scale, one-line errors."""
-import gzip
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import textwrap
 
 import keras
 import nibabel as nib
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf import inference, predict_lib, weights
+from mdcsrn_tf.data import nifti
 from mdcsrn_tf.models import build_model
 
 SHAPE = (20, 26, 17)
@@ -104,41 +106,111 @@ def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
                              atol=1e-3)
 
 
-def test_folder_input_writes_one_output_per_scan(tmp_path, write_nifti, generator_weights):
+def test_folder_input_writes_one_output_per_scan_and_skips_hidden_files(tmp_path):
   folder = tmp_path / "in"
   folder.mkdir()
   for name in ("a.nii.gz", "b.nii"):
     nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
+  (folder / ".a_sr.nii.gz.k2j4.tmp.nii.gz").write_bytes(b"")  # left by a killed write
   (tmp_path / "out").mkdir()
   assert predict_lib.plan_outputs([str(folder)], str(tmp_path / "out")) == [
       (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
       (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
 
 
-def bad_inputs(tmp_path, scan):
-  """(name, INPUT, OUTPUT) for every kind of bad input the CLI must refuse."""
-  truncated = tmp_path / "truncated.nii.gz"
-  truncated.write_bytes(gzip.compress(open(scan, "rb").read())[:200])
-  flat, series, nan = (tmp_path / f"{n}.nii.gz" for n in ("flat", "series", "nan"))
-  nib.Nifti1Image(np.ones((8, 9), np.float32), np.eye(4)).to_filename(flat)
-  nib.Nifti1Image(np.ones((4, 5, 6, 3), np.float32), np.eye(4)).to_filename(series)
-  nib.Nifti1Image(np.full((4, 5, 6), np.nan, np.float32), np.eye(4)).to_filename(nan)
-  out = tmp_path / "out.nii.gz"
-  return [("missing", tmp_path / "absent.nii.gz", out), ("truncated", truncated, out),
-          ("2D", flat, out), ("4D", series, out), ("all-NaN", nan, out),
-          ("missing folder", scan, tmp_path / "nowhere" / "out.nii.gz"), ("same", scan, scan)]
+def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_path):
+  target = tmp_path / "taken.nii.gz"
+  target.mkdir()  # the rename onto it fails
+
+  def write(temporary):
+    with open(temporary, "wb") as file:
+      file.write(b"data")
+
+  with pytest.raises(OSError) as error:
+    nifti.write_atomically(target, write)
+  assert error.value.filename == str(target)
+  assert [p.name for p in tmp_path.iterdir()] == ["taken.nii.gz"]
 
 
-def test_bad_inputs_exit_nonzero_with_one_line(tmp_path, scan, generator_weights):
-  before = sha256(scan)
-  for name, source, target in bad_inputs(tmp_path, scan):
-    result = run_cli(source, target, "--weights", generator_weights)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode != 0, name
-    assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
-    assert "Traceback" not in result.stderr
-  assert sha256(scan) == before
-  assert not os.path.exists(tmp_path / "out.nii.gz")
+def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
+  meminfo = tmp_path / "meminfo"
+  needed = 100 * 100 * 10 * predict_lib.HR_BYTES_PER_VOXEL
+  meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
+  assert predict_lib.available_memory(meminfo) == needed // 1024 * 1024
+  predict_lib.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
+  with pytest.raises(predict_lib.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
+    predict_lib.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
+  # where the kernel does not say (not Linux), there is nothing to compare with
+  assert predict_lib.available_memory(tmp_path / "absent") is None
+  predict_lib.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
+
+
+def oblique(zooms, origin):
+  """An affine a qform can hold: 30 degrees about z, then the voxel size."""
+  cos, sin = np.cos(np.pi / 6), np.sin(np.pi / 6)
+  affine = np.eye(4)
+  affine[:3, :3] = np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]) @ np.diag(zooms)
+  affine[:3, 3] = origin
+  return affine
+
+
+@pytest.mark.parametrize("forms", ["qform", "sform", "both"])
+def test_scale_keeps_the_header_coherent(tmp_path, colin27_crop, generator_weights, forms):
+  """qform and sform keep their codes, and both matrices and pixdim get the HR voxel."""
+  crop = nib.load(colin27_crop(tmp_path / "crop.nii.gz", shape=(16, 20, 12)))
+  header = crop.header.copy()  # Colin27 has an sform (code 4) and no qform
+  if forms != "sform":
+    header.set_qform(oblique(header.get_zooms(), crop.affine[:3, 3]), code=1)
+  if forms == "qform":
+    header.set_sform(None, code=0)
+  source = tmp_path / f"{forms}.nii.gz"
+  nib.Nifti1Image(np.asarray(crop.dataobj), None, header).to_filename(source)
+  before = nib.load(source).header
+  out = predict_lib.super_resolve_file(source, tmp_path / "sr.nii.gz",
+                                       weights.load_generator(generator_weights), tile=16,
+                                       scale=[2, 2, 1], progress=False)
+  after = nib.load(out).header
+  np.testing.assert_allclose(after.get_zooms(), np.multiply(before.get_zooms(), [0.5, 0.5, 1]),
+                             rtol=1e-6)
+  hr_to_input = np.diag([0.5, 0.5, 1.0, 1.0])
+  present = ("qform", "sform") if forms == "both" else (forms,)
+  for form in ("qform", "sform"):
+    matrix, code = getattr(before, f"get_{form}")(coded=True)
+    new_matrix, new_code = getattr(after, f"get_{form}")(coded=True)
+    assert new_code == code and bool(code) == (form in present), form
+    if code:
+      np.testing.assert_allclose(new_matrix, matrix @ hr_to_input, atol=1e-4)
+      np.testing.assert_allclose(np.linalg.norm(new_matrix[:3, :3], axis=0), after.get_zooms(),
+                                 rtol=1e-5)
+
+
+SIGTERM_DURING_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    import nibabel as nib
+    from mdcsrn_tf import predict
+
+    write = nib.Nifti1Image.to_filename
+
+    def write_then_terminated(image, path, **kwargs):
+      write(image, path, **kwargs)  # the hidden temporary file holds the whole output now
+      print(sorted(os.listdir(os.path.dirname(path))), flush=True)
+      os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` arriving at this moment
+
+    nib.Nifti1Image.to_filename = write_then_terminated
+    sys.argv = ["mdcsrn-sr", *sys.argv[1:]]
+    predict.run()
+    """)
+
+
+def test_sigterm_removes_the_temporary_output_and_exits_143(tmp_path, scan, generator_weights):
+  out = tmp_path / "out"
+  out.mkdir()
+  result = subprocess.run([sys.executable, "-c", SIGTERM_DURING_WRITE, str(scan),
+                           str(out / "sr.nii.gz"), "--weights", generator_weights],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 128 + signal.SIGTERM, result.stderr
+  assert ".sr.nii.gz." in result.stdout and ".tmp.nii.gz" in result.stdout  # it was there
+  assert not list(out.iterdir())
 
 
 def test_missing_shipped_weights_is_one_clear_error(monkeypatch, tmp_path):

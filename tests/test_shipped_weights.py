@@ -1,5 +1,7 @@
 """The weights shipped in mdcsrn_tf/weights/ (issue 7): they load into the registered model
 and reproduce, on the held-out volume's fixed crop, the metrics their model card states."""
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,8 @@ SHIPPED = weights.shipped()
 def test_shipped_weights_reproduce_their_model_card(kind):
   card = weights.read_card(SHIPPED[kind])
   assert card["model"] == "b4u4" and card["shipped_as"] == kind
+  with open(SHIPPED[kind] + weights.WEIGHTS_SUFFIX, "rb") as file:
+    assert card[weights.CHECKSUM_KEY] == hashlib.sha256(file.read()).hexdigest()
   model = weights.load_generator(SHIPPED[kind])
   assert model.count_params() == models.build_model(card["model"]).count_params()
   held_out = card["held_out"]

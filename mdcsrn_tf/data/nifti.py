@@ -73,6 +73,8 @@ def _first_line(error) -> str:
 def check_output_path(output, inputs=()):
   """Raises InputError unless `output` can be written and is none of `inputs`."""
   output = os.fspath(output)
+  if os.path.isdir(output):
+    raise InputError(f"{output}: is a folder; give the output file's name")
   if not is_nifti_path(output):
     raise InputError(f"{output}: output must end in .nii or .nii.gz")
   folder = os.path.dirname(os.path.abspath(output))
@@ -86,24 +88,40 @@ def check_output_path(output, inputs=()):
       raise InputError(f"{output}: output would overwrite its input")
 
 
-def save_volume(voxels, path, reference: nib.Nifti1Image, affine=None, zooms=None, inputs=()):
+def save_volume(voxels, path, reference: nib.Nifti1Image, to_reference=None, inputs=()):
   """Writes `voxels` as float32 NIfTI with `reference`'s header, atomically.
 
-  `affine` and `zooms` override the reference's (used when the output grid differs
-  from the input's, e.g. after `--scale`).
+  `to_reference` (4x4) maps the output's voxel indices to the reference's when the grids
+  differ (a crop, or the finer grid of `--scale`): see `moved_header`.
   """
   check_output_path(path, inputs)
   header = reference.header.copy()
+  if to_reference is not None:
+    header = moved_header(header, reference.affine, to_reference)
   header.set_data_dtype(np.float32)
-  image = nib.Nifti1Image(np.asarray(voxels, np.float32),
-                          reference.affine if affine is None else affine, header)
-  if zooms is not None:
-    image.header.set_zooms(tuple(zooms)[:3])
+  # affine None: the header's qform and sform stand as they are (an affine would replace
+  # the sform and demote the qform to code 0)
+  image = nib.Nifti1Image(np.asarray(voxels, np.float32), None, header)
   image.header["scl_slope"], image.header["scl_inter"] = 1.0, 0.0
   write_atomically(path, image.to_filename)
 
 
-def _umask() -> int:
+def moved_header(header, affine, to_reference):
+  """A copy of `header` for a grid whose voxel indices map to the header's through
+  `to_reference`: the qform and the sform each composed with it, their codes kept, and
+  pixdim the new voxel size. A form whose code is 0 gets the image's `affine` composed
+  with it, so that no stale matrix remains in the file."""
+  header = header.copy()
+  to_reference = np.asarray(to_reference, float)
+  qform, qform_code = header.get_qform(coded=True)
+  sform, sform_code = header.get_sform(coded=True)
+  # set_qform also sets pixdim to the voxel size of the matrix it is given
+  header.set_qform((affine if qform is None else qform) @ to_reference, code=int(qform_code))
+  header.set_sform((affine if sform is None else sform) @ to_reference, code=int(sform_code))
+  return header
+
+
+def current_umask() -> int:
   current = os.umask(0)
   os.umask(current)
   return current
@@ -124,11 +142,13 @@ def write_atomically(path, write):
   os.close(handle)
   try:
     write(temporary)
-    os.chmod(temporary, 0o666 & ~_umask())
+    os.chmod(temporary, 0o666 & ~current_umask())
     os.replace(temporary, path)
-  except BaseException:
+  except BaseException as error:
     if os.path.exists(temporary):
       os.remove(temporary)
+    if isinstance(error, OSError):  # the user knows their path, not the hidden temporary
+      raise OSError(error.errno, error.strerror or str(error), path) from None
     raise
 
 

@@ -1,0 +1,137 @@
+"""Hostile but fair input, one row per case: the command must end in exactly one
+`error: ...` line on stderr that names what the user gave, exit status 2, and leave every
+file as it was (no output, no temporary file). The inputs are real Colin27 crops.
+
+Every command is a fresh process, and each one loads TensorFlow with the package (about
+3 s on two cores); the rows are refused before a model is built, except the NaN weights'.
+"""
+import fnmatch
+import gzip
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+
+import keras
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mdcsrn_tf import weights
+from mdcsrn_tf.models import build_model
+
+MODULES = {"predict": "mdcsrn_tf.predict", "export": "mdcsrn_tf.export"}
+
+# (command line, exit status, the error line's text after "error: " with * for any text,
+#  paths that must not exist or stay as they were); {name} is a path of the `world` fixture,
+# {out} an empty folder of the case's own.
+CASES = [
+    ("predict {scan} {out}/sr.nii.gz --weights {corrupted}", 2,
+     "{corrupted}.weights.h5: SHA-256 * model card *", ["{out}/sr.nii.gz"]),
+    ("predict {scan} {out}/sr.nii.gz --weights {nan_weights}", 2,
+     "{scan}: * output voxels are NaN or Inf with weights {nan_weights} *", ["{out}/sr.nii.gz"]),
+    ("predict {scan} {other} --out_dir {out}", 2,
+     "{scan} and {other} would both be written to {out}/scan_sr.nii.gz*", ["{out}/scan_sr.nii.gz"]),
+    ("predict {scan} {out}/sr.nii.gz --scale=inf,1,1", 2, "--scale needs three finite *inf*", []),
+    ("predict {scan} {out}/sr.nii.gz --scale=1e6,1,1", 2,
+     "{scan}: the HR grid of 37000000 x 45 x 29 voxels needs about * GiB, more than the *", []),
+    ("predict {scan} {out}/sr.nii.gz --target_voxel=1e-4", 2,
+     "{scan}: the HR grid of 370000 x 450000 x 290000 voxels needs about *", []),
+    ("predict {scan} {out}/sr.nii.gz --target_voxel=1e-320", 2,
+     "{scan}: the HR grid * too large to represent", []),
+    ("predict {scan} {out}/sr.nii.gz --target_voxel=nan", 2, "--target_voxel must be *nan", []),
+    ("predict {scan} {out}/sr.nii.gz --scale=2,2,1 --target_voxel=1", 2,
+     "give --scale or --target_voxel, not both", []),
+    ("predict {scan} {taken}", 2, "{taken}: is a folder*", ["{taken}"]),
+    ("predict {hidden_only} --out_dir {out}", 2, "{hidden_only}: folder holds no *", []),
+    ("predict {pair}/x.nii.gz {pair}/x_sr.nii.gz --out_dir {pair}", 2,
+     "{pair}/x_sr.nii.gz: output would overwrite its input", ["{pair}/x_sr.nii.gz"]),
+    ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
+    ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
+    ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),
+    ("predict {flat} {out}/sr.nii.gz", 2, "{flat}: 2D image *", []),
+    ("predict {series} {out}/sr.nii.gz", 2, "{series}: 4D series *", []),
+    ("predict {nan_volume} {out}/sr.nii.gz", 2, "{nan_volume}: * voxels are NaN or Inf", []),
+    ("predict {scan} {out}/nowhere/sr.nii.gz", 2, "{out}/nowhere/sr.nii.gz: output folder *", []),
+    ("export --weights {corrupted} --out {out}/serving/1", 2,
+     "{corrupted}.weights.h5: SHA-256 *", ["{out}/serving"]),
+    ("export --weights {weights} --out {out}", 2, "{out}: already exists*", []),
+    ("export --weights {weights} --out {scan}/1", 2, "{scan}/1: cannot be made, {scan} is *",
+     []),
+]
+
+
+def save_crop(colin27_crop, path):
+  path.parent.mkdir(exist_ok=True)
+  return str(colin27_crop(path))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, colin27_crop):
+  """{name: path} of everything the cases refer to."""
+  root = tmp_path_factory.mktemp("world")
+  paths = {"scan": save_crop(colin27_crop, root / "a" / "scan.nii.gz"),
+           "other": save_crop(colin27_crop, root / "b" / "scan.nii.gz"),
+           "pair": str(root / "pair"), "taken": str(root / "taken.nii.gz"),
+           "hidden_only": str(root / "hidden_only"), "absent": str(root / "absent.nii.gz")}
+  for name in ("x", "x_sr"):
+    save_crop(colin27_crop, root / "pair" / f"{name}.nii.gz")
+  os.mkdir(paths["taken"])
+  os.mkdir(paths["hidden_only"])
+  with open(os.path.join(paths["hidden_only"], ".scan_sr.nii.gz.x1y2.tmp.nii.gz"), "wb"):
+    pass  # what a killed write could leave
+  keras.utils.set_random_seed(12)
+  model = build_model("b2u4", identity_init=False)
+  paths["weights"] = weights.save_generator(model, root / "gen", {"model": "b2u4"})
+  paths["corrupted"] = str(root / "corrupted")
+  data = bytearray(open(paths["weights"] + weights.WEIGHTS_SUFFIX, "rb").read())
+  data[len(data) // 2:len(data) // 2 + 64] = b"\xff" * 64
+  with open(paths["corrupted"] + weights.WEIGHTS_SUFFIX, "wb") as file:
+    file.write(data)
+  with open(paths["corrupted"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
+    file.write(open(paths["weights"] + weights.CARD_SUFFIX, encoding="utf-8").read())
+  # diverged training: NaN weights whose card, checksum included, is in order
+  kernel = model.get_layer("first_conv").kernel
+  kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+  paths["nan_weights"] = weights.save_generator(model, root / "nan", {"model": "b2u4"})
+  for name, voxels in {"flat": np.ones((8, 9)), "series": np.ones((4, 5, 6, 3)),
+                       "nan_volume": np.full((4, 5, 6), np.nan)}.items():
+    paths[name] = str(root / f"{name}.nii.gz")
+    nib.Nifti1Image(voxels.astype(np.float32), np.eye(4)).to_filename(paths[name])
+  paths["truncated"] = str(root / "truncated.nii.gz")
+  with open(paths["truncated"], "wb") as file:
+    file.write(gzip.compress(open(paths["scan"], "rb").read())[:200])
+  return root, paths
+
+
+def state(path):
+  """What must not change: a file's SHA-256, a folder's listing, or None when absent."""
+  if os.path.isdir(path):
+    return sorted(os.listdir(path))
+  if os.path.exists(path):
+    with open(path, "rb") as file:
+      return hashlib.sha256(file.read()).hexdigest()
+  return None
+
+
+def tree_state(root):
+  return {os.path.join(folder, name): state(os.path.join(folder, name))
+          for folder, folders, files in os.walk(root) for name in folders + files}
+
+
+@pytest.mark.parametrize("command, status, message, kept", CASES,
+                         ids=[case[0] for case in CASES])
+def test_bad_input_is_one_error_line_and_changes_nothing(world, tmp_path_factory, command,
+                                                         status, message, kept):
+  root, paths = world
+  paths = {**paths, "out": str(tmp_path_factory.mktemp("out"))}
+  kept = [path.format(**paths) for path in kept]
+  before = tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]
+  tool, *args = shlex.split(command.format(**paths))
+  result = subprocess.run([sys.executable, "-m", MODULES[tool], *args], capture_output=True,
+                          text=True, timeout=300)
+  lines = result.stderr.splitlines()
+  assert result.returncode == status and len(lines) == 1, result.stderr
+  assert fnmatch.fnmatchcase(lines[0], "error: " + message.format(**paths)), lines[0]
+  assert (tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]) == before
