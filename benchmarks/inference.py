@@ -16,12 +16,11 @@ import sys
 import numpy as np
 
 import machine
-from mdcsrn_tf import inference
+from mdcsrn_tf import paper
+from mdcsrn_tf.infer import inference, tiling
 from mdcsrn_tf.models import GENERATOR_NAMES, analysis, build_model
 
-PAPER_SECONDS = {"b1u8": 13.20, "b2u4": 9.74, "b3u4": 15.13, "b4u4": 20.87,
-                 "fsrcnn": 21.27, "srresnet": 132.71}
-FULL_SHAPE = (320, 320, 256)
+FULL_SHAPE = paper.VOLUME_SHAPE
 
 
 def time_one(name, precision, jit_compile, shape, tile, margin, batch, repeats):
@@ -82,8 +81,8 @@ def main(argv=None):
   shape = (tuple(int(s) for s in args.measure_shape.split(",")) if args.measure_shape
            else FULL_SHAPE if on_gpu else (128, 128, 64))
   batch = args.batch or (8 if on_gpu else 2)
-  scale = (inference.computed_voxels(FULL_SHAPE, args.tile, args.margin)
-           / inference.computed_voxels(shape, args.tile, args.margin))
+  scale = (tiling.computed_voxels(FULL_SHAPE, args.tile, args.margin)
+           / tiling.computed_voxels(shape, args.tile, args.margin))
   peak_gflops = machine.matmul_peak_gflops()
   print(f"matmul peak {peak_gflops:.1f} GFLOP/s; timing {shape}, x{scale:g} to {FULL_SHAPE}")
   results = []
@@ -98,7 +97,7 @@ def main(argv=None):
       useful_flops = analysis.ops_per_voxel(build_model(name)) * math.prod(FULL_SHAPE)
       row = {"model": name, "precision": precision, "xla": jit_compile,
              "measured_shape": shape, "extrapolated": shape != FULL_SHAPE,
-             "volume_seconds": volume_seconds, "paper_seconds": PAPER_SECONDS[name],
+             "volume_seconds": volume_seconds, "paper_seconds": paper.TABLES[name].seconds,
              "voxels_per_second": math.prod(FULL_SHAPE) / volume_seconds,
              "gflops_per_second": useful_flops / volume_seconds / 1e9,
              **{key: timing[key] for key in ("runs", "peak_host_mib", "peak_device_mib")}}

@@ -5,11 +5,10 @@ import resource
 import statistics
 import time
 
-import mdcsrn_tf  # noqa: F401  (oneDNN on CPU, before TensorFlow loads)
 import tensorflow as tf
 
 from mdcsrn_tf import hardware
-from mdcsrn_tf.data.nifti import write_text_atomically
+from mdcsrn_tf.files import write_text_atomically
 
 
 def machine() -> dict:

@@ -141,7 +141,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(HERE, "results", "pipeline_throughput.json"))
   parser.add_argument("--manifest", default="data/samples/manifest.json",
-                      help="the bundled data set (python -m mdcsrn_tf.data.prepare --samples)")
+                      help="the bundled data set (python -m mdcsrn_tf.data --samples)")
   parser.add_argument("--batches", type=int, default=300, help="timed batches per measurement")
   parser.add_argument("--patch_size", type=int, default=64)
   parser.add_argument("--batch_size", type=int, default=2)

@@ -12,10 +12,11 @@ import statistics
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from mdcsrn_tf import inference as tiled  # noqa: E402
-from mdcsrn_tf.data.nifti import write_atomically, write_text_atomically  # noqa: E402
+from mdcsrn_tf import paper
+from mdcsrn_tf.infer import tiling
+from mdcsrn_tf.files import write_atomically, write_text_atomically
 
 
 def load(results, name):
@@ -34,7 +35,7 @@ def inference_rows(record):
 
 def computed_voxel_ratio(record) -> float:
   """Voxels the network computes (tile windows, margins included) per output voxel."""
-  return (tiled.computed_voxels(record["volume_shape"], record["tile"], record["margin"])
+  return (tiling.computed_voxels(record["volume_shape"], record["tile"], record["margin"])
           / math.prod(record["volume_shape"]))
 
 
@@ -66,7 +67,7 @@ def markdown(inference, training, pipeline) -> str:
     if {"b4u4", "srresnet"} <= set(baseline):
       ratio = baseline["srresnet"]["volume_seconds"] / baseline["b4u4"]["volume_seconds"]
       lines += ["", f"SRResNet : b4u4 time ratio: {ratio:.2f} (paper: "
-                f"{132.71 / 20.87:.2f})."]
+                f"{paper.TABLES['srresnet'].seconds / paper.TABLES['b4u4'].seconds:.2f})."]
   if training:
     lines += ["", f"Training, {training['model']}, batch {training['batch']} of "
               f"{training['patch']}^3:", "",

@@ -20,7 +20,7 @@ def main(argv=None):
                       help="prepared data set for the pipeline benchmark (built if missing)")
   args = parser.parse_args(argv)
   if not os.path.exists(args.manifest):
-    subprocess.run([sys.executable, "-m", "mdcsrn_tf.data.prepare", "--samples",
+    subprocess.run([sys.executable, "-m", "mdcsrn_tf.data", "--samples",
                     f"--out={os.path.dirname(args.manifest)}"], check=True)
   runs = [["inference.py", f"--out={args.out}/inference.json"],
           ["training.py", f"--out={args.out}/training.json"],

@@ -1,9 +1,9 @@
 """Training speed: steps per second of L1 pre-training and of the GAN phase.
 
-Times the project's own distributed step functions (train_lib) on random patches of the
+Times the project's own distributed step functions (train/loop.py) on random patches of the
 paper's batch (2 of 64^3). The GAN phase's rate, in global steps
 per second as the paper counts its 550k steps, is the schedule's mix after the warm-up
-(7 critic steps per generator step plus the extra critic steps, schedule.py), computed
+(7 critic steps per generator step plus the extra critic steps, train/schedule.py), computed
 from the two measured step times.
 
   python benchmarks/training.py --out benchmarks/results/training.json
@@ -15,21 +15,21 @@ import tempfile
 import numpy as np
 
 import machine
-from mdcsrn_tf import schedule, train_lib, train_steps
-from mdcsrn_tf.train_config import TrainConfig
+from mdcsrn_tf.train import loop, schedule, steps
+from mdcsrn_tf.train.config import TrainConfig
 
 
 def time_steps(phase, precision, jit_compile, batch, patch, model, repeats):
   config = TrainConfig(dataset="", workdir=tempfile.mkdtemp(), model=model, phase=phase,
                        batch_size=batch, patch_size=patch, precision=precision,
                        jit_compile=jit_compile)
-  strategy = train_steps.make_strategy("default")
-  networks = train_lib.build_networks(config, strategy)
-  steps = train_lib.step_functions(config, strategy, networks)
+  strategy = steps.make_strategy("default")
+  networks = loop.build_networks(config, strategy)
+  step_of = loop.step_functions(config, strategy, networks)
   rng = np.random.default_rng(0)
   lr, hr = (rng.uniform(size=(batch, patch, patch, patch, 1)).astype(np.float32) for _ in "ab")
   seconds = {}
-  for name, step in steps.items():
+  for name, step in step_of.items():
     seconds[name], _ = machine.median_seconds(
         lambda step=step: {k: v.numpy() for k, v in step(lr, hr).items()}, repeats)
   return seconds

@@ -5,7 +5,6 @@ import subprocess
 import threading
 import time
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
 import tensorflow as tf
 
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: small real MRI volumes and temporary NIfTI files."""
+"""Shared fixtures: the real sample volumes, small real data sets, temporary NIfTI files.
+
+A test that needs a sample volume asks `sample(name)`: where the volume is missing it skips
+with the command that installs it, except under CI (CI=true), where a missing volume fails
+the test, and any skipped test fails the run: CI must never pass a hollow suite.
+"""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -9,11 +14,10 @@ if "MDCSRN_CACHE_DIR" not in os.environ:
 
   os.environ["MDCSRN_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="mdcsrn-test-cache-"),
                                                 "degraded")
-import mdcsrn_tf  # noqa: F401,E402  (sets TensorFlow's environment before TF loads)
 
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import nibabel as nib
+import numpy as np
+import pytest
 
 
 @pytest.fixture
@@ -50,20 +54,44 @@ def small_real_dataset(tmp_path_factory):
   for name in ("s1", "s2", "s3", "s4"):
     shutil.copy(os.path.join(data_path, "anatomical.nii"), source / f"{name}.nii")
   out = root / "prepared"
-  subprocess.run([sys.executable, "-m", "mdcsrn_tf.data.prepare", "--src", str(source),
+  subprocess.run([sys.executable, "-m", "mdcsrn_tf.data", "--src", str(source),
                   "--out", str(out)], cwd=REPO, check=True, capture_output=True)
   return str(out / "manifest.json")
+
+
+UNDER_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def sample_path(name):
+  """The installed sample volume `name`; skips, or under CI fails, when it is missing."""
+  from mdcsrn_tf.data import samples  # pylint: disable=import-outside-toplevel
+
+  path = samples.find(name)
+  if path is None:
+    message = f"sample {name} is not installed: {samples.install_hint(samples.get(name))}"
+    if UNDER_CI:
+      pytest.fail(f"{message} (under CI a missing sample fails the suite)")
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture(scope="session")
+def sample():
+  return sample_path
+
+
+def pytest_sessionfinish(session, exitstatus):
+  reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+  skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+  if UNDER_CI and skipped and exitstatus == 0:
+    reporter.write_line(f"error: {skipped} tests skipped; under CI every test must run")
+    session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")
 def colin27():
   """The real Colin27 head (mricron-data, 1 mm, sform only) as a nibabel image."""
-  from mdcsrn_tf.data import samples  # pylint: disable=import-outside-toplevel
-
-  path = samples.find("colin27_1mm")
-  if path is None:
-    pytest.skip("Colin27 (mricron-data) missing: make samples")
-  return nib.load(path)
+  return nib.load(sample_path("colin27_1mm"))
 
 
 @pytest.fixture(scope="session")

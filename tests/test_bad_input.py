@@ -20,8 +20,9 @@ import pytest
 
 from mdcsrn_tf import weights
 from mdcsrn_tf.models import build_model
+from mdcsrn_tf.weights.card import ModelCard
 
-MODULES = {"predict": "mdcsrn_tf.predict", "export": "mdcsrn_tf.export"}
+MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export"}
 
 # (command line, exit status, the error line's text after "error: " with * for any text,
 #  paths that must not exist or stay as they were); {name} is a path of the `world` fixture,
@@ -83,7 +84,7 @@ def world(tmp_path_factory, colin27_crop):
     pass  # what a killed write could leave
   keras.utils.set_random_seed(12)
   model = build_model("b2u4", identity_init=False)
-  paths["weights"] = weights.save_generator(model, root / "gen", {"model": "b2u4"})
+  paths["weights"] = weights.save_generator(model, root / "gen", ModelCard("b2u4"))
   paths["corrupted"] = str(root / "corrupted")
   data = bytearray(open(paths["weights"] + weights.WEIGHTS_SUFFIX, "rb").read())
   data[len(data) // 2:len(data) // 2 + 64] = b"\xff" * 64
@@ -94,7 +95,7 @@ def world(tmp_path_factory, colin27_crop):
   # diverged training: NaN weights whose card, checksum included, is in order
   kernel = model.get_layer("first_conv").kernel
   kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-  paths["nan_weights"] = weights.save_generator(model, root / "nan", {"model": "b2u4"})
+  paths["nan_weights"] = weights.save_generator(model, root / "nan", ModelCard("b2u4"))
   for name, voxels in {"flat": np.ones((8, 9)), "series": np.ones((4, 5, 6, 3)),
                        "nan_volume": np.full((4, 5, 6), np.nan)}.items():
     paths[name] = str(root / f"{name}.nii.gz")

@@ -1,4 +1,4 @@
-"""The README's demo (mdcsrn_tf/demo.py) end to end on a crop of the held-out real volume."""
+"""The README's demo (python -m mdcsrn_tf.demo) end to end on a crop of the held-out real volume."""
 import json
 import os
 import subprocess
@@ -16,8 +16,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROP = 48
 
 
-@pytest.mark.skipif(samples.find("colin27_1mm") is None, reason="Colin27 (mricron-data) missing")
-def test_demo_writes_volumes_png_and_metrics(tmp_path):
+def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
+  colin27 = sample("colin27_1mm")
   out = tmp_path / "demo"
   result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.demo", f"--out={out}",
                            f"--crop={CROP}", "--tile=32"],
@@ -30,7 +30,7 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
              *(shipped[kind] for kind in weights.shipped())}
   hr = nib.load(out / "colin27_hr.nii.gz")
   assert hr.shape == (CROP,) * 3
-  original = nib.load(samples.sample_path("colin27_1mm"))
+  original = nib.load(colin27)
   assert np.allclose(hr.header.get_zooms(), original.header.get_zooms())
   for method in methods:
     image = nib.load(out / f"colin27_{method}.nii.gz")
@@ -51,9 +51,9 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path):
 
   results = json.loads((out / "metrics.json").read_text())
   # colin27_lr, the volume for mdcsrn-sr, is the shipped weights' network input
-  network_input = results["network_input"]
+  lr_mode = results["lr_mode"]
   np.testing.assert_array_equal(nib.load(out / "colin27_lr.nii.gz").get_fdata(),
-                                nib.load(out / f"colin27_{network_input}.nii.gz").get_fdata())
+                                nib.load(out / f"colin27_{lr_mode}.nii.gz").get_fdata())
   scores = results["summary"]
   assert set(scores) == methods - {"hr", "lr"}
   psnr = {method: scores[method]["psnr"]["mean"] for method in scores}

@@ -10,11 +10,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mdcsrn_tf import evaluate_lib, weights
+from mdcsrn_tf import weights
+from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
 
-CH2 = "/usr/share/mricron/templates/ch2.nii.gz"
 # ch2 (Colin27, 1 mm) cropped to 96 x 96 x 64 around the brain, renormalised to max 1
 CH2_CROP = (slice(40, 136), slice(50, 146), slice(60, 124))
 
@@ -33,7 +34,7 @@ def test_metrics_agree_with_numpy():
 
   hr = np.random.default_rng(0).random((24, 20, 16), dtype=np.float32)
   hr /= hr.max()
-  results = evaluate_lib.evaluate_volume(hr, ["linear", "zero_filled"])
+  results = scoring.evaluate_volume(hr, ["linear", "zero_filled"])
   for method, values in results.items():
     sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float64)
     assert abs(values["psnr"] - numpy_psnr(hr, sr)) < 1e-6
@@ -45,18 +46,17 @@ def test_summary_is_mean_and_sample_std_over_subjects():
   per_subject = {f"s{i}": {"linear": {"ssim": s, "psnr": p, "nrmse": n, "seconds": 1.0}}
                  for i, (s, p, n) in enumerate([(0.9, 30.0, 0.1), (0.8, 34.0, 0.2),
                                                 (0.7, 35.0, 0.4)])}
-  summary = evaluate_lib.summarise(per_subject)["linear"]
+  summary = scoring.summarise(per_subject)["linear"]
   assert summary["psnr"]["mean"] == pytest.approx(33.0)
   assert summary["psnr"]["std"] == pytest.approx(np.std([30, 34, 35], ddof=1))
   assert summary["nrmse"]["std"] == pytest.approx(np.std([0.1, 0.2, 0.4], ddof=1))
 
 
-@pytest.mark.skipif(not os.path.exists(CH2), reason="Debian mricron-data (ch2) not installed")
-def test_baseline_ordering_on_colin27():
-  volume = nib.load(CH2).get_fdata(dtype=np.float32)[CH2_CROP]
-  results = evaluate_lib.evaluate_methods([("ch2", lambda: volume / volume.max())],
-                                          evaluate_lib.BASELINES, progress=False)
-  figures = {m: results["subjects"]["ch2"][m] for m in evaluate_lib.BASELINES}
+def test_baseline_ordering_on_colin27(sample):
+  volume = nib.load(sample("colin27_1mm")).get_fdata(dtype=np.float32)[CH2_CROP]
+  results = scoring.evaluate_methods([("ch2", lambda: volume / volume.max())],
+                                          scoring.BASELINES, progress=False)
+  figures = {m: results["subjects"]["ch2"][m] for m in scoring.BASELINES}
   print({m: (round(f["psnr"], 2), round(f["ssim"], 4)) for m, f in figures.items()})
   for metric in ("psnr", "ssim"):
     assert (figures["nearest"][metric] < figures["linear"][metric] < figures["cubic"][metric]
@@ -71,7 +71,7 @@ def test_baseline_ordering_on_colin27():
 def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write_nifti):
   keras.utils.set_random_seed(6)
   random_b2u4 = build_model("b2u4", identity_init=False)
-  generator = weights.save_generator(random_b2u4, tmp_path / "b2u4", {"model": "b2u4"})
+  generator = weights.save_generator(random_b2u4, tmp_path / "b2u4", ModelCard("b2u4"))
   rng = np.random.default_rng(7)
   volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"s{i}.nii.gz")
              for i in range(2)]
@@ -99,7 +99,7 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):
   volume = write_nifti(np.random.default_rng(3).random((16, 18, 12)).astype(np.float32))
   shipped_l1 = weights.shipped()["l1"]  # its card: trained on zero-filled input
   for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"],
-               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--network_input=linear"]):
+               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--lr_mode=linear"]):
     result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
@@ -110,9 +110,9 @@ def test_each_model_gets_the_input_it_was_trained_on():
   """An untrained mDCSRN is the identity map, so it scores exactly its input's baseline."""
   hr = np.random.default_rng(8).random((24, 20, 12), dtype=np.float32)
   identity = build_model("b1u8")
-  scores = evaluate_lib.evaluate_volume(
+  scores = scoring.evaluate_volume(
       hr, {"linear": None, "zero_filled": None, "on_linear": identity, "on_zero_filled": identity},
-      network_input={"on_linear": "linear", "on_zero_filled": "zero_filled"}, tile=16)
+      lr_mode={"on_linear": "linear", "on_zero_filled": "zero_filled"}, tile=16)
   for mode in ("linear", "zero_filled"):
     for metric in ("psnr", "ssim", "nrmse"):
       assert scores[f"on_{mode}"][metric] == pytest.approx(scores[mode][metric], rel=1e-5)
@@ -140,17 +140,17 @@ def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tm
 
   methods, settings = ["linear", "cubic"], {"split": "test", "tile": 64}
   with pytest.raises(KeyboardInterrupt):
-    evaluate_lib.evaluate_methods(subjects("c"), methods, progress=False,
-                                  record=evaluate_lib.ResultsRecord(tmp_path, settings))
-  assert sorted(evaluate_lib.read_results_csv(tmp_path / "per_subject.csv")) == ["a", "b"]
+    scoring.evaluate_methods(subjects("c"), methods, progress=False,
+                                  record=results.ResultsRecord(tmp_path, settings))
+  assert sorted(results.read_results_csv(tmp_path / "per_subject.csv")) == ["a", "b"]
 
   loaded.clear()
-  resumed = evaluate_lib.evaluate_methods(
-      subjects(), methods, progress=False, record=evaluate_lib.ResultsRecord(tmp_path, settings))
+  resumed = scoring.evaluate_methods(
+      subjects(), methods, progress=False, record=results.ResultsRecord(tmp_path, settings))
   assert loaded == ["c"]  # the subjects already scored are not even read
-  uninterrupted = evaluate_lib.evaluate_methods(subjects(), methods, progress=False)
+  uninterrupted = scoring.evaluate_methods(subjects(), methods, progress=False)
   for method in methods:
     for metric in ("psnr", "ssim", "nrmse"):
       assert resumed["summary"][method][metric] == uninterrupted["summary"][method][metric]
   with pytest.raises(InputError, match="holds the results of another evaluation"):
-    evaluate_lib.ResultsRecord(tmp_path, {**settings, "tile": 32})
+    results.ResultsRecord(tmp_path, {**settings, "tile": 32})

@@ -12,7 +12,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mdcsrn_tf import inference, weights
+from mdcsrn_tf import weights
+from mdcsrn_tf.infer import inference
+from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
 
 LOADER = textwrap.dedent("""
@@ -40,7 +42,7 @@ def exported(tmp_path_factory):
   root = tmp_path_factory.mktemp("export")
   keras.utils.set_random_seed(8)
   base = weights.save_generator(build_model("b2u4", identity_init=False), root / "gen",
-                                {"model": "b2u4"})
+                                ModelCard("b2u4"))
   out = root / "serving" / "1"
   result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.export", f"--weights={base}",
                            f"--out={out}", "--tile=12", "--margin=3"],

@@ -5,8 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from mdcsrn_tf import inference, weights
+from mdcsrn_tf import weights
+from mdcsrn_tf.infer import inference, tiling
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import analysis, build_model, mdcsrn
 
 ODD_SHAPE = (45, 53, 39)
@@ -35,7 +37,7 @@ def whole_volume(model, volume):
 
 def test_plan_covers_every_voxel_once_with_windows_inside():
   for n, tile, margin in [(45, 16, 3), (53, 16, 5), (39, 64, 3), (7, 2, 0), (64, 64, 3)]:
-    plan = inference.plan_axis(n, tile, margin)
+    plan = tiling.plan_axis(n, tile, margin)
     owned = np.zeros(n, int)
     for start, tile_start, window_start in zip(plan.owned_starts, plan.tile_starts,
                                                plan.window_starts):
@@ -78,7 +80,7 @@ def test_b1u8_paper_margin_differs_only_at_seams_and_radius_margin_is_exact(odd_
   assert difference.max() > 1e-4
   # exactly the voxels whose window holds their whole receptive field are unchanged
   exact_mask = np.ones(volume.shape, bool)
-  for axis, plan in enumerate(inference.plan_tiles(volume.shape, 24, 3)):
+  for axis, plan in enumerate(tiling.plan_tiles(volume.shape, 24, 3)):
     n = volume.shape[axis]
     covered = np.zeros(n, bool)
     for start, window_start in zip(plan.owned_starts, plan.window_starts):
@@ -111,9 +113,10 @@ def test_batch_for_memory_grows_with_memory(tiny_generator):
 def test_generator_round_trip_through_weights_and_card(tmp_path, tiny_generator):
   keras.utils.set_random_seed(3)
   model = build_model("b2u4", identity_init=False)
-  base = weights.save_generator(model, tmp_path / "gen.weights.h5", {"model": "b2u4", "step": 7})
+  base = weights.save_generator(model, tmp_path / "gen.weights.h5",
+                                ModelCard("b2u4", resumed_from_step=7))
   assert base == str(tmp_path / "gen")
-  assert json.loads((tmp_path / "gen.json").read_text())["step"] == 7
+  assert json.loads((tmp_path / "gen.json").read_text())["resumed_from_step"] == 7
   loaded = weights.load_generator(tmp_path / "gen")
   x = np.random.default_rng(1).random((1, 8, 9, 10, 1), dtype=np.float32)
   np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
@@ -123,7 +126,7 @@ def test_generator_round_trip_through_weights_and_card(tmp_path, tiny_generator)
 def test_bad_weights_are_input_errors(tmp_path):
   keras.utils.set_random_seed(4)
   random_b2u4 = build_model("b2u4", identity_init=False)
-  weights.save_generator(random_b2u4, tmp_path / "gen", {"model": "b2u4"})
+  weights.save_generator(random_b2u4, tmp_path / "gen", ModelCard("b2u4"))
   with pytest.raises(InputError, match="not b4u4"):
     weights.load_generator(tmp_path / "gen", model_name="b4u4")
   with pytest.raises(InputError, match="no such weights"):
@@ -135,7 +138,7 @@ def test_bad_weights_are_input_errors(tmp_path):
   with pytest.raises(InputError, match="cannot load"):
     weights.load_generator(tmp_path / "gen")
   random_b2u4 = build_model("b2u4", identity_init=False)
-  weights.save_generator(random_b2u4, tmp_path / "wrong", {"model": "b3u4"})
+  weights.save_generator(random_b2u4, tmp_path / "wrong", ModelCard("b3u4"))
   with pytest.raises(InputError, match="cannot load weights into b3u4"):
     weights.load_generator(tmp_path / "wrong")
   (tmp_path / "wrong.json").write_text("{broken")

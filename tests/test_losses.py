@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdcsrn_tf import losses
+from mdcsrn_tf.train import losses
 
 RNG = np.random.default_rng(7)
 SHAPE = (3, 4, 5, 6, 1)

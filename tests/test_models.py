@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdcsrn_tf.models import (GENERATOR_NAMES, MODEL_NAMES, PAPER_FIGURES, analysis,
+from mdcsrn_tf import paper
+from mdcsrn_tf.models import (GENERATOR_NAMES, MODEL_NAMES, analysis,
                               baselines, build_model, mdcsrn)
 from mdcsrn_tf.models import __main__ as models_cli
 
@@ -27,14 +28,14 @@ def test_mdcsrn_parameter_counts_are_table_1s(name, trainable, with_bn_stats):
   model = build_model(name)
   assert trainable_count(model) == trainable
   assert model.count_params() == with_bn_stats
-  assert round(trainable / 1e6, 3) == PAPER_FIGURES[name][0] / 1e6
+  assert round(trainable / 1e6, 3) == paper.TABLES[name].parameters / 1e6
 
 
 @pytest.mark.parametrize("name, trainable", [("fsrcnn", 65_065), ("srresnet", 1_977_281)])
 def test_baseline_parameter_counts_within_3_percent_of_table_2(name, trainable):
   count = trainable_count(build_model(name))
   assert count == trainable
-  assert abs(count / PAPER_FIGURES[name][0] - 1) < 0.03
+  assert abs(count / paper.TABLES[name].parameters - 1) < 0.03
 
 
 def test_fsrcnn_count_by_hand():
@@ -203,7 +204,7 @@ def test_ops_per_voxel_matches_a_hand_count():
 
 def test_ops_per_voxel_of_the_paper_models_are_about_half_the_papers_figure():
   for name in GENERATOR_NAMES:
-    ratio = PAPER_FIGURES[name][1] / analysis.ops_per_voxel(build_model(name))
+    ratio = paper.TABLES[name].ops / analysis.ops_per_voxel(build_model(name))
     assert 2.0 < ratio < 2.05, (name, ratio)
 
 
@@ -241,7 +242,7 @@ def test_multiply_adds_agree_with_tensorflows_profiler(name, spatial):
 
 
 def test_summary_prints_every_requested_model(capsys):
-  assert models_cli.main(["--summary", "b4u4", "fsrcnn"]) == 0
+  models_cli.main(models_cli.SummaryOptions(), ["b4u4", "fsrcnn"])
   out = capsys.readouterr().out
   assert "412,033" in out and "413,825" in out and "0.412M" in out and "1.672M" in out
   assert "822,785" in out and "65,065" in out and " 17" in out

@@ -1,5 +1,5 @@
 """The notebooks that reproduce Tables 1-2 and Figure 2, executed headless in smoke mode on
-the bundled real data (issue 5), with a smoke-trained DCSRN and the shipped b4u4 weights."""
+the bundled real data, with a smoke-trained DCSRN and the shipped b4u4 weights."""
 import os
 import subprocess
 import sys
@@ -10,8 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 from mdcsrn_tf.data import dataset as datasets
-from mdcsrn_tf.data import samples
-from mdcsrn_tf.paper_tables import weights_path, TableSettings
+from mdcsrn_tf.evaluate.tables import TableSettings, weights_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
@@ -19,8 +18,9 @@ NAMES = ("table1", "table2", "figure2")
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory, small_real_dataset):
+def settings(tmp_path_factory, small_real_dataset, sample):
   """A checkpoints folder with a smoke-trained b1u8, and the bundled demo manifest."""
+  sample("colin27_1mm")  # the demo data set's test subject
   root = tmp_path_factory.mktemp("notebooks")
   subprocess.run([sys.executable, "-m", "mdcsrn_tf.train", "--flagfile=flags/smoke_pretrain.cfg",
                   f"--dataset={small_real_dataset}", f"--workdir={root / 'runs' / 'b1u8'}"],
@@ -59,7 +59,6 @@ def test_committed_notebooks_carry_no_outputs():
         assert not cell.outputs and cell.execution_count is None, name
 
 
-@pytest.mark.skipif(samples.find("colin27_1mm") is None, reason="Colin27 (mricron-data) missing")
 @pytest.mark.parametrize("name", ("table1", "table2"))
 def test_table_notebook_renders_real_numbers_and_names_missing_checkpoints(name, settings):
   notebook = execute(name, {"manifest": settings.manifest, "checkpoints": settings.checkpoints,
@@ -80,7 +79,6 @@ def test_table_notebook_renders_real_numbers_and_names_missing_checkpoints(name,
     assert ("no checkpoint" in rows["mDCSRN b4u4"]) == (shipped is None)
 
 
-@pytest.mark.skipif(samples.find("colin27_1mm") is None, reason="Colin27 (mricron-data) missing")
 def test_figure2_notebook_writes_a_png(settings, tmp_path):
   figure = tmp_path / "figure2.png"
   notebook = execute("figure2", {"manifest": settings.manifest,

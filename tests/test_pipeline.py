@@ -117,10 +117,10 @@ def test_volume_pairs_yield_normalised_degraded_volumes_in_manifest_order(tmp_pa
 
 
 def test_bad_manifest_and_empty_split_are_input_errors(tmp_path):
-  with pytest.raises(InputError, match="no such manifest"):
+  with pytest.raises(InputError, match="no such data set manifest"):
     manifest.read(tmp_path / "missing.json")
   (tmp_path / "bad.json").write_text("{not json")
-  with pytest.raises(InputError, match="not a data set manifest"):
+  with pytest.raises(InputError, match="unreadable data set manifest"):
     manifest.read(tmp_path / "bad.json")
   manifest_path = make_dataset(tmp_path, {"head": HEAD})
   with pytest.raises(InputError, match="has no volume"):

@@ -1,6 +1,8 @@
 """`mdcsrn-sr` end to end: NIfTI geometry kept, input untouched, --scale, one-line errors."""
+import dataclasses
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +13,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mdcsrn_tf import inference, predict_lib, weights
+from mdcsrn_tf import files, weights
+from mdcsrn_tf.infer import inference, predict
 from mdcsrn_tf.data import nifti
+from mdcsrn_tf.weights import card as cards
+from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
 
 SHAPE = (20, 26, 17)
@@ -25,7 +30,7 @@ def generator_weights(tmp_path_factory):
   keras.utils.set_random_seed(5)
   random_b2u4 = build_model("b2u4", identity_init=False)
   return weights.save_generator(random_b2u4, tmp_path_factory.mktemp("w") / "b2u4",
-                                {"model": "b2u4"})
+                                ModelCard("b2u4"))
 
 
 @pytest.fixture
@@ -39,7 +44,7 @@ def sha256(path):
 
 
 def run_cli(*args):
-  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.predict", *map(str, args)],
+  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.infer", *map(str, args)],
                         capture_output=True, text=True, timeout=300)
 
 
@@ -70,7 +75,7 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   small = np.random.default_rng(4).random((10, 13, 17)).astype(np.float32) * 100
   lowres = write_nifti(small, "lowres.nii.gz", affine=lowres_affine)
   model = weights.load_generator(generator_weights)
-  out = predict_lib.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
+  out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
                                    scale=[2, 2, 1], progress=False)
   written = nib.load(out)
   assert written.shape == SHAPE
@@ -82,20 +87,20 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
 
   np.testing.assert_allclose(extent(written), extent(nib.load(lowres)))
   # --target_voxel 0.7 picks the same grid from the 1.4 x 1.4 x 0.7 mm voxels
-  assert predict_lib.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
+  assert predict.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
 
 
 def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
   """Weights whose card says lr_mode zero_filled get a Fourier-interpolated input."""
   keras.utils.set_random_seed(6)
   base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "zf",
-                                {"model": "b2u4", "lr_mode": "zero_filled"})
-  model, lr_mode = predict_lib.load_model(base)
+                                ModelCard("b2u4", lr_mode="zero_filled"))
+  model, lr_mode = predict.load_model(base)
   assert lr_mode == "zero_filled"
-  assert predict_lib.load_model(tmp_path / "zf.weights.h5", "b2u4")[1] == "zero_filled"
+  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1] == "zero_filled"
   small = (np.random.default_rng(7).random((10, 13, 17)) * 100 + 50).astype(np.float32)
   lowres = write_nifti(small, "lowres.nii.gz", affine=AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0]))
-  out = predict_lib.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
+  out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
                                        scale=[2, 2, 1], progress=False, interpolation=lr_mode)
   fourier = np.abs(np.fft.ifftn(np.fft.ifftshift(np.pad(
       np.fft.fftshift(np.fft.fftn(small, axes=(0, 1)), axes=(0, 1)),
@@ -113,7 +118,7 @@ def test_folder_input_writes_one_output_per_scan_and_skips_hidden_files(tmp_path
     nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
   (folder / ".a_sr.nii.gz.k2j4.tmp.nii.gz").write_bytes(b"")  # left by a killed write
   (tmp_path / "out").mkdir()
-  assert predict_lib.plan_outputs([str(folder)], str(tmp_path / "out")) == [
+  assert predict.plan_outputs([str(folder)], str(tmp_path / "out")) == [
       (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
       (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
 
@@ -127,22 +132,22 @@ def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_pa
       file.write(b"data")
 
   with pytest.raises(OSError) as error:
-    nifti.write_atomically(target, write)
+    files.write_atomically(target, write)
   assert error.value.filename == str(target)
   assert [p.name for p in tmp_path.iterdir()] == ["taken.nii.gz"]
 
 
 def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
   meminfo = tmp_path / "meminfo"
-  needed = 100 * 100 * 10 * predict_lib.HR_BYTES_PER_VOXEL
+  needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
   meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
-  assert predict_lib.available_memory(meminfo) == needed // 1024 * 1024
-  predict_lib.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
-  with pytest.raises(predict_lib.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
-    predict_lib.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
+  assert predict.available_memory(meminfo) == needed // 1024 * 1024
+  predict.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
+  with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
+    predict.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
   # where the kernel does not say (not Linux), there is nothing to compare with
-  assert predict_lib.available_memory(tmp_path / "absent") is None
-  predict_lib.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
+  assert predict.available_memory(tmp_path / "absent") is None
+  predict.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
 
 
 def oblique(zooms, origin):
@@ -166,7 +171,7 @@ def test_scale_keeps_the_header_coherent(tmp_path, colin27_crop, generator_weigh
   source = tmp_path / f"{forms}.nii.gz"
   nib.Nifti1Image(np.asarray(crop.dataobj), None, header).to_filename(source)
   before = nib.load(source).header
-  out = predict_lib.super_resolve_file(source, tmp_path / "sr.nii.gz",
+  out = predict.super_resolve_file(source, tmp_path / "sr.nii.gz",
                                        weights.load_generator(generator_weights), tile=16,
                                        scale=[2, 2, 1], progress=False)
   after = nib.load(out).header
@@ -187,7 +192,7 @@ def test_scale_keeps_the_header_coherent(tmp_path, colin27_crop, generator_weigh
 SIGTERM_DURING_WRITE = textwrap.dedent("""
     import os, signal, sys
     import nibabel as nib
-    from mdcsrn_tf import predict
+    from mdcsrn_tf.infer import __main__ as command
 
     write = nib.Nifti1Image.to_filename
 
@@ -198,7 +203,7 @@ SIGTERM_DURING_WRITE = textwrap.dedent("""
 
     nib.Nifti1Image.to_filename = write_then_terminated
     sys.argv = ["mdcsrn-sr", *sys.argv[1:]]
-    predict.run()
+    command.run()
     """)
 
 
@@ -219,12 +224,23 @@ def test_missing_shipped_weights_is_one_clear_error(monkeypatch, tmp_path):
     weights.default_weights("l1")
 
 
-@pytest.mark.skipif(not weights.shipped().get("l1"), reason="no shipped L1 weights")
-def test_shipped_weights_are_the_default_and_their_warning_is_printed(tmp_path, scan):
-  result = run_cli(scan, tmp_path / "out.nii.gz")
+def test_shipped_l1_weights_are_the_default(tmp_path, scan):
+  result = run_cli(scan, tmp_path / "out.nii.gz", "--tile", "32")
+  assert result.returncode == 0 and not result.stderr, result.stderr
+  volume = nib.load(scan).get_fdata(dtype=np.float32)
+  shipped = weights.load_generator(weights.shipped()["l1"])
+  expected = inference.super_resolve(shipped, volume / volume.max(), tile=32, margin=3,
+                                     progress=False) * volume.max()
+  np.testing.assert_allclose(nib.load(tmp_path / "out.nii.gz").get_fdata(dtype=np.float32),
+                             expected, rtol=1e-4, atol=1e-3)
+
+
+def test_a_cards_warning_is_printed_before_the_output(tmp_path, scan, generator_weights):
+  warned = str(tmp_path / "warned")
+  for suffix in (weights.WEIGHTS_SUFFIX, weights.CARD_SUFFIX):
+    shutil.copy(generator_weights + suffix, warned + suffix)
+  card = weights.read_card(warned)
+  cards.write(warned, dataclasses.replace(card, warning="below the bar on Colin27"))
+  result = run_cli(scan, tmp_path / "out.nii.gz", "--weights", warned, "--tile", "12")
   assert result.returncode == 0, result.stderr
-  assert os.path.exists(tmp_path / "out.nii.gz")
-  warning = weights.read_card(weights.shipped()["l1"]).get("warning")
-  assert "Traceback" not in result.stderr and "error" not in result.stderr
-  if warning:  # then the progress bar over tiles
-    assert result.stderr.splitlines()[0] == f"warning: {warning}"
+  assert result.stderr.splitlines() == ["warning: below the bar on Colin27"]

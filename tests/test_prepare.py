@@ -17,7 +17,7 @@ HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).dataobj)
 
 
 def run_prepare(*args):
-  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.data.prepare", *args], cwd=REPO,
+  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.data", *args], cwd=REPO,
                         capture_output=True, text=True, check=False)
 
 
@@ -71,9 +71,8 @@ def test_all_volumes_bad_is_an_error(tmp_path):
     dataset.prepare_folder(str(tmp_path / "src"), str(tmp_path / "out"), log=lambda _: None)
 
 
-@pytest.mark.skipif(samples.find("colin27_1mm") is None,
-                    reason="Colin27 (mricron-data) not installed: make samples")
-def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path):
+def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path, sample):
+  sample("colin27_1mm")
   written = dataset.prepare_samples(str(tmp_path), log=lambda _: None)
   by_split = {split: [e for e in written["subjects"] if e["split"] == split]
               for split in manifest.SPLITS}

@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 
-from mdcsrn_tf import schedule
-from mdcsrn_tf.schedule import CRITIC, GENERATOR, CriticSchedule
+from mdcsrn_tf.train import schedule
+from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule
 
 
 def _simulated(warmup, per_generator, extra_every, extra_steps):

@@ -13,13 +13,14 @@ import time
 import numpy as np
 import pytest
 
-import mdcsrn_tf  # noqa: F401
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from mdcsrn_tf import hardware, models, train, train_lib, train_steps, train_validation  # noqa: E402
-from mdcsrn_tf.data import manifest, pipeline  # noqa: E402
-from mdcsrn_tf.errors import InputError  # noqa: E402
+from mdcsrn_tf import cli, hardware, models
+from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
+from mdcsrn_tf.train.config import TrainConfig
+from mdcsrn_tf.data import manifest, pipeline
+from mdcsrn_tf.errors import InputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -32,14 +33,9 @@ def dataset(small_real_dataset):
 
 
 def _smoke_config(flagfile, dataset, workdir, **overrides):
-  """The TrainConfig a flagfile gives, as train.py parses it."""
-  train.FLAGS.unparse_flags()
-  train.FLAGS([sys.argv[0], f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
-               f"--dataset={dataset}", f"--workdir={workdir}"])
-  try:
-    config = train.config_from_flags()
-  finally:
-    train.FLAGS.unparse_flags()
+  """The TrainConfig a flagfile gives, as the train command parses it."""
+  config, _ = cli.parse(TrainConfig, ["train", f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
+                                      f"--dataset={dataset}", f"--workdir={workdir}"])
   return dataclasses.replace(config, **overrides)
 
 
@@ -57,27 +53,27 @@ def pretrained(dataset, tmp_path_factory):
   keras.utils.set_random_seed(config.seed)  # as train() does: the same initial weights
   untrained = models.build_model(config.model, identity_init=False)
   data_config = pipeline.PipelineConfig(patch_size=config.patch_size, batch_size=config.batch_size)
-  untrained_metrics = train_validation.Validator(config, data_config, untrained, None).validate(0)
-  card = train_lib.train(config)
+  untrained_metrics = validation.Validator(config, data_config, untrained, None).validate(0)
+  card = loop.train(config)
   return workdir, untrained_metrics, card
 
 
 def test_l1_steps_lower_validation_l1(pretrained):
   workdir, untrained, card = pretrained
-  assert card["steps"] == 30 and card["phase"] == "pretrain" and card["model"] == "b1u8"
-  assert card["validation"]["l1"] < 0.8 * untrained["l1"]
-  assert card["validation"]["psnr"] > untrained["psnr"]
+  assert card.steps == 30 and card.phase == "pretrain" and card.model == "b1u8"
+  assert card.validation["l1"] < 0.8 * untrained["l1"]
+  assert card.validation["psnr"] > untrained["psnr"]
   assert os.path.isfile(workdir / "export" / "generator.weights.h5")
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-30")
-  assert card["subjects"]["validation"]
+  assert card.subjects["validation"]
 
 
 def test_gan_smoke_run_exports_a_generator(pretrained, dataset, tmp_path):
   workdir, _, _ = pretrained
   config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator=str(workdir))
-  card = train_lib.train(config)
-  assert card["phase"] == "gan" and card["steps"] == config.steps
-  assert np.isfinite(card["validation"]["psnr"])
+  card = loop.train(config)
+  assert card.phase == "gan" and card.steps == config.steps
+  assert np.isfinite(card.validation["psnr"])
   scalars, others = {}, {}
   for event in tf.compat.v1.train.summary_iterator(
       str(next((tmp_path / "logs").glob("events.*")))):
@@ -135,7 +131,7 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
          f"{killed_at}" in third.stdout
   assert _latest_step(workdir) == 60
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
-  assert card["resumed_from_step"] == killed_at and card["steps"] == 60
+  assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
 
 
 def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, tmp_path):
@@ -143,7 +139,7 @@ def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, t
   result = subprocess.run(
       _cli("smoke_pretrain.cfg", dataset, workdir, "--generator_lr=1e38", "--checkpoint_every=1",
            "--steps=30"), cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == train.EXIT_DIVERGED, result.stderr
+  assert result.returncode == train_command.EXIT_DIVERGED, result.stderr
   last_line = result.stderr.strip().splitlines()[-1]
   assert last_line.startswith("error: non-finite") and "Traceback" not in result.stderr
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
@@ -161,7 +157,7 @@ def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, 
                          lr_decay="cosine", steps=60)
   updates = config.updates()
   assert updates["generator"] + updates["critic"] == 60 and 0 < updates["generator"] < 30
-  networks = train_lib.build_networks(config, tf.distribute.get_strategy())
+  networks = loop.build_networks(config, tf.distribute.get_strategy())
   for optimizer, lr, n in [
       (networks.generator_optimizer, config.generator_lr, updates["generator"]),
       (networks.critic_optimizer, config.critic_lr, updates["critic"])]:
@@ -171,7 +167,7 @@ def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, 
     assert float(optimizer.learning_rate) == pytest.approx(lr * cosine)
     optimizer.iterations.assign(n)
     assert float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
-  constant = train_lib.build_networks(dataclasses.replace(config, lr_decay="constant"),
+  constant = loop.build_networks(dataclasses.replace(config, lr_decay="constant"),
                                       tf.distribute.get_strategy())
   constant.generator_optimizer.iterations.assign(updates["generator"])
   assert float(constant.generator_optimizer.learning_rate) == pytest.approx(config.generator_lr)
@@ -189,26 +185,21 @@ def test_resolved_flags_reproduce_the_config(dataset, tmp_path):
   config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator="g",
                          plane_axes=(0, 2), jit_compile=True, generator_lr=3e-5)
   flagfile = tmp_path / "flags.cfg"
-  flagfile.write_text(train.resolved_flags(config))
-  train.FLAGS.unparse_flags()
-  train.FLAGS([sys.argv[0], f"--flagfile={flagfile}"])
-  try:
-    assert train.config_from_flags() == config
-  finally:
-    train.FLAGS.unparse_flags()
+  flagfile.write_text(cli.flagfile_text(config))
+  assert cli.parse(TrainConfig, ["train", f"--flagfile={flagfile}"]) == (config, [])
 
 
 def test_mixed_float16_step_scales_the_loss_and_keeps_float32_weights(dataset, tmp_path):
   config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), model="fsrcnn",
                          precision="mixed_float16")
-  networks = train_lib.build_networks(config, tf.distribute.get_strategy())
+  networks = loop.build_networks(config, tf.distribute.get_strategy())
   optimizer = networks.generator_optimizer
   assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   assert networks.generator.layers[1].compute_dtype == "float16"
   before = [v.numpy() for v in networks.generator.trainable_variables]
   lr, hr = next(iter(pipeline.PatchStream(dataset, "train", pipeline.PipelineConfig(
       patch_size=16, batch_size=2)).dataset()))
-  l1 = train_steps.generator_l1_step(networks.generator, optimizer, lr, hr, 2)["l1"]
+  l1 = steps.generator_l1_step(networks.generator, optimizer, lr, hr, 2)["l1"]
   assert l1.dtype == tf.float32 and np.isfinite(float(l1))
   after = networks.generator.trainable_variables
   assert all(v.dtype == "float32" for v in after)
@@ -223,7 +214,7 @@ def test_multi_worker_strategy_trains_on_one_host(dataset, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   card = json.load(open(tmp_path / "export" / "generator.json"))
-  assert card["strategy"] == "multi_worker" and card["replicas"] == 1
+  assert card["training"]["strategy"] == "multi_worker" and card["replicas"] == 1
   assert _latest_step(str(tmp_path)) == 10
 
 
@@ -245,21 +236,21 @@ def test_resume_skips_damaged_checkpoints_and_refuses_when_none_is_intact(
     dataset, tmp_path, capsys):
   config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), steps=20,
                          checkpoint_every=10, keep_checkpoints=3)
-  train_lib.train(config)
+  loop.train(config)
   folder = str(tmp_path / "checkpoints")
   _damage(os.path.join(folder, "ckpt-20"), "truncated")
   capsys.readouterr()
-  card = train_lib.train(dataclasses.replace(config, steps=25))
+  card = loop.train(dataclasses.replace(config, steps=25))
   out = capsys.readouterr().out
   warnings = [line for line in out.splitlines() if line.startswith("warning: checkpoint")]
   assert len(warnings) == 1 and os.path.join(folder, "ckpt-20") in warnings[0]
   assert f"resuming from {os.path.join(folder, 'ckpt-10')} at step 10" in out
-  assert card["resumed_from_step"] == 10 and _latest_step(str(tmp_path)) == 25
+  assert card.resumed_from_step == 10 and _latest_step(str(tmp_path)) == 25
 
   for number, how in ((25, "index"), (20, "truncated"), (10, "checksum")):
     _damage(os.path.join(folder, f"ckpt-{number}"), how)
   with pytest.raises(InputError, match="none of its 3 checkpoints can be read"):
-    train_lib.train(dataclasses.replace(config, steps=30))
+    loop.train(dataclasses.replace(config, steps=30))
 
 
 def test_restart_with_another_model_is_refused_before_the_run_is_touched(dataset, tmp_path):

@@ -11,12 +11,12 @@ import pytest
 from nibabel.testing import data_path
 from scipy import ndimage
 
-import mdcsrn_tf  # noqa: F401
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from mdcsrn_tf import models, train_steps  # noqa: E402
-from mdcsrn_tf.data.nifti import load_volume  # noqa: E402
+from mdcsrn_tf import models
+from mdcsrn_tf.train import steps
+from mdcsrn_tf.data.nifti import load_volume
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANATOMICAL = os.path.join(data_path, "anatomical.nii")  # a real 33x41x25 T1 head
@@ -47,11 +47,11 @@ def test_l1_then_critic_steps_separate_real_from_generated():
   generator_optimizer.build(generator.trainable_variables)
   critic_optimizer.build(critic.trainable_variables)
   lr, hr = real_patches(ANATOMICAL, 40, seed=0)
-  l1 = [float(train_steps.generator_l1_step(generator, generator_optimizer, lr[i:i + 2],
+  l1 = [float(steps.generator_l1_step(generator, generator_optimizer, lr[i:i + 2],
                                             hr[i:i + 2], 2)["l1"]) for i in range(0, 30, 2)]
   assert np.mean(l1[-5:]) < 0.5 * np.mean(l1[:3])
   for i in range(0, 24, 2):  # the warm-up: critic only
-    values = train_steps.critic_step(generator, critic, critic_optimizer, lr[i:i + 2],
+    values = steps.critic_step(generator, critic, critic_optimizer, lr[i:i + 2],
                                      hr[i:i + 2], 10.0, 2)
     assert np.isfinite(float(values["gradient_penalty"]))
     np.testing.assert_allclose(float(values["wasserstein"]),
@@ -61,7 +61,7 @@ def test_l1_then_critic_steps_separate_real_from_generated():
   d_fake = critic(generator(held_out_lr, training=False)).numpy()
   assert np.mean(d_real) > np.mean(d_fake)
   before = [v.numpy() for v in critic.trainable_variables]
-  values = train_steps.generator_gan_step(generator, critic, generator_optimizer, lr[:2], hr[:2],
+  values = steps.generator_gan_step(generator, critic, generator_optimizer, lr[:2], hr[:2],
                                           1e-3, 2)
   assert np.isfinite(float(values["generator_loss"]))
   assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, critic.trainable_variables))
@@ -75,20 +75,21 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from mdcsrn_tf import models, train_steps
+    from mdcsrn_tf import models
+    from mdcsrn_tf.train import steps
 
     patches = np.load(sys.argv[1])
     lr, hr = patches["lr"], patches["hr"]
 
     def one_step(strategy_name):
-      strategy = train_steps.make_strategy(strategy_name)
+      strategy = steps.make_strategy(strategy_name)
       keras.utils.set_random_seed(1)
       with strategy.scope():
         generator = models.build_model("fsrcnn", d=16, s=8, m=2)
         optimizer = keras.optimizers.Adam(1e-2)
         optimizer.build(generator.trainable_variables)
       initial = [v.numpy() for v in generator.trainable_variables]
-      step = train_steps.distributed_step(strategy, train_steps.generator_l1_step,
+      step = steps.distributed_step(strategy, steps.generator_l1_step,
                                           generator=generator, optimizer=optimizer,
                                           global_batch_size=4)
       batches = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((lr, hr)))
@@ -121,5 +122,5 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
 
 def test_jit_needs_the_default_strategy():
   with pytest.raises(ValueError, match="default strategy"):
-    train_steps.distributed_step(tf.distribute.OneDeviceStrategy("/cpu:0"),
-                                 train_steps.generator_l1_step, jit_compile=True)
+    steps.distributed_step(tf.distribute.OneDeviceStrategy("/cpu:0"),
+                                 steps.generator_l1_step, jit_compile=True)

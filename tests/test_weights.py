@@ -9,6 +9,7 @@ import pytest
 from mdcsrn_tf import weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.models import build_model
+from mdcsrn_tf.weights.card import ModelCard
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def saved(tmp_path_factory):
   keras.utils.set_random_seed(11)
   model = build_model("b2u4", identity_init=False)
   base = weights.save_generator(model, tmp_path_factory.mktemp("w") / "gen",
-                                {"model": "b2u4", "steps": 3})
+                                ModelCard("b2u4", training={"steps": 3}))
   return model, base
 
 
@@ -24,8 +25,8 @@ def test_the_card_records_the_sha256_of_the_weights_file(saved):
   _, base = saved
   card = weights.read_card(base)
   with open(base + weights.WEIGHTS_SUFFIX, "rb") as file:
-    assert card[weights.CHECKSUM_KEY] == hashlib.sha256(file.read()).hexdigest()
-  assert card["steps"] == 3 and card["model"] == "b2u4"
+    assert card.weights_sha256 == hashlib.sha256(file.read()).hexdigest()
+  assert card.steps == 3 and card.model == "b2u4"
 
 
 def test_weights_that_match_their_card_load_as_saved(saved):
@@ -67,7 +68,7 @@ def test_a_card_without_checksum_loads_what_the_file_holds(saved, tmp_path):
   _, base = saved
   target = str(tmp_path / "unchecked")
   card = corrupt(base, target)
-  del card[weights.CHECKSUM_KEY]
+  del card["weights_sha256"]
   write_card(target, card)
   loaded = weights.load_generator(target)
   assert any(np.isnan(w).any() for w in loaded.get_weights())

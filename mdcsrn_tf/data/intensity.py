@@ -1,7 +1,7 @@
 """Intensity normalisation: every volume is divided by its maximum, so HR lies in [0, 1].
 
 The max (not a percentile) keeps the metrics' `data_range=1` exact and matches
-NOTES.md's reference figures; MRI magnitude volumes here are non-negative and the
+the reference figures of docs/data.md; MRI magnitude volumes here are non-negative and the
 registry volumes have no isolated hot voxels. Inference de-normalises with the same
 scale, so the output keeps the input's intensity range.
 """

@@ -1,4 +1,4 @@
-"""The paper's LR generation in k-space (section 2.6; NOTES.md "LR generation").
+"""The paper's LR generation in k-space (section 2.6; docs/paper.md#degradation-lr-generation).
 
 `degrade(hr)`:
 1. centred 3D FFT of the HR volume;
@@ -7,7 +7,7 @@
 3. inverse FFT on that small grid, scaled by (small size / HR size) so intensities keep
    their level, and magnitude;
 4. back onto the HR grid with `upsample`: LR voxel i sits at HR voxel i * n_hr / n_lr and
-   the volume is periodic, as the FFT sees it. This alignment is what NOTES.md's reference
+   the volume is periodic, as the FFT sees it. This alignment is what the reference
    figures need; `tf.image.resize` (half-pixel centres) or corner alignment shift the grid
    by a fraction of a voxel and cost 3-10 dB.
 
@@ -23,12 +23,10 @@ import functools
 
 import numpy as np
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
 import tensorflow as tf
 
+from mdcsrn_tf.data.degradation import INTERPOLATIONS
 from mdcsrn_tf.errors import InputError
-
-INTERPOLATIONS = ("nearest", "linear", "cubic", "zero_filled")
 
 
 def degrade(hr, factor=2, axes=(0, 1), interpolation="linear"):

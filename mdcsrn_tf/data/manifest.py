@@ -10,7 +10,7 @@ import json
 import os
 
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.data.nifti import write_text_atomically
+from mdcsrn_tf.files import read_json, write_text_atomically
 
 SPLITS = ("train", "validation", "evaluation", "test")
 FILE_NAME = "manifest.json"
@@ -38,13 +38,7 @@ def read(path) -> dict:
   """{split: [entry]} for the four splits, every entry checked; relative paths resolved
   against the manifest's folder. InputError names the manifest and the first bad entry."""
   path = manifest_path(path)
-  try:
-    with open(path, encoding="utf-8") as handle:
-      manifest = json.load(handle)
-  except FileNotFoundError:
-    raise InputError(f"{path}: no such manifest (python -m mdcsrn_tf.data.prepare)") from None
-  except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise InputError(f"{path}: not a data set manifest ({error})") from None
+  manifest = read_json(path, "data set manifest", "python -m mdcsrn_tf.data makes one")
   subjects = manifest.get("subjects") if isinstance(manifest, dict) else None
   if not isinstance(subjects, list):
     raise InputError(f"{path}: not a data set manifest (\"subjects\" must be a list of entries)")

@@ -8,13 +8,13 @@ a half-written output, and it refuses to overwrite the input it was computed fro
 """
 import gzip
 import os
-import tempfile
 import zlib
 
 import nibabel as nib
 import numpy as np
 
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.files import write_atomically
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -119,44 +119,3 @@ def moved_header(header, affine, to_reference):
   header.set_qform((affine if qform is None else qform) @ to_reference, code=int(qform_code))
   header.set_sform((affine if sform is None else sform) @ to_reference, code=int(sform_code))
   return header
-
-
-def current_umask() -> int:
-  current = os.umask(0)
-  os.umask(current)
-  return current
-
-
-def write_atomically(path, write):
-  """Calls `write(temporary_path)`, then renames the result onto `path`.
-
-  The temporary file lives in the destination folder (a rename across file systems
-  is not atomic) and keeps the destination's suffix, since writers such as nibabel
-  choose the format from it. The result gets the permissions of a plainly created file
-  (0666 less the umask), not mkstemp's private 0600.
-  """
-  path = os.fspath(path)
-  folder, name = os.path.split(os.path.abspath(path))
-  suffix = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
-  handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
-  os.close(handle)
-  try:
-    write(temporary)
-    os.chmod(temporary, 0o666 & ~current_umask())
-    os.replace(temporary, path)
-  except BaseException as error:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-    if isinstance(error, OSError):  # the user knows their path, not the hidden temporary
-      raise OSError(error.errno, error.strerror or str(error), path) from None
-    raise
-
-
-def write_text_atomically(path, text: str):
-  """Writes `text` (UTF-8, newlines as given) to `path` through write_atomically."""
-
-  def write(temporary):
-    with open(temporary, "w", encoding="utf-8", newline="") as file:
-      file.write(text)
-
-  write_atomically(path, write)

@@ -28,14 +28,12 @@ import threading
 
 import numpy as np
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before it loads)
 import tensorflow as tf
 
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.data.volume_store import HR, LR, Degradation, VolumeStore, corner_stride
+from mdcsrn_tf.data.degradation import Degradation
+from mdcsrn_tf.data.volume_store import HR, LR, VolumeStore, corner_stride
 from mdcsrn_tf.errors import InputError
-
-LR_MODES = ("linear", "zero_filled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +70,7 @@ class PipelineConfig:
   memory_volumes: int = 0
 
   def __post_init__(self):
-    if self.lr_mode not in LR_MODES:
-      raise InputError(f"lr_mode {self.lr_mode!r}: expected {' or '.join(LR_MODES)}")
-    if len(self.plane_axes) != 2 or not set(self.plane_axes) < {0, 1, 2}:
-      raise InputError(f"plane_axes {self.plane_axes!r}: expected two distinct axes of 0, 1, 2")
+    self.degradation  # noqa: B018  (checks lr_mode, factor and plane_axes)
     if min(self.patch_size, self.batch_size, self.patches_per_volume, self.parallel_volumes,
            self.shuffle_patches) < 1 or self.memory_volumes < 0 or self.seed < 0:
       raise InputError("patch_size, batch_size, patches_per_volume, parallel_volumes and "

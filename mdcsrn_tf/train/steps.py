@@ -1,4 +1,4 @@
-"""One training update of one network, as tf.functions (NOTES.md, Losses and Training schedule).
+"""One training update of one network, as tf.functions (docs/paper.md#losses).
 
 Each step takes its models and optimisers as arguments and returns a dict of scalar
 losses. Build the optimisers (`optimizer.build(model.trainable_variables)`) before the
@@ -13,10 +13,9 @@ dynamic scale (and is the identity for a plain optimiser) before the gradients a
 the LossScaleOptimizer unscales them in `apply_gradients` and skips a step whose scaled
 gradients overflowed. Models return float32, so losses are float32 in every precision.
 """
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from mdcsrn_tf import losses  # noqa: E402
+from mdcsrn_tf.train import losses
 
 
 def _update(optimizer, tape, loss, model):

@@ -9,11 +9,11 @@ a middle slice in the degraded plane as one image: LR | SR | HR.
 """
 import numpy as np
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from mdcsrn_tf import figures, inference, metrics  # noqa: E402
-from mdcsrn_tf.data import manifest, pipeline  # noqa: E402
+from mdcsrn_tf.evaluate import figures, metrics
+from mdcsrn_tf.infer import inference
+from mdcsrn_tf.data import manifest, pipeline
 
 
 def comparison_image(lr, sr, hr, plane_axes=(0, 1)):

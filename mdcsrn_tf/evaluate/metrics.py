@@ -2,7 +2,7 @@
 
 Conventions (docs/evaluation.md): both volumes are on the HR grid with intensities
 normalised so that HR's maximum is 1 (`data_range=1`); the whole volume counts, with no
-brain mask, as in NOTES.md's reference figures. PSNR and NRMSE are the same whether the
+brain mask, as in the reference figures of docs/data.md. PSNR and NRMSE are the same whether the
 volume is read slice by slice or whole. SSIM is computed "in the degraded plane": 2D SSIM
 (scikit-image, 7x7 window) on every slice that lies in the two truncated axes, averaged
 over the slices. NRMSE is scikit-image's default (Euclidean) normalisation,
@@ -35,7 +35,7 @@ def ssim_in_plane(hr, sr, plane_axes=(0, 1), data_range=DATA_RANGE) -> float:
 
 
 def ssim_volume(hr, sr, data_range=DATA_RANGE) -> float:
-  """3D SSIM over the whole volume (7x7x7 window), as NOTES.md's reference table."""
+  """3D SSIM over the whole volume (7x7x7 window), the SSIM of docs/data.md's reference table."""
   return float(skmetrics.structural_similarity(
       np.asarray(hr, np.float64), np.asarray(sr, np.float64), data_range=data_range))
 

@@ -1,41 +1,28 @@
 """Tables 1 and 2 of the paper next to ours (the notebooks in notebooks/ call this).
 
-Our figures come from evaluate_lib (metrics, seconds per volume) and models.analysis
-(parameters, ops); the paper's are NOTES.md's transcription of its tables. A model whose
-checkpoint is missing gets a row that says so, never invented numbers.
+Our figures come from scoring.py (metrics, seconds per volume) and models.analysis
+(parameters, ops); the paper's from mdcsrn_tf.paper. A model whose checkpoint is missing
+gets a row that says so, never invented numbers.
 """
 import dataclasses
 import os
 
-
-from mdcsrn_tf import evaluate_lib, figures, weights
+from mdcsrn_tf import paper, weights
+from mdcsrn_tf.evaluate import figures, scoring, subjects
 from mdcsrn_tf.models import analysis
 
-# (SSIM, PSNR, NRMSE, time s) mean; Table 1 also gives std, kept where it exists.
-PAPER = {
-    "b1u8": {"ssim": (0.9371, 0.0053), "psnr": (35.35, 0.79), "nrmse": (0.0906, 0.0038), "seconds": 13.20},
-    "b2u4": {"ssim": (0.9381, 0.0053), "psnr": (35.46, 0.78), "nrmse": (0.0895, 0.0038), "seconds": 9.74},
-    "b3u4": {"ssim": (0.9402, 0.0052), "psnr": (35.56, 0.79), "nrmse": (0.0884, 0.0038), "seconds": 15.13},
-    "b4u4": {"ssim": (0.9424, 0.0051), "psnr": (35.88, 0.78), "nrmse": (0.0852, 0.0038), "seconds": 20.87},
-    "cubic": {"ssim": (0.8377, None), "psnr": (29.07, None), "nrmse": (0.1873, None), "seconds": None},
-    "fsrcnn": {"ssim": (0.9211, None), "psnr": (34.11, None), "nrmse": (0.1045, None), "seconds": 21.27},
-    "srresnet": {"ssim": (0.9412, None), "psnr": (35.71, None), "nrmse": (0.0869, None), "seconds": 132.71},
-}
-TABLE1 = ("b1u8", "b2u4", "b3u4", "b4u4")
-TABLE2 = ("cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
-FIGURE2 = ("nearest", "cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
 LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
           "b4u4": "mDCSRN b4u4", "b4u4_gan": "mDCSRN-GAN b4u4", "cubic": "bicubic interpolation",
           "fsrcnn": "3D FSRCNN", "srresnet": "3D SRResNet", "linear": "linear (network input)",
           "zero_filled": "zero-filled", "nearest": "nearest neighbour", "hr": "HR"}
-SHIPPED = {"b4u4": "l1", "b4u4_gan": "gan"}
+SHIPPED_AS = {"b4u4": "l1", "b4u4_gan": "gan"}  # the shipped weights each row may fall back on
 
 
 @dataclasses.dataclass(frozen=True)
 class TableSettings:
   """The notebooks' parameters cell.
 
-  manifest: a prepared dataset's manifest.json (data/prepare.py).
+  manifest: a prepared dataset's manifest.json (python -m mdcsrn_tf.data).
   checkpoints: a folder with one training workdir per method (`checkpoints/b1u8`,
     `checkpoints/b4u4_gan`, ...), each holding export/generator.weights.h5.
   split: which split to score (the paper: "test").
@@ -56,36 +43,34 @@ class TableSettings:
 
 def weights_path(method, settings: TableSettings):
   """The exported generator of `method`, or None."""
-  exported = os.path.join(settings.checkpoints, method, "export", "generator")
+  exported = weights.exported_generator(os.path.join(settings.checkpoints, method))
   if os.path.exists(exported + weights.WEIGHTS_SUFFIX):
     return exported
-  if settings.use_shipped and method in SHIPPED:
-    shipped = os.path.join(weights.SHIPPED_DIR, weights.SHIPPED[SHIPPED[method]])
-    if os.path.exists(shipped + weights.WEIGHTS_SUFFIX):
-      return shipped
+  if settings.use_shipped and method in SHIPPED_AS:
+    return weights.shipped().get(SHIPPED_AS[method])
   return None
 
 
 def test_subjects(settings: TableSettings):
   """[(volume name, load)] of the split, cropped as the settings say."""
-  return evaluate_lib.manifest_subjects(settings.manifest, settings.split, settings.crop,
+  return subjects.manifest_subjects(settings.manifest, settings.split, settings.crop,
                                         settings.max_subjects)
 
 
 def _load_models(methods, settings: TableSettings):
-  """(models, sources, missing, {method: network input}) for the non-baseline `methods`;
+  """(models, sources, missing, {method: lr_mode}) for the non-baseline `methods`;
   each model gets the input its model card says it was trained on."""
-  models, sources, missing, network_inputs = {}, {}, {}, {}
+  models, sources, missing, lr_modes = {}, {}, {}, {}
   for method in methods:
-    if method in evaluate_lib.BASELINES:
+    if method in scoring.BASELINES:
       continue
     path = weights_path(method, settings)
     if path is None:
       missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
       continue
     models[method], sources[method] = weights.load_generator(path), path
-    network_inputs[method] = weights.network_input(weights.read_card(path))
-  return models, sources, missing, network_inputs
+    lr_modes[method] = weights.read_card(path).lr_mode
+  return models, sources, missing, lr_modes
 
 
 def reproduce(methods, settings: TableSettings) -> dict:
@@ -94,11 +79,11 @@ def reproduce(methods, settings: TableSettings) -> dict:
   Returns {"rows": [...], "missing": {method: reason}, "sources": {method: weights path},
   "subjects": [...]}.
   """
-  models, sources, missing, network_input = _load_models(methods, settings)
-  baselines = [m for m in methods if m in evaluate_lib.BASELINES]
-  results = evaluate_lib.evaluate_methods(
+  models, sources, missing, lr_modes = _load_models(methods, settings)
+  baselines = [m for m in methods if m in scoring.BASELINES]
+  results = scoring.evaluate_methods(
       test_subjects(settings), {**dict.fromkeys(baselines), **models},
-      network_input=network_input, tile=settings.tile, margin=settings.margin,
+      lr_mode=lr_modes, tile=settings.tile, margin=settings.margin,
       batch=settings.batch)
   rows = [_row(method, results["summary"].get(method), models.get(method), missing.get(method))
           for method in methods]
@@ -106,18 +91,18 @@ def reproduce(methods, settings: TableSettings) -> dict:
           "subjects": sorted(results["subjects"])}
 
 
-def figure2(settings: TableSettings, path, methods=FIGURE2) -> dict:
+def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   """The paper's Figure 2 for the first subject of the split, written to `path` (PNG).
 
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
-  models, _, missing, network_input = _load_models(methods, settings)
+  models, _, missing, lr_modes = _load_models(methods, settings)
   name, load = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
   hr = load()
   volumes = {}
-  evaluate_lib.evaluate_volume(
-      hr, {**{m: None for m in methods if m in evaluate_lib.BASELINES}, **models},
-      network_input=network_input, tile=settings.tile, margin=settings.margin,
+  scoring.evaluate_volume(
+      hr, {**{m: None for m in methods if m in scoring.BASELINES}, **models},
+      lr_mode=lr_modes, tile=settings.tile, margin=settings.margin,
       batch=settings.batch, outputs=volumes)
   volumes["hr"] = hr
   slices = {LABELS.get(m, m): figures.degraded_plane_slice(volumes[m])
@@ -127,16 +112,16 @@ def figure2(settings: TableSettings, path, methods=FIGURE2) -> dict:
 
 
 def _row(method, summary, model, missing_reason):
-  paper = PAPER.get(method, {})  # mDCSRN-GAN is only in the paper's Figure 2: no figures
+  theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
   row = {"method": LABELS.get(method, method), "note": missing_reason or ""}
   for metric in ("ssim", "psnr", "nrmse"):
     ours = summary[metric] if summary else None
-    theirs = paper.get(metric, (None, None))
+    theirs = getattr(theirs_row, metric) if theirs_row else (None, None)
     row[metric] = (ours["mean"], ours["std"]) if ours else None
     row[f"paper_{metric}"] = theirs[0]
     row[f"diff_{metric}"] = ours["mean"] - theirs[0] if ours and theirs[0] is not None else None
   row["seconds"] = summary["seconds"]["mean"] if summary else None
-  row["paper_seconds"] = paper.get("seconds")
+  row["paper_seconds"] = theirs_row.seconds if theirs_row else None
   if model is not None:
     row["params"] = analysis.trainable_parameters(model)
     row["ops_per_voxel"] = analysis.ops_per_voxel(model)

@@ -1,70 +1,24 @@
-"""Whole-volume super-resolution by tiles, as the paper merges patches (NOTES.md, Data).
+"""Whole-volume super-resolution by tiles, as the paper merges patches (docs/paper.md#metrics).
 
-Shaped like MONAI's sliding-window inference: a splitter plans the tiles, a tf.data
-pipeline cuts and batches their input windows (the next batch is cut while the current one
-computes), one traced function runs the network, and a merger writes each tile's output
-into the volume.
-
-- The output is split into non-overlapping tiles of `tile` voxels per axis. Each is
-  computed from a window of tile + 2 * margin voxels, and the margin is discarded.
-- Windows never leave the volume: at a border the window slides inward, so the network
-  sees the volume's real edge (its own 'same' zero padding) exactly as whole-volume
-  inference does, and the tile gets extra context on its inner side instead. Hence no
-  reflect or edge padding is needed, and with margin >= the receptive-field radius
-  (models.analysis) tiled output equals whole-volume output to float round-off; with the
-  paper's margin of 3 the seams between tiles differ slightly (docs/evaluation.md).
-- Along an axis shorter than tile + 2 * margin the window is the whole axis. All tiles
-  then have the same shape: the last tile along an axis is shifted back to end at the
-  border, and the voxels it shares with its neighbour are written by that neighbour.
-- Memory: one batch of windows plus the input and output volumes.
+Shaped like MONAI's sliding-window inference: a splitter plans the tiles (tiling.py), a
+tf.data pipeline cuts and batches their input windows (the next batch is cut while the
+current one computes), one traced function runs the network, and a merger writes each
+tile's owned voxels into the volume. Memory: one batch of windows plus the input and output
+volumes.
 """
-import dataclasses
 import itertools
 import math
 import weakref
 
 import numpy as np
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-import tensorflow as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import tensorflow as tf
+from tqdm import tqdm
+
+from mdcsrn_tf.infer.tiling import plan_tiles
 
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
 WINDOW_SIGNATURE = tf.TensorSpec([None, None, None, None, 1], tf.float32, name="windows")
-
-
-@dataclasses.dataclass(frozen=True)
-class AxisPlan:
-  """Tiles along one axis of length n: tile k owns output voxels [owned_starts[k],
-  owned_starts[k] + tile) clipped to n, computes tile_starts[k] .. + tile (the last one
-  shifted back inside the volume) from the window window_starts[k] .. + window."""
-  tile: int
-  window: int
-  owned_starts: tuple
-  tile_starts: tuple
-  window_starts: tuple
-
-
-def plan_axis(n: int, tile: int, margin: int) -> AxisPlan:
-  if tile < 1 or margin < 0:
-    raise ValueError(f"tile must be >= 1 and margin >= 0, got {tile}, {margin}")
-  tile = min(tile, n)
-  window = min(tile + 2 * margin, n)
-  owned = tuple(range(0, n, tile))
-  tile_starts = tuple(min(s, n - tile) for s in owned)
-  window_starts = tuple(int(np.clip(s - margin, 0, n - window)) for s in tile_starts)
-  return AxisPlan(tile, window, owned, tile_starts, window_starts)
-
-
-def plan_tiles(shape, tile: int, margin: int) -> tuple:
-  """One AxisPlan per axis of a 3D volume."""
-  return tuple(plan_axis(int(n), tile, margin) for n in shape)
-
-
-def computed_voxels(shape, tile: int, margin: int) -> int:
-  """Voxels the network computes for a volume: the sum of its tiles' windows, margins
-  included (the work tiling costs, against math.prod(shape) output voxels)."""
-  return math.prod(len(p.window_starts) * p.window for p in plan_tiles(shape, tile, margin))
 
 
 def forward_function(model, jit_compile=False):

@@ -1,4 +1,4 @@
-"""Losses of mDCSRN-GAN (Chen et al. 2018, eq. 3-5; NOTES.md, Losses), as pure functions.
+"""Losses of mDCSRN-GAN (Chen et al. 2018, eq. 3-5; docs/paper.md#losses), as pure functions.
 
 Shapes: patches are [B, D, H, W, 1] float32, critic scores are [B, 1] (or [B]). Every loss
 is a per-sample value averaged with `tf.nn.compute_average_loss`: with `global_batch_size`
@@ -10,8 +10,7 @@ so that summing the replicas' losses gives the mean over the global batch.
 - critic: WGAN-GP (Gulrajani et al. 2017), D(fake) - D(real) + gp_weight * penalty, with
   the penalty on random interpolates between real and generated patches.
 """
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 ADVERSARIAL_WEIGHT = 1e-3  # lambda of eq. 5
 GRADIENT_PENALTY_WEIGHT = 10.0  # WGAN-GP's default; the paper does not restate it

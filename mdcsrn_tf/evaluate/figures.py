@@ -5,7 +5,7 @@ here too and has no use for it.
 """
 import numpy as np
 
-from mdcsrn_tf.data.nifti import write_atomically
+from mdcsrn_tf.files import write_atomically
 
 
 def degraded_plane_slice(volume, index=None, plane_axes=(0, 1)):

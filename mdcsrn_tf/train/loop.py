@@ -1,6 +1,6 @@
-"""The training loop of both stages (Chen et al. 2018, sec. 3.2; NOTES.md, Training schedule).
+"""The training loop of both stages (Chen et al. 2018, sec. 3.2; docs/paper.md#training-schedule).
 
-A custom loop around the tf.function steps of train_steps: "pretrain" runs
+A custom loop around the tf.function steps of steps.py: "pretrain" runs
 `generator_l1_step` every step; "gan" asks `schedule.network_for_step` whether each step
 trains the critic (`critic_step`) or the generator (`generator_gan_step`).
 
@@ -8,7 +8,7 @@ The run lives in WORKDIR: checkpoints/ (the last `keep_checkpoints`, every
 `checkpoint_every` steps), best/ (the best validation PSNR), logs/ (TensorBoard) and, at
 the end, export/generator.{weights.h5,json} (weights.save_generator). Running the same
 command again resumes from the latest checkpoint: models, optimisers, the step counter and
-the best PSNR so far (train_checkpoints: the newest checkpoint that reads completely). The
+the best PSNR so far (checkpoints.py: the newest checkpoint that reads completely). The
 data iterator is not saved; the resumed pipeline is seeded with seed + step instead, so it
 does not replay the patches already seen.
 
@@ -22,17 +22,16 @@ import os
 import signal
 import time
 
-import mdcsrn_tf  # noqa: F401  (TensorFlow's environment before TF loads)
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import keras
+import tensorflow as tf
+from tqdm import tqdm
 
-from mdcsrn_tf import (hardware, models, schedule, train_checkpoints, train_steps,  # noqa: E402
-                       train_validation, weights)
-from mdcsrn_tf.data import pipeline, volume_store  # noqa: E402
-from mdcsrn_tf.train_config import TrainConfig  # noqa: E402
-
-EXPORT_NAME = os.path.join("export", "generator")
+from mdcsrn_tf import hardware, models, weights
+from mdcsrn_tf.data import pipeline, volume_store
+from mdcsrn_tf.train import checkpoints as run_checkpoints
+from mdcsrn_tf.train import schedule, steps, validation
+from mdcsrn_tf.train.config import TrainConfig
+from mdcsrn_tf.weights.card import ModelCard
 
 
 class TrainingInterrupted(Exception):
@@ -126,16 +125,16 @@ def step_functions(config, strategy, networks):
   """{network name: distributed step} for the phase."""
   common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size)
   if config.phase == "pretrain":
-    return {"generator": train_steps.distributed_step(
-        strategy, train_steps.generator_l1_step, generator=networks.generator,
+    return {"generator": steps.distributed_step(
+        strategy, steps.generator_l1_step, generator=networks.generator,
         optimizer=networks.generator_optimizer, **common)}
   return {
-      schedule.CRITIC: train_steps.distributed_step(
-          strategy, train_steps.critic_step, generator=networks.generator,
+      schedule.CRITIC: steps.distributed_step(
+          strategy, steps.critic_step, generator=networks.generator,
           critic=networks.critic, optimizer=networks.critic_optimizer,
           gp_weight=config.gp_weight, **common),
-      schedule.GENERATOR: train_steps.distributed_step(
-          strategy, train_steps.generator_gan_step, generator=networks.generator,
+      schedule.GENERATOR: steps.distributed_step(
+          strategy, steps.generator_gan_step, generator=networks.generator,
           critic=networks.critic, optimizer=networks.generator_optimizer,
           adversarial_weight=config.adversarial_weight, **common),
   }
@@ -147,25 +146,25 @@ def _network_for_step(config, step):
   return schedule.network_for_step(step, config.critic_schedule)
 
 
-def train(config: TrainConfig, provenance: dict | None = None) -> dict:
+def train(config: TrainConfig, flagfiles=()) -> ModelCard | None:
   """Runs (or resumes) the training described by `config`; returns the exported model card
-  ({} on a multi-worker run's non-chief workers, which export nothing).
+  (None on a multi-worker run's non-chief workers, which export nothing).
 
-  `provenance` (e.g. {"flagfile": ..., "flags": ...}) is copied into the model card.
+  `flagfiles`, the flagfiles the command was given, go into the model card.
   Raises InputError for unusable settings or data, TrainingInterrupted after a signal and
   TrainingDiverged on a non-finite loss or weight.
   """
   config.validate()
-  strategy = train_steps.make_strategy(config.strategy)
-  chief = train_steps.is_chief(strategy)
+  strategy = steps.make_strategy(config.strategy)
+  chief = steps.is_chief(strategy)
   keras.utils.set_random_seed(config.seed)
   networks = build_networks(config, strategy)
   # Non-chief workers of a multi-worker run must save too (saving is collective), but
   # into a folder of their own.
   workdir = config.workdir if chief else os.path.join(
       config.workdir, "workers", str(strategy.cluster_resolver.task_id))
-  checkpoints = train_checkpoints.make(networks, workdir, config.keep_checkpoints)
-  train_checkpoints.restore(config, networks, checkpoints, tqdm.write)
+  checkpoints = run_checkpoints.make(networks, workdir, config.keep_checkpoints)
+  run_checkpoints.restore(config, networks, checkpoints, tqdm.write)
   start_step = int(checkpoints.step.numpy())
   if config.phase == "gan" and chief:
     counts = config.updates()
@@ -175,21 +174,21 @@ def train(config: TrainConfig, provenance: dict | None = None) -> dict:
   keras.utils.set_random_seed(config.seed + start_step)
   data_config = pipeline_config(config, seed=config.seed + start_step)
   patches = pipeline.PatchStream(config.dataset, "train", data_config, log=tqdm.write)
-  validator = train_validation.Validator(config, data_config, networks.generator,
+  validator = validation.Validator(config, data_config, networks.generator,
                                          os.path.join(workdir, "logs") if chief else None,
                                          log=tqdm.write)
   last_metrics = _loop(config, strategy, networks, checkpoints, patches, validator)
   if last_metrics is None or config.steps % config.validate_every:  # not validated at the end
     last_metrics = _validate(validator, config.steps, checkpoints)
   if not chief:
-    return {}
-  card = {"model": config.model, "phase": config.phase, "steps": config.steps,
-          "lr_mode": config.lr_mode,
-          "resumed_from_step": start_step, "wall_seconds": round(float(checkpoints.seconds.numpy()), 1),
-          "machine": hardware.machine(), "precision": config.precision, "strategy": config.strategy,
-          "replicas": strategy.num_replicas_in_sync, "dataset": os.path.abspath(config.dataset),
-          "subjects": validator.subjects(), "validation": last_metrics, **(provenance or {})}
-  export_path = os.path.join(config.workdir, EXPORT_NAME)
+    return None
+  card = ModelCard(
+      model=config.model, lr_mode=config.lr_mode, training=dataclasses.asdict(config),
+      flagfiles=tuple(flagfiles), resumed_from_step=start_step,
+      wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
+      replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
+      subjects=validator.subjects(), validation=last_metrics)
+  export_path = weights.exported_generator(config.workdir)
   os.makedirs(os.path.dirname(export_path), exist_ok=True)
   weights.save_generator(networks.generator, export_path, card)
   return card
@@ -209,7 +208,7 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
 def _loop(config, strategy, networks, checkpoints, patches, validator):
   """Trains from the restored step to config.steps; returns the last validation's
   metrics (None if none ran)."""
-  steps = step_functions(config, strategy, networks)
+  step_of = step_functions(config, strategy, networks)
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
@@ -226,7 +225,7 @@ def _loop(config, strategy, networks, checkpoints, patches, validator):
           tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
                      f"training volumes, {config.parallel_volumes} prepared at once, disk "
                      f"cache: {patches.config.cache_dir or 'off'})")
-        values = {name: float(value) for name, value in steps[network](lr, hr).items()}
+        values = {name: float(value) for name, value in step_of[network](lr, hr).items()}
         bad = _first_non_finite(values)
         if bad is not None:
           raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "

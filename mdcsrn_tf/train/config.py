@@ -1,19 +1,27 @@
-"""The training run's settings as one frozen dataclass (flags/*.cfg set them; NOTES.md,
-Training schedule, gives the paper's values)."""
+"""A training run's settings: one frozen, documented dataclass (docs/training.md).
+
+`python -m mdcsrn_tf.train` makes one flag per field, with the field's line below as its
+help; flags/*.cfg hold the paper's recipes (docs/paper.md#training-schedule). WORKDIR keeps
+the resolved settings as flags.cfg (to repeat the run) and config.json (what a restart is
+checked against).
+"""
 import dataclasses
 import json
 import math
 import os
 
+from mdcsrn_tf import cli, models
+from mdcsrn_tf.data.degradation import LR_MODES
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
+from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
 
 PHASES = ("pretrain", "gan")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-LR_MODES = ("linear", "zero_filled")
 LR_DECAYS = ("constant", "cosine")
 RUN_RECORD = "config.json"  # the resolved config of the run in WORKDIR
+FLAGFILE = "flags.cfg"
 # Settings a resumed run must share with the checkpoints it continues: they shape the
 # checkpoint (networks, optimisers, loss scaling, the critic's input) or the data it learns.
 RESUME_INVARIANTS = ("model", "phase", "precision", "lr_decay", "lr_mode", "factor",
@@ -25,51 +33,52 @@ class TrainConfig:
   """Everything one training run depends on.
 
   Attributes:
-    dataset: manifest.json of a prepared data set (data/prepare.py).
-    workdir: checkpoints/, best/, logs/ (TensorBoard) and export/generator go here.
-    model: generator name (models.GENERATOR_NAMES).
-    identity_init: an mDCSRN generator starts as the identity map (models/mdcsrn.py); False
-      starts it from Keras' default initialisers everywhere. Baselines ignore it.
-    phase: "pretrain" (L1 only) or "gan" (WGAN-GP with the critic schedule).
+    dataset: manifest.json of a prepared data set (python -m mdcsrn_tf.data).
+    workdir: the run's folder: checkpoints/, best/, logs/ (TensorBoard), export/generator.
+    model: generator: b1u8, b2u4, b3u4, b4u4, fsrcnn or srresnet.
+    identity_init: start an mDCSRN generator as the identity map (no: Glorot everywhere).
+    phase: pretrain (L1) or gan (WGAN-GP with the critic schedule).
     steps: total global steps; in the GAN phase one step updates one network.
-    batch_size: global batch (split over the replicas of the strategy).
-    patch_size: patch edge in voxels; the critic needs a multiple of 16.
-    lr_mode, factor, plane_axes: how LR patches are made (data.pipeline.PipelineConfig).
-    augment: flips/rotations of training patches.
-    patches_per_volume: patches cut from a volume per visit (data.pipeline).
-    parallel_volumes: volumes prepared at once; with the shuffle buffer, it bounds the
-      pipeline's memory whatever the number of subjects.
+    batch_size: global batch size, split over the replicas.
+    patch_size: training patch edge in voxels (a multiple of 16 for the critic).
+    lr_mode: network input: linear (the paper's) or zero_filled.
+    factor: k-space truncation factor along the plane axes.
+    plane_axes: the two degraded axes.
+    augment: random plane-keeping flips and swaps of training patches.
+    patches_per_volume: patches cut from a volume per visit.
+    parallel_volumes: volumes prepared at once; with the shuffle buffer it bounds the
+      pipeline's memory, whatever the number of subjects.
     shuffle_patches: patches in the buffer that mixes the patches of several volumes.
-    disk_cache: keep each degraded volume on disk (data.volume_store), so the k-space
-      degradation is paid once per subject, not once per visit.
-    cache_dir: where the disk cache lives ("": $MDCSRN_CACHE_DIR or
+    disk_cache: keep each degraded volume on disk, so the degradation is paid once per
+      subject, not once per visit.
+    cache_dir: the disk cache's folder ("": $MDCSRN_CACHE_DIR, else
       ~/.cache/mdcsrn_tf/degraded).
-    memory_cache_volumes: degraded volumes also kept in memory (0: none), for small data
-      sets without a disk cache.
-    generator_lr, critic_lr: Adam learning rates (paper: 1e-4 pre-training, 5e-6 GAN).
-    lr_decay: "constant" (the paper's) or "cosine": each rate falls to 0 along a cosine over
-      its optimiser's own updates in `steps` (short runs end on settled weights and
-      BatchNorm statistics; docs/deviations.md).
-    adversarial_weight: lambda of eq. 5 (0.001).
-    gp_weight: gradient penalty weight (10).
-    warmup_steps, critic_per_generator, extra_critic_every, extra_critic_steps: the GAN
-      schedule (schedule.CriticSchedule; paper 10000, 7, 500, 200).
-    precision: "float32", "mixed_float16" (with loss scaling) or "mixed_bfloat16".
-    jit_compile: compile each replica's step with XLA.
-    strategy: "default", "mirrored" (all local GPUs, else all logical CPUs) or
-      "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+    memory_cache_volumes: degraded volumes also kept in memory (0: none).
+    generator_lr: Adam learning rate of the generator (paper: 1e-4, then 5e-6 in the GAN).
+    critic_lr: Adam learning rate of the critic (paper: 5e-6).
+    lr_decay: constant (the paper's) or cosine: each rate falls to 0 over its optimiser's
+      own updates in the run.
+    adversarial_weight: lambda, the weight of -D(G(LR)) in the generator's GAN loss.
+    gp_weight: the gradient penalty's weight.
+    warmup_steps: GAN phase: critic-only steps at the start (paper: 10000).
+    critic_per_generator: GAN phase: critic steps per generator step (paper: 7).
+    extra_critic_every: GAN phase: regular steps between bursts of extra critic steps
+      (paper: 500).
+    extra_critic_steps: GAN phase: critic steps per burst (paper: 200).
+    precision: float32, mixed_float16 (with loss scaling) or mixed_bfloat16.
+    jit_compile: compile the training steps with XLA.
+    strategy: default (one device), mirrored (all local GPUs) or multi_worker (TF_CONFIG).
     checkpoint_every: steps between checkpoints; a killed run loses at most this many.
-    keep_checkpoints: most recent checkpoints kept (the best-PSNR one is kept apart).
-    validate_every: steps between validations on whole validation volumes (0: never,
-      only at the end).
-    validation_subjects: validate on the first N validation subjects of the manifest, a
-      fixed subset (0: all of them).
-    validation_tile, validation_margin: tiled inference (the paper's 64 and 3).
+    keep_checkpoints: recent checkpoints kept (the best-PSNR one is kept apart).
+    validate_every: steps between validations (0: only at the end).
+    validation_subjects: validate on the first N validation volumes of the manifest, the
+      same at every validation (0: all of them).
+    validation_tile: tile edge of validation inference (the paper's 64).
+    validation_margin: tile margin of validation inference (the paper's 3).
     summary_every: steps between TensorBoard scalar summaries.
-    init_generator: weights the generator starts from when no checkpoint exists: an
-      exported PATH(.weights.h5) or a training workdir / checkpoint folder. The GAN phase
-      needs it (the paper starts G from the pre-trained network).
-    seed: seeds the weights, the patches and the penalty's interpolation weights.
+    init_generator: starting weights when the run has no checkpoint yet: an exported
+      PATH(.weights.h5) or a training workdir (the GAN phase needs one).
+    seed: seeds the weights, the data stream and the penalty's interpolation weights.
   """
   dataset: str
   workdir: str
@@ -81,7 +90,7 @@ class TrainConfig:
   patch_size: int = 64
   lr_mode: str = "linear"
   factor: int = 2
-  plane_axes: tuple = (0, 1)
+  plane_axes: tuple[int, ...] = (0, 1)
   augment: bool = True
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -124,8 +133,6 @@ class TrainConfig:
 
   def validate(self):
     """Raises InputError naming the first unusable setting."""
-    from mdcsrn_tf import models  # keeps this module free of TensorFlow
-
     checks = [
         (self.model in models.GENERATOR_NAMES,
          f"--model must be one of {', '.join(models.GENERATOR_NAMES)}, got {self.model!r}"),
@@ -169,14 +176,7 @@ class TrainConfig:
 
 def read_run_record(workdir) -> dict | None:
   """The settings WORKDIR's run was started with, or None when it holds no run record."""
-  path = os.path.join(workdir, RUN_RECORD)
-  try:
-    with open(path, encoding="utf-8") as handle:
-      return json.load(handle)
-  except FileNotFoundError:
-    return None
-  except (OSError, ValueError) as error:
-    raise InputError(f"{path}: unreadable run record ({error})") from None
+  return read_json(os.path.join(workdir, RUN_RECORD), "run record", missing_ok=True)
 
 
 def check_resumable(config: TrainConfig):
@@ -193,6 +193,14 @@ def check_resumable(config: TrainConfig):
           f"{config.workdir}: holds a run with --{name}={_flag_value(earlier[name])}, this one "
           f"asks for --{name}={_flag_value(current[name])}; resume with the same setting or "
           "choose another --workdir")
+
+
+def write_run_record(config: TrainConfig):
+  """WORKDIR/flags.cfg (the run's flags, to repeat it) and WORKDIR/config.json."""
+  os.makedirs(config.workdir, exist_ok=True)
+  write_text_atomically(os.path.join(config.workdir, FLAGFILE), cli.flagfile_text(config))
+  write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
+                        json.dumps(dataclasses.asdict(config), indent=1) + "\n")
 
 
 def _flag_value(value) -> str:

@@ -1,4 +1,4 @@
-"""Super-resolution of NIfTI files: the library behind `mdcsrn-sr` (predict.py).
+"""Super-resolution of NIfTI files: the library behind `mdcsrn-sr` (infer/__main__.py).
 
 A scan already on the HR grid is super-resolved as it is. With `scale`/`target_voxel`, a
 coarser scan is first interpolated onto the finer grid exactly as the model's training
@@ -10,14 +10,79 @@ maximum going in and multiplied back coming out, so the output keeps the input's
 Outputs are written atomically, never over an input, and never from a non-finite network
 output.
 """
+import dataclasses
 import math
 import os
 import sys
 
 import numpy as np
 
+from mdcsrn_tf import cli
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.errors import InputError
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+  """How `mdcsrn-sr` super-resolves its inputs.
+
+  Attributes:
+    weights: PATH(.weights.h5) of a generator with its PATH.json card (default: the shipped
+      b4u4 weights).
+    gan: use the shipped GAN weights instead of the L1 ones.
+    model: the generator's name, for weights without a model card.
+    tile: output tile edge in voxels (the paper's 64).
+    margin: voxels of context on each side of a tile, discarded (the paper's 3).
+    batch: tiles per forward pass (memory grows with it).
+    memory_limit: MiB for the network's activations: the largest tile batch that fits
+      replaces --batch.
+    jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
+    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
+    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
+    out_dir: output folder for several inputs or a folder input (each to
+      OUT_DIR/<name>_sr.nii.gz).
+  """
+  weights: str | None = None
+  gan: bool = False
+  model: str | None = None
+  tile: int = 64
+  margin: int = 3
+  batch: int = 1
+  memory_limit: int | None = None
+  jit_compile: bool = False
+  scale: tuple[float, ...] | None = None
+  target_voxel: float | None = None
+  out_dir: str | None = None
+
+  def __post_init__(self):
+    cli.require_at_least(self, tile=1, margin=0, batch=1, memory_limit=1)
+    check_grid_flags(self.scale, self.target_voxel)
+
+
+def super_resolve_files(options: PredictOptions, paths) -> list:
+  """Super-resolves the inputs the command line names (INPUT OUTPUT, or inputs with
+  --out_dir); returns the outputs written. Every input and output is checked, and every
+  grid change sized, before the model loads."""
+  pairs = plan_outputs(paths, options.out_dir)
+  inputs = [input_path for input_path, _ in pairs]
+  for input_path, output_path in pairs:
+    nifti.check_output_path(output_path, inputs=inputs)
+    check_input(input_path, options.scale, options.target_voxel)
+  weights_path = weights_to_use(options.weights, options.gan)
+  model, lr_mode = load_model(weights_path, options.model)
+  batch = options.batch
+  if options.memory_limit:
+    from mdcsrn_tf.infer import inference
+
+    batch = inference.batch_for_memory(model, options.memory_limit * 2**20, options.tile,
+                                       options.margin)
+  written = []
+  for input_path, output_path in pairs:
+    written.append(super_resolve_file(
+        input_path, output_path, model, options.tile, options.margin, batch, options.scale,
+        options.target_voxel, progress=sys.stderr.isatty(),  # a bar for a person, not a log
+        jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path))
+  return written
+
 
 # Peak bytes a run holds per voxel of the HR grid after a grid change: the float32
 # volumes (input on the HR grid, normalised, network output, de-normalised: 16 B) and, before
@@ -114,7 +179,7 @@ def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=
   `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). A network
   output with NaN or Inf voxels is an InputError naming the input and `weights_name`, and
   nothing is written."""
-  from mdcsrn_tf import inference
+  from mdcsrn_tf.infer import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
   volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
@@ -177,14 +242,15 @@ def weights_to_use(weights_path=None, gan=False):
 
 
 def load_model(weights_path=None, model_name=None, gan=False):
-  """(generator, its network input's lr_mode, "linear" without a card); a warning on
+  """(generator, the network input its card names: "linear" without a card); a warning on
   stderr when the model card says the weights do not meet the project's quality bar."""
   from mdcsrn_tf import weights
 
   path = weights_to_use(weights_path, gan)
   model = weights.load_generator(path, model_name)
-  has_card = os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX)
-  card = weights.read_card(path) if has_card else {}
-  if card.get("warning"):
-    print(f"warning: {card['warning']}", file=sys.stderr)
-  return model, weights.network_input(card)
+  if not os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
+    return model, "linear"
+  card = weights.read_card(path)
+  if card.warning:
+    print(f"warning: {card.warning}", file=sys.stderr)
+  return model, card.lr_mode

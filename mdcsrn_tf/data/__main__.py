@@ -1,0 +1,41 @@
+"""`python -m mdcsrn_tf.data` (mdcsrn-prepare): builds a data set manifest, one validated T1w
+volume per subject, split by subject (docs/data.md).
+
+  python -m mdcsrn_tf.data --src DIR --out DATASET
+  python -m mdcsrn_tf.data --samples --out DATASET
+  python -m mdcsrn_tf.data --list_samples
+
+`--src` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz) and/or a plain
+folder of .nii/.nii.gz files (subject = file name). Every file is read; unusable ones are
+reported on stderr and skipped. The split follows the paper's 780/111/111/111 proportions
+(train/validation/evaluation/test) and is a function of the set of subject ids only.
+`--samples` installs the missing registry volumes and builds the bundled demo data set, with
+Colin27 as the held-out test subject. DATASET/manifest.json is written atomically.
+"""
+import os
+import sys
+
+from mdcsrn_tf import cli
+from mdcsrn_tf.data import samples
+from mdcsrn_tf.data.dataset import PrepareOptions, prepare
+from mdcsrn_tf.data.manifest import FILE_NAME
+from mdcsrn_tf.errors import InputError
+
+
+def main(options: PrepareOptions, arguments):
+  if arguments:
+    raise InputError(f"unexpected arguments: {' '.join(arguments)}")
+  if options.list_samples:
+    print(samples.table())
+    return
+  written = prepare(options, lambda message: print(message, file=sys.stderr))
+  counts = ", ".join(f"{split} {n}" for split, n in written["counts"].items())
+  print(f"wrote {os.path.join(options.out, FILE_NAME)}: {counts}")
+
+
+def run():
+  cli.run(main, PrepareOptions, __doc__)
+
+
+if __name__ == "__main__":
+  run()

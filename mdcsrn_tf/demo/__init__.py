@@ -1,0 +1,102 @@
+"""The README's demo: the held-out real brain, degraded in k-space and super-resolved.
+
+1. builds the bundled demo data set from the registry volumes (data/dataset.py);
+2. takes its test subject, Colin27 (never trained or tuned on), divides it by its maximum
+   and degrades it in k-space as the paper does (docs/paper.md#degradation-lr-generation);
+3. scores the baselines (linear, cubic = the paper's bicubic, zero-filled) and the shipped
+   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py;
+4. writes every volume as NIfTI with Colin27's geometry (colin27_lr is the network input,
+   the volume to give `mdcsrn-sr`), a PNG of the same slice for LR (the network input) /
+   bicubic / mDCSRN / mDCSRN-GAN / HR, and the metrics as a table, CSV and JSON.
+"""
+import dataclasses
+import os
+
+from mdcsrn_tf import cli
+
+PANELS = {"LR": "lr", "bicubic": "cubic", "mDCSRN": "mdcsrn", "mDCSRN-GAN": "mdcsrn_gan",
+          "HR": "hr"}
+SHIPPED_METHODS = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoOptions:
+  """What `python -m mdcsrn_tf.demo` does.
+
+  Attributes:
+    out: the output folder (created; the demo's files in it are replaced).
+    crop: keep only a central cube of this edge (0: the whole volume).
+    tile: inference tile edge.
+    batch: tiles per forward pass.
+  """
+  out: str = "demo_out"
+  crop: int = 0
+  tile: int = 64
+  batch: int = 1
+
+  def __post_init__(self):
+    cli.require_at_least(self, crop=0, tile=1, batch=1)
+
+
+def shipped_generators() -> dict:
+  """{method name: (model, card)} for the shipped weights that exist."""
+  from mdcsrn_tf import weights
+
+  return {SHIPPED_METHODS[kind]: (weights.load_generator(path), weights.read_card(path))
+          for kind, path in weights.shipped().items()}
+
+
+def run_demo(options: DemoOptions) -> dict:
+  """Runs the demo into options.out; returns {method: metrics}."""
+  import numpy as np
+
+  from mdcsrn_tf import weights
+  from mdcsrn_tf.data import dataset as datasets, intensity, manifest, nifti
+  from mdcsrn_tf.evaluate import figures, results as result_files, scoring, subjects
+  from mdcsrn_tf.models import analysis
+
+  out_dir = options.out
+  os.makedirs(out_dir, exist_ok=True)
+  dataset_dir = os.path.join(out_dir, "dataset")
+  datasets.prepare_samples(dataset_dir)
+  (subject,) = manifest.split_entries(dataset_dir, "test")
+  hr, scale, image, starts = subjects.read_subject(subject["path"], options.crop)
+
+  generators = shipped_generators()
+  lr_mode = weights.common_lr_mode(card for _, card in generators.values())
+  volumes = {}
+  results = scoring.evaluate_volume(
+      hr, {**dict.fromkeys(scoring.BASELINES),
+           **{method: model for method, (model, _) in generators.items()}},
+      lr_mode=lr_mode, tile=options.tile, batch=options.batch, outputs=volumes)
+  volumes["hr"], volumes["lr"] = hr, volumes[lr_mode]
+
+  crop_to_volume = np.eye(4)
+  crop_to_volume[:3, 3] = starts
+  for method, normalised in volumes.items():
+    nifti.save_volume(intensity.denormalise(normalised, scale),
+                      os.path.join(out_dir, f"colin27_{method}.nii.gz"), image,
+                      to_reference=crop_to_volume, inputs=(subject["path"],))
+  slices = {(f"LR ({lr_mode.replace('_', '-')})" if method == "lr" else label):
+            figures.degraded_plane_slice(volumes[method])
+            for label, method in PANELS.items() if method in volumes}
+  figures.comparison_figure(
+      slices, os.path.join(out_dir, "comparison.png"),
+      title=f"Colin27 (held out), degraded plane, network input: {lr_mode}")
+
+  summary = {method: {metric: {"mean": value, "std": 0.0} for metric, value in scores.items()}
+             for method, scores in results.items()}
+  table = scoring.format_table(summary, {
+      method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()})
+  print(table)
+  missing = [kind for kind, method in (("L1", "mdcsrn"), ("GAN", "mdcsrn_gan"))
+             if method not in generators]
+  if missing:
+    print(f"no shipped {' and '.join(missing)} weights in this install: baselines only")
+  result_files.write_results(
+      {"subjects": {subject["subject"]: results}, "summary": summary},
+      os.path.join(out_dir, "metrics.csv"), os.path.join(out_dir, "metrics.json"),
+      card={"crop": options.crop, "lr_mode": lr_mode,
+            "weights": {m: dataclasses.asdict(c) for m, (_, c) in generators.items()}})
+  print(f"wrote {out_dir}/: colin27_*.nii.gz, comparison.png, metrics.csv, metrics.json")
+  return results

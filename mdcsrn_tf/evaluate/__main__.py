@@ -1,0 +1,26 @@
+"""`python -m mdcsrn_tf.evaluate --flagfile=flags/eval.cfg` (mdcsrn-evaluate): the paper's
+Tables 1-2 on test subjects (evaluation.py, docs/evaluation.md).
+
+Subjects come from a data set manifest (--manifest, --split) or from NIfTI files
+(--volumes), read one at a time. Each subject's rows are written to OUT_DIR/per_subject.csv
+as soon as they are scored, and a rerun with the same flags skips the subjects already
+there; at the end OUT_DIR/summary.json is written and the table printed.
+"""
+from mdcsrn_tf import cli
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.evaluate.evaluation import EvaluateOptions, evaluate
+
+
+def main(options: EvaluateOptions, arguments):
+  if arguments:
+    raise InputError(f"unexpected arguments: {' '.join(arguments)}")
+  _, table = evaluate(options)
+  print(table)
+
+
+def run():
+  cli.run(main, EvaluateOptions, __doc__)
+
+
+if __name__ == "__main__":
+  run()

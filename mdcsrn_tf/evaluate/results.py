@@ -1,0 +1,70 @@
+"""An evaluation's files: per_subject.csv (one row per subject and method, at full
+precision), settings.json and summary.json, all written atomically.
+
+A ResultsRecord writes each subject's rows as soon as they are scored; reopened with the
+same settings it carries on where an interrupted evaluation stopped, so a 111-subject run
+loses at most the subject in progress.
+"""
+import csv
+import io
+import json
+import os
+
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.evaluate.scoring import METRICS
+from mdcsrn_tf.files import read_json, write_text_atomically
+
+
+def results_csv(per_subject: dict) -> str:
+  """One row per (subject, method); numbers at full precision, so a resumed evaluation's
+  summary is the one an uninterrupted run gives."""
+  rows = io.StringIO()
+  writer = csv.writer(rows)
+  writer.writerow(("subject", "method", *METRICS))
+  for subject, by_method in per_subject.items():
+    for method, values in by_method.items():
+      writer.writerow((subject, method, *(repr(float(values[m])) for m in METRICS)))
+  return rows.getvalue()
+
+
+def read_results_csv(path) -> dict:
+  """{subject: {method: metrics}} of a results_csv file."""
+  per_subject = {}
+  with open(path, newline="", encoding="utf-8") as file:
+    for row in csv.DictReader(file):
+      per_subject.setdefault(row["subject"], {})[row["method"]] = {
+          metric: float(row[metric]) for metric in METRICS}
+  return per_subject
+
+
+class ResultsRecord:
+  """An evaluation's folder: settings.json (what was asked) and per_subject.csv, rewritten
+  atomically after every subject. Reopened with the same settings it carries on where it
+  stopped; with other settings it refuses, since mixing them would mix two evaluations."""
+
+  def __init__(self, out_dir, settings: dict):
+    self.csv_path = os.path.join(out_dir, "per_subject.csv")
+    settings_path = os.path.join(out_dir, "settings.json")
+    settings = json.loads(json.dumps(settings))
+    if os.path.exists(settings_path) or os.path.exists(self.csv_path):
+      if read_json(settings_path, "evaluation settings", missing_ok=True) != settings:
+        raise InputError(f"{out_dir}: holds the results of another evaluation; give a new "
+                         "--out_dir (or the same flags to finish that one)")
+    os.makedirs(out_dir, exist_ok=True)
+    write_text_atomically(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    self.per_subject = read_results_csv(self.csv_path) if os.path.exists(self.csv_path) else {}
+
+  def scored(self, subject, methods) -> bool:
+    return set(methods) <= set(self.per_subject.get(subject, {}))
+
+  def add(self, subject, results: dict):
+    self.per_subject[subject] = results
+    write_text_atomically(self.csv_path, results_csv(self.per_subject))
+
+
+def write_results(results: dict, csv_path, json_path, card: dict | None = None):
+  """One CSV row per (subject, method) and a JSON summary (with `card`), both atomic."""
+  summary = {**(card or {}), "subjects": sorted(results["subjects"]),
+             "summary": results["summary"]}
+  write_text_atomically(csv_path, results_csv(results["subjects"]))
+  write_text_atomically(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,112 @@
+"""A SavedModel for TF Serving: the library of `python -m mdcsrn_tf.export`.
+
+Its `serving_default` signature takes `volume`, float32 [D, H, W] of any size on the HR
+grid (or the same as [1, D, H, W, 1]), and returns {"sr": float32 of the same shape}; any
+other shape fails with a message that says so. Everything the Python path does happens in
+the graph: division by the volume's maximum and back, and the tiling of infer/tiling.py (the
+same windows, sliding inside the volume, the same owned output voxels), so the SavedModel
+reproduces `mdcsrn-sr` without mdcsrn_tf installed. Tiles run one at a time to keep memory
+bounded by one window.
+
+Keras' ExportArchive writes it: it saves the Keras variables so that the session-based
+loader of TF Serving and the C++/Java APIs finds them too (`saved_model_cli run`), which a
+plain tf.Module holding a Keras 3 model does not. The export is written to a temporary
+folder beside DIR, given the permissions a plainly made folder would have, and renamed onto
+it (docs/serving.md).
+"""
+import dataclasses
+import os
+
+from mdcsrn_tf import cli
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.files import write_folder_atomically
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+  """What `python -m mdcsrn_tf.export` exports, and where.
+
+  Attributes:
+    weights: PATH(.weights.h5) of the generator, with its PATH.json model card.
+    out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1).
+    model: the generator's name, for weights without a model card.
+    tile: output tile edge in voxels (the paper's 64).
+    margin: voxels of context on each side of a tile, discarded (the paper's 3).
+  """
+  weights: str
+  out: str
+  model: str | None = None
+  tile: int = 64
+  margin: int = 3
+
+  def __post_init__(self):
+    cli.require_at_least(self, tile=1, margin=0)
+
+
+LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
+
+
+def serving_function(model, tile=64, margin=3):
+  """The exported computation: `volume` -> {"sr": its super-resolution, same shape}."""
+  import tensorflow as tf
+
+  from mdcsrn_tf.infer.tiling import tiled_forward
+
+  def serve(volume):
+    shape = tf.shape(volume)
+    batched = tf.equal(tf.rank(volume), 5)
+    # [D, H, W] of either layout; padded so that slicing a shape of another rank never fails
+    spatial = tf.slice(tf.pad(shape, [[0, 5]]), [tf.where(batched, 1, 0)], [3])
+    voxels = tf.reduce_prod(spatial)
+    layout_ok = tf.logical_and(
+        tf.logical_or(tf.equal(tf.rank(volume), 3),
+                      tf.logical_and(batched, tf.equal(tf.reduce_prod(shape), voxels))),
+        voxels > 0)
+    check = tf.debugging.Assert(layout_ok, [LAYOUT_ERROR, shape], summarize=5)
+    with tf.control_dependencies([check]):  # before any op that a wrong shape would break
+      volume = tf.reshape(volume, spatial)
+    peak = tf.reduce_max(volume)
+    scale = tf.where(peak > 0, peak, tf.ones_like(peak))
+    # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
+    sr = tf.maximum(tiled_forward(model, volume / scale, tile, margin), 0.0) * scale
+    return {"sr": tf.reshape(sr, shape)}
+
+  return serve
+
+
+def check_export_folder(out_dir) -> str:
+  """The absolute export folder; InputError if it exists already or could not be made
+  (TF Serving's MODEL/VERSION layout: missing parents are made when the export is written)."""
+  out_dir = os.path.abspath(os.fspath(out_dir))
+  if os.path.exists(out_dir):
+    raise InputError(f"{out_dir}: already exists; choose a new folder (e.g. the next version)")
+  ancestor = os.path.dirname(out_dir)
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not (os.path.isdir(ancestor) and os.access(ancestor, os.W_OK | os.X_OK)):
+    raise InputError(f"{out_dir}: cannot be made, {ancestor} is not a writable folder")
+  return out_dir
+
+
+def export_saved_model(model, out_dir, tile=64, margin=3):
+  """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
+  import keras
+  import tensorflow as tf
+
+  out_dir = check_export_folder(out_dir)
+  os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint("serving_default", serving_function(model, tile, margin),
+                       input_signature=[tf.TensorSpec(None, tf.float32, name="volume")])
+  return write_folder_atomically(out_dir, lambda folder: archive.write_out(folder,
+                                                                             verbose=False))
+
+
+def export(options: ExportOptions) -> str:
+  """The command: checks the destination before loading anything, then exports."""
+  check_export_folder(options.out)
+  from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
+
+  model = weights.load_generator(options.weights, options.model)
+  return export_saved_model(model, options.out, options.tile, options.margin)

@@ -1,0 +1,111 @@
+"""Ships a trained generator with the package, its held-out metrics in its model card: the
+library of `python -m mdcsrn_tf.release` (docs/reproducing.md).
+
+The generator (a training workdir's export/generator, or any exported PATH, the shipped
+weights themselves included) is scored on its data set's test subject (Colin27 for the
+bundled data set, never trained or tuned on) against the baselines, on the whole volume
+and on a fixed central crop (the crop is what the test suite re-measures), and written to
+mdcsrn_tf/weights/b4u4_{kind} with its card. Weights below the project's bar get a
+`warning` in the card, which `mdcsrn-sr` prints whenever it uses them. The bar: PSNR at
+least REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
+GAN_TOLERANCE_DB PSNR of the shipped L1 weights.
+"""
+import dataclasses
+import os
+
+from mdcsrn_tf import weights
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.evaluate import scoring, subjects
+
+REQUIRED_GAIN_DB = 1.0  # PSNR above the bicubic baseline
+GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
+CHECK_TILE, CHECK_MARGIN = 64, 3  # the paper's tiling
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseOptions:
+  """What `python -m mdcsrn_tf.release` ships.
+
+  Attributes:
+    weights: the generator to ship: a training workdir (its export/generator) or an
+      exported PATH(.weights.h5) with its card.
+    kind: which shipped weights these become: l1 or gan.
+    check_crop: edge of the central crop whose metrics the test suite re-measures.
+    batch: tiles per forward pass.
+  """
+  weights: str
+  kind: str = "l1"
+  check_crop: int = 64
+  batch: int = 1
+
+  def __post_init__(self):
+    if self.kind not in weights.SHIPPED:
+      raise InputError(f"--kind must be one of {', '.join(weights.SHIPPED)}, got {self.kind!r}")
+
+
+def held_out_metrics(model, hr, lr_mode, batch=1):
+  """{method: metrics} of the model and the baselines on one normalised HR volume."""
+  return scoring.evaluate_volume(
+      hr, {"linear": None, "cubic": None, "zero_filled": None, "model": model},
+      lr_mode=lr_mode, tile=CHECK_TILE, margin=CHECK_MARGIN, batch=batch)
+
+
+def quality_shortfalls(whole: dict, l1_psnr=None) -> list:
+  """How held-out whole-volume metrics ({method: metrics}) miss the bar, one phrase each;
+  `l1_psnr` is the shipped L1 weights' PSNR when these are GAN weights."""
+  model, cubic = whole["model"], whole["cubic"]
+  shortfalls = []
+  if model["psnr"] < cubic["psnr"] + REQUIRED_GAIN_DB:
+    shortfalls.append(f"held-out PSNR {model['psnr']:.2f} dB, less than {REQUIRED_GAIN_DB} dB "
+                      f"above bicubic {cubic['psnr']:.2f} dB")
+  if model["ssim"] <= cubic["ssim"]:
+    shortfalls.append(f"held-out SSIM {model['ssim']:.4f}, not above bicubic {cubic['ssim']:.4f}")
+  if l1_psnr is not None and model["psnr"] < l1_psnr - GAN_TOLERANCE_DB:
+    shortfalls.append(f"held-out PSNR {model['psnr']:.2f} dB, more than {GAN_TOLERANCE_DB} dB "
+                      f"below the L1 weights' {l1_psnr:.2f} dB")
+  return shortfalls
+
+
+def _source(path) -> str:
+  """The exported generator a workdir or a PATH names."""
+  exported = weights.exported_generator(path)
+  return exported if os.path.isfile(exported + weights.WEIGHTS_SUFFIX) else weights.base_path(path)
+
+
+def release(options: ReleaseOptions) -> str:
+  """Scores and ships the generator; returns the shipped base path."""
+  source = _source(options.weights)
+  card = weights.read_card(source)
+  model = weights.load_generator(source)
+  if not card.dataset:
+    raise InputError(f"{source}: the model card names no data set")
+  test = subjects.manifest_subjects(card.dataset, "test")
+  if len(test) != 1:
+    raise InputError(f"{card.dataset}: expected one held-out test subject, found {len(test)}")
+  (name, load), = test
+  hr = load()
+  whole = held_out_metrics(model, hr, card.lr_mode, options.batch)
+  crop, starts = subjects.central_crop(hr, options.check_crop)
+  held_out = {"volume": name, "normalisation": "divided by the whole volume's maximum",
+              "tile": CHECK_TILE, "margin": CHECK_MARGIN, "whole_volume": whole,
+              "check_crop": {"start": starts, "edge": options.check_crop,
+                             "metrics": held_out_metrics(model, crop, card.lr_mode,
+                                                         options.batch)}}
+  on_gpu = bool(card.machine.get("gpus"))
+  note = "" if on_gpu else (
+      f"trained on CPU only: {card.training.get('patch_size', '?')}^3 patches, batch "
+      f"{card.training.get('batch_size', '?')}, {card.steps} steps, where the paper trains 64^3 "
+      "patches, batch 2, for 500k (L1) and 550k (GAN) steps on a GPU; train with the full "
+      "flagfiles on a GPU for real use (docs/reproducing.md)")
+  shipped_l1 = weights.shipped().get("l1")
+  l1_psnr = None
+  if options.kind != "l1" and shipped_l1:
+    l1_psnr = weights.read_card(shipped_l1).held_out["whole_volume"]["model"]["psnr"]
+  shortfalls = quality_shortfalls(whole, l1_psnr)
+  warning = (f"preliminary {card.model} weights ({card.steps} steps, "
+             f"{'GPU' if on_gpu else 'CPU only'}): {'; '.join(shortfalls)}; see the model card "
+             "and docs/reproducing.md") if shortfalls else ""
+  card = dataclasses.replace(card, held_out=held_out, shipped_as=options.kind, note=note,
+                             warning=warning)
+  return weights.save_generator(model, os.path.join(weights.SHIPPED_DIR,
+                                                    weights.SHIPPED[options.kind]), card)

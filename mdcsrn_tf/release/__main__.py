@@ -1,0 +1,27 @@
+"""`python -m mdcsrn_tf.release --weights=runs/release_l1 --kind=l1` (mdcsrn-release): ships
+a trained generator as the package's b4u4 weights, with its held-out metrics in its model
+card (docs/reproducing.md)."""
+from mdcsrn_tf import cli, weights
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.release import ReleaseOptions, release
+
+
+def main(options: ReleaseOptions, arguments):
+  if arguments:
+    raise InputError(f"unexpected arguments: {' '.join(arguments)}")
+  path = release(options)
+  card = weights.read_card(path)
+  for method, scores in card.held_out["whole_volume"].items():
+    print(f"{method:12s} PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}  "
+          f"NRMSE {scores['nrmse']:.4f}")
+  print(f"shipped {path}{weights.WEIGHTS_SUFFIX}")
+  if card.warning:
+    print(f"warning: {card.warning}")
+
+
+def run():
+  cli.run(main, ReleaseOptions, __doc__)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,51 @@
+"""`python -m mdcsrn_tf.train --flagfile=flags/pretrain.cfg --dataset=MANIFEST --workdir=DIR`
+(mdcsrn-train): trains a generator, L1 pre-training or the GAN phase (docs/training.md).
+
+Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
+The resolved settings are written to WORKDIR/flags.cfg (to repeat the run) and
+WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
+checkpoint; a command whose model, phase or precision differ from the run's is refused.
+
+Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
+diverged (NaN/Inf), 128 + N after signal N (a checkpoint is saved first).
+"""
+import sys
+
+from mdcsrn_tf import cli, weights
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.train.config import TrainConfig, check_resumable, write_run_record
+
+EXIT_DIVERGED = 3
+
+
+def main(config: TrainConfig, arguments):
+  if arguments:
+    raise InputError(f"unexpected arguments: {' '.join(arguments)}")
+  config.validate()
+  check_resumable(config)
+  write_run_record(config)
+  from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags are good
+
+  flagfiles = tuple(arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--flagfile="))
+  try:
+    card = loop.train(config, flagfiles)
+  except loop.TrainingDiverged as error:
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_DIVERGED
+  except loop.TrainingInterrupted as error:
+    print(str(error), file=sys.stderr)
+    return 128 + error.signal_number
+  if card:
+    scores = card.validation
+    print(f"exported {weights.exported_generator(config.workdir)} after {card.steps} "
+          f"steps; validation PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}, "
+          f"NRMSE {scores['nrmse']:.4f}, L1 {scores['l1']:.4f}")
+  return 0
+
+
+def run():
+  cli.run(main, TrainConfig, __doc__)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,92 @@
+"""A model card: the one typed record that travels with a generator's weights, PATH.json
+beside PATH.weights.h5. It is written and read here and nowhere else.
+
+Training writes the card when it exports a generator, with the whole resolved training
+configuration; `python -m mdcsrn_tf.release` adds the held-out metrics, a note and, for
+weights below the project's bar, a warning that `mdcsrn-sr` prints whenever it uses them.
+"""
+import dataclasses
+import json
+import os
+
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.files import read_json, write_text_atomically
+
+SUFFIX = ".json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+  """What a generator's weights are and how they were made.
+
+  Attributes:
+    model: the generator's name (models.GENERATOR_NAMES), which rebuilds the network.
+    lr_mode: the network input it was trained on: "linear" or "zero_filled".
+    weights_sha256: SHA-256 of the weights file the card describes ("": not recorded).
+    training: the whole resolved training configuration (train.config.TrainConfig as a
+      mapping); empty for weights that did not come out of this project's training.
+    flagfiles: the flagfiles the training command was given.
+    resumed_from_step: the step the last training invocation started from.
+    wall_seconds: training wall time over all invocations.
+    machine: the machine training ran on (hardware.machine()).
+    replicas: devices each training step ran on.
+    dataset: the data set manifest training read.
+    subjects: {split: [volume names]} of the training and validation splits.
+    validation: the last validation's mean metrics.
+    held_out: metrics on the held-out test subject, measured when the weights are shipped.
+    shipped_as: "l1" or "gan" for the package's shipped weights, else "".
+    note: how the weights were made, where it matters to a user.
+    warning: a shortfall that mdcsrn-sr prints whenever the weights are used ("": none).
+  """
+  model: str
+  lr_mode: str = "linear"
+  weights_sha256: str = ""
+  training: dict = dataclasses.field(default_factory=dict)
+  flagfiles: tuple = ()
+  resumed_from_step: int = 0
+  wall_seconds: float = 0.0
+  machine: dict = dataclasses.field(default_factory=dict)
+  replicas: int = 1
+  dataset: str = ""
+  subjects: dict = dataclasses.field(default_factory=dict)
+  validation: dict = dataclasses.field(default_factory=dict)
+  held_out: dict = dataclasses.field(default_factory=dict)
+  shipped_as: str = ""
+  note: str = ""
+  warning: str = ""
+
+  @property
+  def steps(self) -> int:
+    """The training steps the weights had (0 when unknown)."""
+    return int(self.training.get("steps", 0))
+
+  @property
+  def phase(self) -> str:
+    return self.training.get("phase", "")
+
+
+def path_of(base) -> str:
+  return os.fspath(base) + SUFFIX
+
+
+def write(base, card: ModelCard):
+  """Writes BASE.json atomically."""
+  text = json.dumps(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n"
+  write_text_atomically(path_of(base), text)
+
+
+def read(base) -> ModelCard:
+  """The card BASE.json; InputError when it is missing, unreadable or names no model.
+  Fields this version does not know are left out, so older cards still read."""
+  path = path_of(base)
+  fields = read_json(path, "model card", "for weights without one, pass the model name")
+  if not isinstance(fields, dict) or not isinstance(fields.get("model"), str):
+    raise InputError(f"{path}: model card has no 'model' name")
+  known = {field.name for field in dataclasses.fields(ModelCard)}
+  values = {name: value for name, value in fields.items() if name in known}
+  if "flagfiles" in values:
+    values["flagfiles"] = tuple(values["flagfiles"])
+  try:
+    return ModelCard(**values)
+  except TypeError as error:
+    raise InputError(f"{path}: not a model card ({error})") from None
