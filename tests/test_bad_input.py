@@ -1,13 +1,16 @@
 """Hostile but fair input, one row per case: the command must end in exactly one
 `error: ...` line on stderr that names what the user gave, exit status 2, and leave every
-file as it was (no output, no temporary file). The inputs are real Colin27 crops.
+file as it was (no output, no temporary file, no half-made workdir). The inputs are real
+Colin27 crops.
 
-Every command is a fresh process, and each one loads TensorFlow with the package (about
-3 s on two cores); the rows are refused before a model is built, except the NaN weights'.
+Every command is a fresh process; most rows are refused before TensorFlow loads, and only
+the NaN weights and the NaN training volume get as far as running a network or a pipeline.
 """
+import dataclasses
 import fnmatch
 import gzip
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -20,9 +23,13 @@ import pytest
 
 from mdcsrn_tf import weights
 from mdcsrn_tf.models import build_model
+from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.weights.card import ModelCard
 
-MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export"}
+MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export",
+           "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate"}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = f"train --flagfile={os.path.join(REPO, 'flags', 'smoke_pretrain.cfg')}"
 
 # (command line, exit status, the error line's text after "error: " with * for any text,
 #  paths that must not exist or stay as they were); {name} is a path of the `world` fixture,
@@ -60,6 +67,18 @@ CASES = [
     ("export --weights {weights} --out {out}", 2, "{out}: already exists*", []),
     ("export --weights {weights} --out {scan}/1", 2, "{scan}/1: cannot be made, {scan} is *",
      []),
+    (SMOKE + " --dataset={no_path} --workdir={out}/run", 2, '{no_path}: entry 1 has no "path"',
+     []),
+    (SMOKE + " --dataset={subjects_5} --workdir={out}/run", 2,
+     '{subjects_5}: not a data set manifest ("subjects" must be a list of entries)', []),
+    (SMOKE + " --dataset={nan_train} --workdir={out}/run", 2,
+     "{nan_volume}: * voxels are NaN or Inf", []),
+    (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
+     "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
+     ["{run_b1u8}/config.json"]),
+    ("evaluate --volumes={scan} --weights=l1={shipped} --lr_mode=linear --out_dir={out}/eval", 2,
+     "{shipped}: its model card says the network was trained on zero_filled input, not "
+     "--lr_mode=linear", []),
 ]
 
 
@@ -100,10 +119,32 @@ def world(tmp_path_factory, colin27_crop):
                        "nan_volume": np.full((4, 5, 6), np.nan)}.items():
     paths[name] = str(root / f"{name}.nii.gz")
     nib.Nifti1Image(voxels.astype(np.float32), np.eye(4)).to_filename(paths[name])
+  write_manifests(root, paths)
+  paths["shipped"] = weights.shipped()["l1"]
   paths["truncated"] = str(root / "truncated.nii.gz")
   with open(paths["truncated"], "wb") as file:
     file.write(gzip.compress(open(paths["scan"], "rb").read())[:200])
   return root, paths
+
+
+def write_manifests(root, paths):
+  """Hand-written manifests, good and bad, and a workdir whose run trained b1u8."""
+  entries = {"scan": {"name": "scan", "path": paths["scan"], "split": "validation"},
+             "nan": {"name": "nan", "path": paths["nan_volume"], "split": "train"},
+             "other": {"name": "other", "path": paths["other"], "split": "train"}}
+  manifests = {"no_path": [entries["scan"], {"name": "lost", "split": "train"}],
+               "subjects_5": 5, "nan_train": [entries["scan"], entries["nan"]],
+               "good": [entries["scan"], entries["other"]]}
+  for name, subjects in manifests.items():
+    paths[name] = str(root / f"{name}.json")
+    with open(paths[name], "w", encoding="utf-8") as file:
+      json.dump({"subjects": subjects}, file)
+  paths["run_b1u8"] = str(root / "run_b1u8")
+  os.mkdir(paths["run_b1u8"])
+  record = dataclasses.asdict(TrainConfig(dataset=paths["good"], workdir=paths["run_b1u8"],
+                                          model="b1u8"))
+  with open(os.path.join(paths["run_b1u8"], "config.json"), "w", encoding="utf-8") as file:
+    json.dump(record, file)
 
 
 def state(path):

@@ -2,8 +2,8 @@
 (mdcsrn-train): trains a generator, L1 pre-training or the GAN phase (docs/training.md).
 
 Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
-The resolved settings are written to WORKDIR/flags.cfg (to repeat the run) and
-WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
+Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
+repeat the run) and WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
 checkpoint; a command whose model, phase or precision differ from the run's is refused.
 
 Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
@@ -13,7 +13,8 @@ import sys
 
 from mdcsrn_tf import cli, weights
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.train.config import TrainConfig, check_resumable, write_run_record
+from mdcsrn_tf.data import manifest
+from mdcsrn_tf.train.config import TrainConfig, check_resumable
 
 EXIT_DIVERGED = 3
 
@@ -22,9 +23,10 @@ def main(config: TrainConfig, arguments):
   if arguments:
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
   config.validate()
+  for split in ("train", "validation"):  # a hand-written manifest's mistake, before any work
+    manifest.split_entries(config.dataset, split)
   check_resumable(config)
-  write_run_record(config)
-  from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags are good
+  from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags and data are good
 
   flagfiles = tuple(arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--flagfile="))
   try:

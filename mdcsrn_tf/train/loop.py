@@ -17,6 +17,7 @@ the run before anything else is saved (TrainingDiverged), and no checkpoint is w
 with non-finite weights, so the latest checkpoint stays the last good one.
 """
 import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -30,7 +31,7 @@ from mdcsrn_tf import hardware, models, weights
 from mdcsrn_tf.data import pipeline, volume_store
 from mdcsrn_tf.train import checkpoints as run_checkpoints
 from mdcsrn_tf.train import schedule, steps, validation
-from mdcsrn_tf.train.config import TrainConfig
+from mdcsrn_tf.train.config import TrainConfig, write_run_record
 from mdcsrn_tf.weights.card import ModelCard
 
 
@@ -98,6 +99,24 @@ def _first_non_finite(values: dict) -> str | None:
 def _weights_finite(networks) -> bool:
   return all(bool(tf.reduce_all(tf.math.is_finite(v.value)))
              for m in networks.models() for v in m.weights if "float" in v.dtype)
+
+
+class _Batches:
+  """The training batches, whose tf.data iterator close() drops: one alive when the
+  interpreter exits (kept by the frames of an exception's traceback, say) waits for its
+  Python threads, which wait for the interpreter, and the process hangs."""
+
+  def __init__(self, dataset):
+    self._iterator = iter(dataset)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self._iterator)
+
+  def close(self):
+    self._iterator = None
 
 
 class _Signals:
@@ -174,10 +193,23 @@ def train(config: TrainConfig, flagfiles=()) -> ModelCard | None:
   keras.utils.set_random_seed(config.seed + start_step)
   data_config = pipeline_config(config, seed=config.seed + start_step)
   patches = pipeline.PatchStream(config.dataset, "train", data_config, log=tqdm.write)
-  validator = validation.Validator(config, data_config, networks.generator,
-                                         os.path.join(workdir, "logs") if chief else None,
-                                         log=tqdm.write)
-  last_metrics = _loop(config, strategy, networks, checkpoints, patches, validator)
+  started = time.time()
+  batches = _Batches(strategy.experimental_distribute_dataset(patches.dataset()))
+  try:
+    with patches.reporting_input_errors():
+      first = next(batches)  # an unusable first volume stops the run before it writes anything
+    tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
+               f"training volumes, {config.parallel_volumes} prepared at once, disk cache: "
+               f"{data_config.cache_dir or 'off'})")
+    if chief:
+      write_run_record(config)
+    validator = validation.Validator(config, data_config, networks.generator,
+                                     os.path.join(workdir, "logs") if chief else None,
+                                     log=tqdm.write)
+    last_metrics = _loop(config, strategy, networks, checkpoints, patches,
+                         itertools.chain([first], batches), validator)
+  finally:
+    batches.close()
   if last_metrics is None or config.steps % config.validate_every:  # not validated at the end
     last_metrics = _validate(validator, config.steps, checkpoints)
   if not chief:
@@ -205,53 +237,43 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
       else None, memory_volumes=config.memory_cache_volumes)
 
 
-def _loop(config, strategy, networks, checkpoints, patches, validator):
-  """Trains from the restored step to config.steps; returns the last validation's
-  metrics (None if none ran)."""
+def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
+  """Trains from the restored step to config.steps on `batches`; returns the last
+  validation's metrics (None if none ran)."""
   step_of = step_functions(config, strategy, networks)
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
-  batches = iter(strategy.experimental_distribute_dataset(patches.dataset()))
-  try:
-    with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
-                                     desc=config.phase, dynamic_ncols=True) as bar:
-      while int(step.numpy()) < config.steps:
-        current = int(step.numpy())
-        network = _network_for_step(config, current)
-        with patches.reporting_input_errors():
-          lr, hr = next(batches)
-        if bar.n == bar.initial:
-          tqdm.write(f"first batch after {time.time() - started:.1f} s ({len(patches.entries)} "
-                     f"training volumes, {config.parallel_volumes} prepared at once, disk "
-                     f"cache: {patches.config.cache_dir or 'off'})")
-        values = {name: float(value) for name, value in step_of[network](lr, hr).items()}
-        bad = _first_non_finite(values)
-        if bad is not None:
-          raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
-                                 f"the last good checkpoint is {checkpoints.last_good()}")
-        step.assign_add(1)
-        done = current + 1
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-        validator.log_step(done, network, values, networks)
-        # Validation first, so that the checkpoint of this step holds the updated best PSNR.
-        if config.validate_every and done % config.validate_every == 0:
-          last_metrics = _validate(validator, done, checkpoints)
-        if done % config.checkpoint_every == 0 or done == config.steps or signals.received:
-          if not _weights_finite(networks):
-            raise TrainingDiverged(f"non-finite weights after step {current}; stopped, the "
-                                   f"last good checkpoint is {checkpoints.last_good()}")
-          checkpoints.seconds.assign(seconds_before + time.time() - started)
-          checkpoints.recent.save(checkpoint_number=done)
-        if signals.received:
-          raise TrainingInterrupted(f"stopped by signal {signals.received} at step {done}; "
-                                    f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
-                                    signals.received)
-  finally:
-    # A tf.data iterator alive when the interpreter exits (held by an exception's
-    # traceback, say) waits for its Python threads, which wait for the interpreter: a hang.
-    batches = None
+  with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
+                                   desc=config.phase, dynamic_ncols=True) as bar:
+    while int(step.numpy()) < config.steps:
+      current = int(step.numpy())
+      network = _network_for_step(config, current)
+      with patches.reporting_input_errors():
+        lr, hr = next(batches)
+      values = {name: float(value) for name, value in step_of[network](lr, hr).items()}
+      bad = _first_non_finite(values)
+      if bad is not None:
+        raise TrainingDiverged(f"non-finite {bad} ({values[bad]}) at step {current}; stopped, "
+                               f"the last good checkpoint is {checkpoints.last_good()}")
+      step.assign_add(1)
+      done = current + 1
+      bar.update(1)
+      bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+      validator.log_step(done, network, values, networks)
+      # Validation first, so that the checkpoint of this step holds the updated best PSNR.
+      if config.validate_every and done % config.validate_every == 0:
+        last_metrics = _validate(validator, done, checkpoints)
+      if done % config.checkpoint_every == 0 or done == config.steps or signals.received:
+        if not _weights_finite(networks):
+          raise TrainingDiverged(f"non-finite weights after step {current}; stopped, the "
+                                 f"last good checkpoint is {checkpoints.last_good()}")
+        checkpoints.seconds.assign(seconds_before + time.time() - started)
+        checkpoints.recent.save(checkpoint_number=done)
+      if signals.received:
+        raise TrainingInterrupted(f"stopped by signal {signals.received} at step {done}; "
+                                  f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
+                                  signals.received)
   return last_metrics
 
 
