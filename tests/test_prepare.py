@@ -1,4 +1,4 @@
-"""Data set preparation (data/prepare.py): layouts, validation report, split by subject."""
+"""Data set preparation (python -m mdcsrn_tf.data, data/dataset.py): layouts, validation report, split by subject."""
 import json
 import os
 import random

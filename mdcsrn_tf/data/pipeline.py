@@ -70,7 +70,7 @@ class PipelineConfig:
   memory_volumes: int = 0
 
   def __post_init__(self):
-    self.degradation  # noqa: B018  (checks lr_mode, factor and plane_axes)
+    Degradation(self.lr_mode, self.factor, tuple(self.plane_axes))  # its checks
     if min(self.patch_size, self.batch_size, self.patches_per_volume, self.parallel_volumes,
            self.shuffle_patches) < 1 or self.memory_volumes < 0 or self.seed < 0:
       raise InputError("patch_size, batch_size, patches_per_volume, parallel_volumes and "
