@@ -79,6 +79,20 @@ CASES = [
     ("evaluate --volumes={scan} --weights=l1={shipped} --lr_mode=linear --out_dir={out}/eval", 2,
      "{shipped}: its model card says the network was trained on zero_filled input, not "
      "--lr_mode=linear", []),
+    ("evaluate --volumes={scan} --masks={mask_small} --out_dir={out}/eval", 2,
+     "{mask_small}: mask of 4 x 5 x 6 voxels is not on the grid of {scan} (37 x 45 x 29)", []),
+    ("evaluate --volumes={scan} --masks={mask_shifted} --out_dir={out}/eval", 2,
+     "{mask_shifted}: mask's affine is not the one of {scan}, so it is not on its grid", []),
+    ("evaluate --volumes={scan} --masks={mask_empty} --out_dir={out}/eval", 2,
+     "{mask_empty}: mask has no non-zero voxel", []),
+    ("evaluate --volumes={scan} --masks={mask_empty},{mask_small} --out_dir={out}/eval", 2,
+     "--masks needs one mask per --volumes file, got 2 for 1", []),
+    ("evaluate --manifest={mask_wrong} --out_dir={out}/eval", 2,
+     "{mask_small}: mask of 4 x 5 x 6 voxels is not on the grid of {scan} (37 x 45 x 29)", []),
+    ("evaluate --manifest={mask_5} --out_dir={out}/eval", 2,
+     '{mask_5}: entry 0: "mask" must be the path of a NIfTI file', []),
+    ("evaluate --manifest={mask_gone} --out_dir={out}/eval", 2, "{absent}: mask of scan is missing",
+     []),
 ]
 
 
@@ -120,6 +134,7 @@ def world(tmp_path_factory, colin27_crop):
     paths[name] = str(root / f"{name}.nii.gz")
     nib.Nifti1Image(voxels.astype(np.float32), np.eye(4)).to_filename(paths[name])
   write_manifests(root, paths)
+  write_masks(root, paths)
   paths["shipped"] = weights.shipped()["l1"]
   paths["truncated"] = str(root / "truncated.nii.gz")
   with open(paths["truncated"], "wb") as file:
@@ -145,6 +160,25 @@ def write_manifests(root, paths):
                                           model="b1u8"))
   with open(os.path.join(paths["run_b1u8"], "config.json"), "w", encoding="utf-8") as file:
     json.dump(record, file)
+
+
+def write_masks(root, paths):
+  """Masks that do not fit the scan (another shape, shifted by a voxel, empty), and test
+  splits whose entry names such a mask, a number, or a file that is not there."""
+  scan = nib.load(paths["scan"])
+  shifted = scan.affine.copy()
+  shifted[:3, 3] += shifted[:3, 0]
+  for name, (voxels, affine) in {"mask_small": (np.ones((4, 5, 6)), np.eye(4)),
+                                 "mask_shifted": (np.ones(scan.shape), shifted),
+                                 "mask_empty": (np.zeros(scan.shape), scan.affine)}.items():
+    paths[name] = str(root / f"{name}.nii.gz")
+    nib.Nifti1Image(voxels.astype(np.uint8), affine).to_filename(paths[name])
+  for name, mask in {"mask_wrong": paths["mask_small"], "mask_5": 5,
+                     "mask_gone": paths["absent"]}.items():
+    paths[name] = str(root / f"{name}.json")
+    with open(paths[name], "w", encoding="utf-8") as file:
+      json.dump({"subjects": [{"name": "scan", "path": paths["scan"], "split": "test",
+                               "mask": mask}]}, file)
 
 
 def state(path):

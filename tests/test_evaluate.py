@@ -12,6 +12,7 @@ import pytest
 
 from mdcsrn_tf import weights
 from mdcsrn_tf.evaluate import results, scoring
+from mdcsrn_tf.evaluate.subjects import Subject
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
@@ -42,20 +43,26 @@ def test_metrics_agree_with_numpy():
     assert 0 < values["ssim"] < 1 and values["seconds"] >= 0
 
 
-def test_summary_is_mean_and_sample_std_over_subjects():
+def test_summary_is_mean_and_sample_std_over_subjects_in_mask_over_those_with_one():
   per_subject = {f"s{i}": {"linear": {"ssim": s, "psnr": p, "nrmse": n, "seconds": 1.0}}
                  for i, (s, p, n) in enumerate([(0.9, 30.0, 0.1), (0.8, 34.0, 0.2),
                                                 (0.7, 35.0, 0.4)])}
+  per_subject["s0"]["linear"].update(ssim_mask=0.6, psnr_mask=28.0, nrmse_mask=0.3)
+  per_subject["s2"]["linear"].update(ssim_mask=0.5, psnr_mask=31.0, nrmse_mask=0.5)
   summary = scoring.summarise(per_subject)["linear"]
-  assert summary["psnr"]["mean"] == pytest.approx(33.0)
+  assert summary["psnr"]["mean"] == pytest.approx(33.0) and summary["psnr"]["n"] == 3
   assert summary["psnr"]["std"] == pytest.approx(np.std([30, 34, 35], ddof=1))
   assert summary["nrmse"]["std"] == pytest.approx(np.std([0.1, 0.2, 0.4], ddof=1))
+  assert summary["psnr_mask"]["mean"] == pytest.approx(29.5) and summary["psnr_mask"]["n"] == 2
+  assert summary["ssim_mask"]["std"] == pytest.approx(np.std([0.6, 0.5], ddof=1))
+  unmasked = scoring.summarise({"s1": per_subject["s1"]})["linear"]
+  assert "psnr_mask" not in unmasked and unmasked["psnr"]["std"] == 0.0
 
 
 def test_baseline_ordering_on_colin27(sample):
   volume = nib.load(sample("colin27_1mm")).get_fdata(dtype=np.float32)[CH2_CROP]
-  results = scoring.evaluate_methods([("ch2", lambda: volume / volume.max())],
-                                          scoring.BASELINES, progress=False)
+  results = scoring.evaluate_methods([Subject("ch2", lambda: (volume / volume.max(), None))],
+                                     scoring.BASELINES, progress=False)
   figures = {m: results["subjects"]["ch2"][m] for m in scoring.BASELINES}
   print({m: (round(f["psnr"], 2), round(f["ssim"], 4)) for m, f in figures.items()})
   for metric in ("psnr", "ssim"):
@@ -119,13 +126,15 @@ def test_each_model_gets_the_input_it_was_trained_on():
   assert scores["zero_filled"]["psnr"] > scores["linear"]["psnr"] + 0.1  # the inputs differ
 
 
-
 def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tmp_path):
+  """Subject "b" has a mask (its head: voxels above a tenth of the maximum): its in-mask
+  figures survive the CSV, and a subject whose mask appeared since is scored again."""
   from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
 
   head = nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(dtype=np.float32)
   volumes = {name: v / v.max() for name, v in
              (("a", head), ("b", head[::-1, :, :20]), ("c", head[:, 4:, 2:]))}
+  masks = {"b": volumes["b"] > 0.1}
   loaded = []
 
   def subjects(interrupt_at=None):
@@ -134,15 +143,17 @@ def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tm
         loaded.append(name)
         if name == interrupt_at:
           raise KeyboardInterrupt  # the user's Ctrl-C while "c" is read
-        return volumes[name]
+        return volumes[name], masks.get(name)
       return load
-    return [(name, loader(name)) for name in volumes]
+    return [Subject(name, loader(name), name in masks) for name in volumes]
 
   methods, settings = ["linear", "cubic"], {"split": "test", "tile": 64}
   with pytest.raises(KeyboardInterrupt):
     scoring.evaluate_methods(subjects("c"), methods, progress=False,
-                                  record=results.ResultsRecord(tmp_path, settings))
-  assert sorted(results.read_results_csv(tmp_path / "per_subject.csv")) == ["a", "b"]
+                             record=results.ResultsRecord(tmp_path, settings))
+  written = results.read_results_csv(tmp_path / "per_subject.csv")
+  assert sorted(written) == ["a", "b"]
+  assert "psnr_mask" in written["b"]["cubic"] and "psnr_mask" not in written["a"]["cubic"]
 
   loaded.clear()
   resumed = scoring.evaluate_methods(
@@ -150,7 +161,15 @@ def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tm
   assert loaded == ["c"]  # the subjects already scored are not even read
   uninterrupted = scoring.evaluate_methods(subjects(), methods, progress=False)
   for method in methods:
-    for metric in ("psnr", "ssim", "nrmse"):
+    assert set(resumed["summary"][method]) == set(scoring.METRICS)
+    for metric in ("psnr", "ssim", "nrmse", "psnr_mask", "ssim_mask", "nrmse_mask"):
       assert resumed["summary"][method][metric] == uninterrupted["summary"][method][metric]
+
+  masks["a"] = volumes["a"] > 0.1
+  loaded.clear()
+  scoring.evaluate_methods(subjects(), methods, progress=False,
+                           record=results.ResultsRecord(tmp_path, settings))
+  assert loaded == ["a"]
+  assert "psnr_mask" in results.read_results_csv(tmp_path / "per_subject.csv")["a"]["linear"]
   with pytest.raises(InputError, match="holds the results of another evaluation"):
     results.ResultsRecord(tmp_path, {**settings, "tile": 32})

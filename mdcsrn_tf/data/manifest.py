@@ -1,8 +1,10 @@
 """A data set's manifest.json: written and read here, nowhere else (docs/data.md).
 
 {"source": ..., "counts": {split: n}, "subjects": [entry, ...]}, one entry per volume:
-{"name", "subject", "path", "split", "shape", "zooms"}. `prepare` writes absolute paths; a
-hand-written manifest may give paths relative to its own folder. Reading checks the
+{"name", "subject", "path", "split", "shape", "zooms"}, and optionally "mask": a NIfTI on
+the volume's grid whose non-zero voxels are where the evaluation also reports its figures
+(docs/evaluation.md). `prepare` writes absolute paths; a hand-written manifest may give
+paths, the volume's and the mask's, relative to its own folder. Reading checks the
 structure entry by entry, so a hand-written manifest's mistake is one line naming the
 manifest and the entry, not a KeyError deep inside tf.data.
 """
@@ -15,6 +17,7 @@ from mdcsrn_tf.files import read_json, write_text_atomically
 SPLITS = ("train", "validation", "evaluation", "test")
 FILE_NAME = "manifest.json"
 REQUIRED_TEXT = ("name", "path", "split")
+FILE_FIELDS = ("path", "mask")  # relative to the manifest's folder when not absolute
 
 
 def manifest_path(path) -> str:
@@ -46,7 +49,8 @@ def read(path) -> dict:
   by_split = {split: [] for split in SPLITS}
   for index, entry in enumerate(subjects):
     entry = _checked_entry(path, index, entry)
-    by_split[entry["split"]].append({**entry, "path": os.path.join(folder, entry["path"])})
+    by_split[entry["split"]].append({**entry, **{key: os.path.join(folder, entry[key])
+                                                 for key in FILE_FIELDS if key in entry}})
   return by_split
 
 
@@ -59,11 +63,14 @@ def _checked_entry(path, index, entry) -> dict:
       raise InputError(f"{where} has no \"{key}\"")
   if entry["split"] not in SPLITS:
     raise InputError(f"{where}: split {entry['split']!r} is not one of {', '.join(SPLITS)}")
+  if "mask" in entry and (not isinstance(entry["mask"], str) or not entry["mask"]):
+    raise InputError(f"{where}: \"mask\" must be the path of a NIfTI file")
   return {**entry, "subject": str(entry.get("subject") or entry["name"])}
 
 
 def split_entries(path, split) -> list:
-  """The entries of one split, each of whose files exists; InputError otherwise."""
+  """The entries of one split, each of whose files (volume and mask) exists; InputError
+  otherwise."""
   if split not in SPLITS:
     raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
   entries = read(path)[split]
@@ -72,4 +79,6 @@ def split_entries(path, split) -> list:
   for entry in entries:
     if not os.path.isfile(entry["path"]):
       raise InputError(f"{entry['path']}: volume of {entry['name']} is missing")
+    if "mask" in entry and not os.path.isfile(entry["mask"]):
+      raise InputError(f"{entry['mask']}: mask of {entry['name']} is missing")
   return entries

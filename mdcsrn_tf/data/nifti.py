@@ -23,12 +23,9 @@ def is_nifti_path(path) -> bool:
   return str(path).endswith(NIFTI_SUFFIXES)
 
 
-def load_volume(path) -> tuple[np.ndarray, nib.Nifti1Image]:
-  """Reads a 3D NIfTI volume as float32; raises InputError on anything unusable.
-
-  A 4D file whose trailing dimensions are all 1 is accepted as 3D; a real series
-  (4D with more than one volume) or a 2D image is refused.
-  """
+def open_image(path) -> nib.Nifti1Image:
+  """The NIfTI image at `path`, its header checked (a 3D volume of real scalars) and its
+  voxels not yet read; raises InputError on anything unusable."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise InputError(f"{path}: no such file")
@@ -38,22 +35,52 @@ def load_volume(path) -> tuple[np.ndarray, nib.Nifti1Image]:
     raise InputError(f"{path}: not a NIfTI file name (expected .nii or .nii.gz)")
   try:
     image = nib.load(path)
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-      raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
-    shape = image.shape
-    _check_shape(path, shape)
-    if np.issubdtype(image.get_data_dtype(), np.complexfloating) or image.get_data_dtype().fields:
-      raise InputError(f"{path}: unsupported voxel type {image.get_data_dtype()} (need real scalars)")
-    voxels = np.asarray(image.get_fdata(dtype=np.float32)).reshape(shape[:3])
-  except InputError:
-    raise
   except (nib.filebasedimages.ImageFileError, EOFError, zlib.error, gzip.BadGzipFile,
-          ValueError, OSError, MemoryError) as error:
+          ValueError, OSError) as error:
+    raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
+  if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+    raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
+  _check_shape(path, image.shape)
+  if np.issubdtype(image.get_data_dtype(), np.complexfloating) or image.get_data_dtype().fields:
+    raise InputError(f"{path}: unsupported voxel type {image.get_data_dtype()} (need real scalars)")
+  return image
+
+
+def load_volume(path) -> tuple[np.ndarray, nib.Nifti1Image]:
+  """Reads a 3D NIfTI volume as float32; raises InputError on anything unusable.
+
+  A 4D file whose trailing dimensions are all 1 is accepted as 3D; a real series
+  (4D with more than one volume) or a 2D image is refused.
+  """
+  path = os.fspath(path)
+  image = open_image(path)
+  try:
+    voxels = np.asarray(image.get_fdata(dtype=np.float32)).reshape(image.shape[:3])
+  except (EOFError, zlib.error, gzip.BadGzipFile, ValueError, OSError, MemoryError) as error:
     raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
   n_bad = int(np.count_nonzero(~np.isfinite(voxels)))
   if n_bad:
     raise InputError(f"{path}: {n_bad} of {voxels.size} voxels are NaN or Inf")
   return voxels, image
+
+
+def load_mask(path, volume: nib.Nifti1Image, volume_path) -> np.ndarray:
+  """The non-zero voxels of the NIfTI at `path` as a boolean array, for `volume` (the image
+  read from `volume_path`); InputError naming the mask when it is not on the volume's grid:
+  another shape, or an affine with an entry more than 0.001 (mm) off."""
+  voxels, image = load_volume(path)
+  shape = volume.shape[:3]
+  if voxels.shape != shape:
+    raise InputError(f"{os.fspath(path)}: mask of {_size(voxels.shape)} voxels is not on the "
+                     f"grid of {os.fspath(volume_path)} ({_size(shape)})")
+  if not np.allclose(image.affine, volume.affine, rtol=0, atol=1e-3):
+    raise InputError(f"{os.fspath(path)}: mask's affine is not the one of "
+                     f"{os.fspath(volume_path)}, so it is not on its grid")
+  return voxels != 0
+
+
+def _size(shape) -> str:
+  return " x ".join(str(n) for n in shape)
 
 
 def _check_shape(path, shape):

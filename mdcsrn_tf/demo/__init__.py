@@ -60,7 +60,7 @@ def run_demo(options: DemoOptions) -> dict:
   dataset_dir = os.path.join(out_dir, "dataset")
   datasets.prepare_samples(dataset_dir)
   (subject,) = manifest.split_entries(dataset_dir, "test")
-  hr, scale, image, starts = subjects.read_subject(subject["path"], options.crop)
+  hr, scale, image, starts, _ = subjects.read_subject(subject["path"], options.crop)
 
   generators = shipped_generators()
   lr_mode = weights.common_lr_mode(card for _, card in generators.values())
@@ -84,8 +84,7 @@ def run_demo(options: DemoOptions) -> dict:
       slices, os.path.join(out_dir, "comparison.png"),
       title=f"Colin27 (held out), degraded plane, network input: {lr_mode}")
 
-  summary = {method: {metric: {"mean": value, "std": 0.0} for metric, value in scores.items()}
-             for method, scores in results.items()}
+  summary = scoring.summarise({subject["subject"]: results})
   table = scoring.format_table(summary, {
       method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()})
   print(table)

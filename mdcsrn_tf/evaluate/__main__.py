@@ -2,7 +2,8 @@
 Tables 1-2 on test subjects (evaluation.py, docs/evaluation.md).
 
 Subjects come from a data set manifest (--manifest, --split) or from NIfTI files
-(--volumes), read one at a time. Each subject's rows are written to OUT_DIR/per_subject.csv
+(--volumes), read one at a time; a subject with a mask (the manifest entry's "mask", or
+--masks) is also scored inside it, beside the whole volume. Each subject's rows are written to OUT_DIR/per_subject.csv
 as soon as they are scored, and a rerun with the same flags skips the subjects already
 there; at the end OUT_DIR/summary.json is written and the table printed.
 """

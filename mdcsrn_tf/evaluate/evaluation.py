@@ -2,10 +2,11 @@
 on a manifest split or on NIfTI files (docs/evaluation.md).
 
 Subjects are read one at a time; the baselines and every named network are scored on each,
-every network on the input its model card names. Each subject's rows are written to
-OUT_DIR/per_subject.csv as soon as they are scored, and a rerun with the same options skips
-the subjects already there; at the end OUT_DIR/summary.json holds the settings and the
-mean and std per method.
+every network on the input its model card names, on the whole volume and, for a subject
+with a mask (a manifest entry's "mask", or --masks beside --volumes), inside the mask too.
+Each subject's rows are written to OUT_DIR/per_subject.csv as soon as they are scored, and a
+rerun with the same options skips the subjects already there; at the end
+OUT_DIR/summary.json holds the settings and the mean and std per method.
 """
 import dataclasses
 import os
@@ -25,6 +26,9 @@ class EvaluateOptions:
     manifest: a data set's manifest.json (python -m mdcsrn_tf.data); or give --volumes.
     split: the manifest split to score (the paper's tables: test).
     volumes: HR NIfTI files to score instead of a manifest split.
+    masks: with --volumes, one mask per volume, in the same order: a NIfTI on the volume's
+      grid whose non-zero voxels are the mask; every figure is then also reported inside it
+      (a manifest gives masks in its entries' "mask" field instead).
     baselines: baselines to score, of nearest, linear, cubic and zero_filled.
     weights: NAME=PATH of each generator to score (PATH.weights.h5 with its PATH.json card).
     lr_mode: the input of networks whose card does not name one (default linear); a card's
@@ -40,6 +44,7 @@ class EvaluateOptions:
   manifest: str | None = None
   split: str = "test"
   volumes: tuple[str, ...] = ()
+  masks: tuple[str, ...] = ()
   baselines: tuple[str, ...] = ("linear", "cubic", "zero_filled")
   weights: tuple[str, ...] = ()
   lr_mode: str | None = None
@@ -54,6 +59,9 @@ class EvaluateOptions:
     cli.require_at_least(self, tile=1, margin=0, batch=1)
     if bool(self.manifest) == bool(self.volumes):
       raise InputError("give either --manifest or --volumes")
+    if self.masks and len(self.masks) != len(self.volumes):
+      raise InputError(f"--masks needs one mask per --volumes file, got {len(self.masks)} "
+                       f"for {len(self.volumes)}")
     unknown = set(self.baselines) - set(scoring.BASELINES)
     if unknown:
       raise InputError(f"unknown baselines {sorted(unknown)}; choose from "
@@ -94,17 +102,17 @@ def evaluate(options: EvaluateOptions) -> tuple:
   from mdcsrn_tf.models import analysis
 
   weight_paths = options.weight_paths()
-  for path in options.volumes:  # every file checked before the slow part
+  for path in options.volumes:  # every file checked before the slow part (masks: below)
     nifti.load_volume(path)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
-            else subjects.file_subjects(options.volumes))
+            else subjects.file_subjects(options.volumes, masks=options.masks))
   inputs = lr_modes(weight_paths, options.lr_mode)
   settings = {**dataclasses.asdict(options), "weights": weight_paths, "lr_mode": inputs}
   del settings["batch"]  # how fast, not what: a rerun may change it
   record = results.ResultsRecord(options.out_dir, settings)
   methods = dict.fromkeys(options.baselines)
   methods.update({name: weights.load_generator(path) for name, path in weight_paths.items()})
-  done = sum(record.scored(name, methods) for name, _ in scored)
+  done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
   outcome = scoring.evaluate_methods(

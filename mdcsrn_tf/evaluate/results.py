@@ -1,5 +1,6 @@
 """An evaluation's files: per_subject.csv (one row per subject and method, at full
-precision), settings.json and summary.json, all written atomically.
+precision; the in-mask columns empty for a subject without a mask), settings.json and
+summary.json, all written atomically.
 
 A ResultsRecord writes each subject's rows as soon as they are scored; reopened with the
 same settings it carries on where an interrupted evaluation stopped, so a 111-subject run
@@ -11,29 +12,31 @@ import json
 import os
 
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.evaluate.scoring import METRICS
+from mdcsrn_tf.evaluate.scoring import MASKED, METRICS
 from mdcsrn_tf.files import read_json, write_text_atomically
 
 
 def results_csv(per_subject: dict) -> str:
   """One row per (subject, method); numbers at full precision, so a resumed evaluation's
-  summary is the one an uninterrupted run gives."""
+  summary is the one an uninterrupted run gives; a metric a subject lacks (the in-mask
+  ones without a mask) is an empty cell."""
   rows = io.StringIO()
   writer = csv.writer(rows)
   writer.writerow(("subject", "method", *METRICS))
   for subject, by_method in per_subject.items():
     for method, values in by_method.items():
-      writer.writerow((subject, method, *(repr(float(values[m])) for m in METRICS)))
+      writer.writerow((subject, method, *(repr(float(values[m])) if m in values else ""
+                                          for m in METRICS)))
   return rows.getvalue()
 
 
 def read_results_csv(path) -> dict:
-  """{subject: {method: metrics}} of a results_csv file."""
+  """{subject: {method: metrics}} of a results_csv file, without the empty cells."""
   per_subject = {}
   with open(path, newline="", encoding="utf-8") as file:
     for row in csv.DictReader(file):
       per_subject.setdefault(row["subject"], {})[row["method"]] = {
-          metric: float(row[metric]) for metric in METRICS}
+          metric: float(row[metric]) for metric in METRICS if row[metric]}
   return per_subject
 
 
@@ -54,8 +57,12 @@ class ResultsRecord:
     write_text_atomically(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     self.per_subject = read_results_csv(self.csv_path) if os.path.exists(self.csv_path) else {}
 
-  def scored(self, subject, methods) -> bool:
-    return set(methods) <= set(self.per_subject.get(subject, {}))
+  def scored(self, subject, methods, masked=False) -> bool:
+    """Whether every method's rows of `subject` are here, with in-mask figures exactly when
+    the subject now has a mask (a mask added to a manifest since, or taken out, rescores
+    it)."""
+    rows = self.per_subject.get(subject, {})
+    return all(method in rows and (MASKED[0] in rows[method]) == masked for method in methods)
 
   def add(self, subject, results: dict):
     self.per_subject[subject] = results

@@ -11,9 +11,11 @@ method produces an SR volume on the HR grid:
 - a model: tiled whole-volume inference (inference.super_resolve) on its `lr_mode` input,
   the one its model card says it was trained on.
 
-SSIM (in-plane), PSNR and NRMSE come from metrics.py: data range 1 (HR max), whole
-volume, no brain mask. Seconds are wall-clock for the whole volume: the degradation for a
-baseline, the tiled inference for a model. Subjects are summarised by mean and sample std.
+SSIM (in-plane), PSNR and NRMSE come from metrics.py: data range 1 (HR max), on the whole
+volume and, for a subject with a mask, inside the mask too (ssim_mask, psnr_mask,
+nrmse_mask). Seconds are wall-clock for the whole volume: the degradation for a baseline,
+the tiled inference for a model. Subjects are summarised by mean and sample std, each
+in-mask figure over the subjects that have a mask.
 
 Subjects (subjects.py) stream one at a time; a ResultsRecord (results.py) keeps each
 subject's rows as soon as they are scored.
@@ -26,7 +28,9 @@ from mdcsrn_tf.data.degradation import INTERPOLATIONS
 from mdcsrn_tf.evaluate import metrics
 
 BASELINES = INTERPOLATIONS
-METRICS = ("ssim", "psnr", "nrmse", "seconds")
+FIGURES = ("ssim", "psnr", "nrmse")
+MASKED = tuple(metrics.MASKED[figure] for figure in FIGURES)
+METRICS = (*FIGURES, *MASKED, "seconds")  # a subject without a mask has no MASKED ones
 
 
 def _timed(compute):
@@ -36,8 +40,9 @@ def _timed(compute):
 
 
 def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), lr_mode="linear", tile=64,
-                    margin=3, batch=1, outputs=None):
-  """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume.
+                    margin=3, batch=1, outputs=None, mask=None):
+  """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume, with
+  "ssim_mask", "psnr_mask" and "nrmse_mask" too when a boolean `mask` on its grid is given.
 
   `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
   plain list of baseline names works too). `lr_mode` is the network input of every model,
@@ -68,29 +73,34 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), lr_mode="linear", 
       network_lr = input_of(name)
       sr, seconds = _timed(lambda: inference.super_resolve(
           model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
-    results[name] = {**metrics.quality(hr, sr, plane_axes), "seconds": seconds}
+    results[name] = {**metrics.quality(hr, sr, plane_axes, mask), "seconds": seconds}
     if outputs is not None:
       outputs[name] = sr
   return results
 
 
 def summarise(per_subject: dict) -> dict:
-  """{method: {metric: {"mean", "std"}}} over subjects; std is the sample std (ddof 1),
-  0 for a single subject."""
+  """{method: {metric: {"mean", "std", "n"}}} over the `n` subjects that have the metric
+  (the in-mask ones: the subjects with a mask; none, no entry); std is the sample std
+  (ddof 1), 0 for a single subject."""
   summary = {}
   for subject_results in per_subject.values():
     for method in subject_results:
       summary.setdefault(method, {})
   for method in summary:
     for metric in METRICS:
-      values = np.array([r[method][metric] for r in per_subject.values() if method in r])
-      std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-      summary[method][metric] = {"mean": float(np.mean(values)), "std": std}
+      values = np.array([r[method][metric] for r in per_subject.values()
+                         if metric in r.get(method, {})])
+      if len(values):
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        summary[method][metric] = {"mean": float(np.mean(values)), "std": std,
+                                   "n": len(values)}
   return summary
 
 
 def evaluate_methods(subjects, methods, progress=True, record=None, **options) -> dict:
-  """Scores `methods` on every (name, load) of `subjects`, one volume in memory at a time.
+  """Scores `methods` on every subjects.Subject (name, load, masked) of `subjects`, one
+  volume in memory at a time, inside its mask too when it has one.
 
   With a ResultsRecord, subjects it already holds are skipped (their volumes are not read)
   and every new subject is written to it as soon as it is scored. Returns {"subjects":
@@ -99,26 +109,50 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
   from tqdm import tqdm
 
   per_subject = {}
-  for name, load in tqdm(subjects, unit="subject", desc="evaluate", disable=not progress):
-    if record is not None and record.scored(name, methods):
+  for name, load, masked in tqdm(subjects, unit="subject", desc="evaluate",
+                                 disable=not progress):
+    if record is not None and record.scored(name, methods, masked):
       per_subject[name] = {method: record.per_subject[name][method] for method in methods}
       continue
-    per_subject[name] = evaluate_volume(load(), methods, **options)
+    hr, mask = load()
+    per_subject[name] = evaluate_volume(hr, methods, mask=mask, **options)
     if record is not None:
       record.add(name, per_subject[name])
   return {"subjects": per_subject, "summary": summarise(per_subject)}
 
 
-def format_table(summary: dict, parameters: dict | None = None) -> str:
-  """The paper's Tables 1-2 layout: mean (std) per metric, parameters and seconds."""
+def format_table(summary: dict, parameters: dict | None = None,
+                 mask_label="inside the mask") -> str:
+  """The paper's Tables 1-2 layout: mean (std) per metric (the mean alone for one subject),
+  parameters and seconds; when the subjects had masks, the in-mask figures beside the whole
+  volume's, under `mask_label` (with how many subjects they cover when not all)."""
   parameters = parameters or {}
-  header = (f"{'method':<14} {'SSIM':<15} {'PSNR':<13} {'NRMSE':<15} {'params':>8} "
-            f"{'time (s)':>9}")
-  lines = [header, "-" * len(header)]
+  first = next(iter(summary.values()))
+  with_std = first["psnr"]["n"] > 1
+  widths = (15, 13, 15) if with_std else (7, 6, 7)
+  groups = [FIGURES]
+  lines = []
+  if MASKED[1] in first:
+    groups.append(MASKED)
+    covered, total = first[MASKED[1]]["n"], first["psnr"]["n"]
+    label = mask_label + (f" ({covered} of {total} subjects)" if covered < total else "")
+    lines.append(f"{'':<14} {'whole volume':<{sum(widths) + 2}} {label}")
+  header = (f"{'method':<14} " + " ".join(
+      " ".join(f"{name:<{width}}" for name, width in zip(("SSIM", "PSNR", "NRMSE"), widths))
+      for _ in groups) + f" {'params':>8} {'time (s)':>9}")
+  lines += [header, "-" * len(header)]
   for method, values in summary.items():
-    ssim, psnr, nrmse = (values[m] for m in ("ssim", "psnr", "nrmse"))
     params = f"{parameters[method] / 1e6:.3f}M" if method in parameters else "-"
-    lines.append(f"{method:<14} {ssim['mean']:.4f} ({ssim['std']:.4f}) "
-                 f"{psnr['mean']:5.2f} ({psnr['std']:.2f}) {nrmse['mean']:.4f} ({nrmse['std']:.4f}) "
-                 f"{params:>8} {values['seconds']['mean']:9.2f}")
+    cells = " ".join(_figure_cells(values, keys, with_std, widths) for keys in groups)
+    lines.append(f"{method:<14} {cells} {params:>8} {values['seconds']['mean']:9.2f}")
   return "\n".join(lines)
+
+
+def _figure_cells(values, keys, with_std, widths) -> str:
+  """SSIM, PSNR, NRMSE as "mean (std)", or the mean alone, under format_table's headers."""
+  cells = []
+  for key, digits, width in zip(keys, (4, 2, 4), widths):
+    figure = values[key]
+    text = f"{figure['mean']:.{digits}f}" + (f" ({figure['std']:.{digits}f})" if with_std else "")
+    cells.append(f"{text:<{width}}")
+  return " ".join(cells)

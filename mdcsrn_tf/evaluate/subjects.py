@@ -1,14 +1,38 @@
 """The subjects an evaluation scores, loaded one at a time.
 
-A subject is a (name, load) pair: `load()` reads the volume, crops it to a central cube when
-asked and divides it by its maximum only when it is scored, so memory holds one volume
-whatever the split's size. Every evaluation (the command, the notebooks' tables, the
-release's held-out check and the demo) takes its subjects from here.
+A subject is a Subject(name, load, masked): `load()` reads the volume, crops it to a central
+cube when asked and divides it by its maximum only when it is scored, so memory holds one
+volume whatever the split's size; it also reads the subject's mask when it has one (a
+manifest entry's "mask", a --masks file: docs/evaluation.md), cropped alike. Every
+evaluation (the command, the notebooks' tables, the release's held-out check and the demo)
+takes its subjects from here.
+
+A mask is checked when its subject list is made, before any scoring: on the volume's grid,
+and with at least one voxel inside the crop. A mistake is one line naming the mask.
 """
 import functools
 import os
+import typing
 
 from mdcsrn_tf.data import intensity, manifest, nifti
+from mdcsrn_tf.errors import InputError
+
+
+class Subject(typing.NamedTuple):
+  """One test subject: `load()` gives (HR divided by its maximum, its boolean mask or None);
+  `masked` says, without reading anything, whether it has a mask."""
+  name: str
+  load: typing.Callable
+  masked: bool = False
+
+
+class Volume(typing.NamedTuple):
+  """A subject as read_subject gives it."""
+  hr: object  # divided by its maximum
+  scale: float  # that maximum
+  image: object  # the NIfTI image, whose geometry outputs keep
+  starts: list  # the crop's start per axis
+  mask: object  # boolean, on hr's grid; None without a mask file
 
 
 def central_crop(volume, edge):
@@ -19,28 +43,52 @@ def central_crop(volume, edge):
   return volume[tuple(slice(s, s + edge) for s in starts)], starts
 
 
-def read_subject(path, crop=0) -> tuple:
-  """(HR divided by its maximum, that maximum, the NIfTI image, the crop's start per axis)
-  of the volume at `path`, cropped to a central cube of `crop` voxels when > 0."""
+def read_mask(mask_path, volume_path, crop=0, volume_image=None):
+  """The boolean mask of `mask_path` for the volume at `volume_path` (whose image is read
+  for its header when not given), cropped as the volume; InputError naming the mask when it
+  is off the volume's grid or holds no voxel inside the crop."""
+  if volume_image is None:
+    volume_image = nifti.open_image(volume_path)
+  mask, _ = central_crop(nifti.load_mask(mask_path, volume_image, volume_path), crop)
+  if not mask.any():
+    where = f" inside the central {crop}^3 crop" if crop else ""
+    raise InputError(f"{os.fspath(mask_path)}: mask has no non-zero voxel{where}")
+  return mask
+
+
+def read_subject(path, crop=0, mask_path=None) -> Volume:
+  """The volume at `path`, cropped to a central cube of `crop` voxels when > 0 and divided
+  by its maximum, with the mask of `mask_path` (None: no mask)."""
   volume, image = nifti.load_volume(path)
   volume, starts = central_crop(volume, crop)
   hr, scale = intensity.normalise(volume, name=os.fspath(path))
-  return hr, scale, image, starts
+  mask = None if mask_path is None else read_mask(mask_path, path, crop, image)
+  return Volume(hr, scale, image, starts, mask)
 
 
-def _normalised_volume(path, crop=0):
-  return read_subject(path, crop)[0]
+def _load(path, crop, mask_path):
+  volume = read_subject(path, crop, mask_path)
+  return volume.hr, volume.mask
+
+
+def _subject(name, path, mask_path, crop) -> Subject:
+  if mask_path is not None:
+    read_mask(mask_path, path, crop)  # now, not after hours of scoring
+  return Subject(name, functools.partial(_load, path, crop, mask_path), mask_path is not None)
 
 
 def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:
-  """[(volume name, load)] of a manifest split (the first `limit` when > 0); `load()` gives
-  the volume, cropped to a central cube of `crop` voxels when > 0, divided by its maximum."""
+  """[Subject] of a manifest split (the first `limit` when > 0), each with its entry's mask
+  when it names one; `load()` gives the volume, cropped to a central cube of `crop` voxels
+  when > 0, divided by its maximum."""
   entries = manifest.split_entries(manifest_path, split)
-  return [(entry["name"], functools.partial(_normalised_volume, entry["path"], crop))
+  return [_subject(entry["name"], entry["path"], entry.get("mask"), crop)
           for entry in (entries[:limit] if limit else entries)]
 
 
-def file_subjects(paths, crop=0) -> list:
-  """[(file name, load)] of NIfTI files, as manifest_subjects."""
-  return [(os.path.basename(os.fspath(path)), functools.partial(_normalised_volume, path, crop))
-          for path in paths]
+def file_subjects(paths, crop=0, masks=()) -> list:
+  """[Subject] of NIfTI files, named by their file names, with one mask file per path when
+  `masks` is given; as manifest_subjects."""
+  masks = tuple(masks) or (None,) * len(paths)
+  return [_subject(os.path.basename(os.fspath(path)), path, mask, crop)
+          for path, mask in zip(paths, masks)]

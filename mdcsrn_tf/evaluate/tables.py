@@ -1,14 +1,16 @@
 """Tables 1 and 2 of the paper next to ours (the notebooks in notebooks/ call this).
 
 Our figures come from scoring.py (metrics, seconds per volume) and models.analysis
-(parameters, ops); the paper's from mdcsrn_tf.paper. A model whose checkpoint is missing
-gets a row that says so, never invented numbers.
+(parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
+masks (the bundled data set: Colin27's brain), our figures inside the mask stand beside the
+whole volume's; the paper gives no such figure. A model whose checkpoint is missing gets a
+row that says so, never invented numbers.
 """
 import dataclasses
 import os
 
 from mdcsrn_tf import paper, weights
-from mdcsrn_tf.evaluate import figures, scoring, subjects
+from mdcsrn_tf.evaluate import figures, metrics, scoring, subjects
 from mdcsrn_tf.models import analysis
 
 LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
@@ -52,7 +54,7 @@ def weights_path(method, settings: TableSettings):
 
 
 def test_subjects(settings: TableSettings):
-  """[(volume name, load)] of the split, cropped as the settings say."""
+  """[subjects.Subject] of the split, cropped as the settings say."""
   return subjects.manifest_subjects(settings.manifest, settings.split, settings.crop,
                                         settings.max_subjects)
 
@@ -97,8 +99,8 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
   models, _, missing, lr_modes = _load_models(methods, settings)
-  name, load = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
-  hr = load()
+  name, load, _ = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
+  hr, _ = load()
   volumes = {}
   scoring.evaluate_volume(
       hr, {**{m: None for m in methods if m in scoring.BASELINES}, **models},
@@ -116,8 +118,10 @@ def _row(method, summary, model, missing_reason):
   row = {"method": LABELS.get(method, method), "note": missing_reason or ""}
   for metric in ("ssim", "psnr", "nrmse"):
     ours = summary[metric] if summary else None
+    in_mask = (summary or {}).get(metrics.MASKED[metric])  # only for subjects with masks
     theirs = getattr(theirs_row, metric) if theirs_row else (None, None)
     row[metric] = (ours["mean"], ours["std"]) if ours else None
+    row[metrics.MASKED[metric]] = (in_mask["mean"], in_mask["std"]) if in_mask else None
     row[f"paper_{metric}"] = theirs[0]
     row[f"diff_{metric}"] = ours["mean"] - theirs[0] if ours and theirs[0] is not None else None
   row["seconds"] = summary["seconds"]["mean"] if summary else None
@@ -128,22 +132,32 @@ def _row(method, summary, model, missing_reason):
   return row
 
 
+FIGURES = (("ssim", "SSIM", 4), ("psnr", "PSNR", 2), ("nrmse", "NRMSE", 4))  # key, label, digits
+
+
 def markdown(rows) -> str:
-  """The rows as a Markdown table: ours (mean (std)), the paper's, and the difference."""
+  """The rows as a Markdown table: ours (mean (std)), the paper's, and the difference; then
+  ours inside the mask, when the subjects had masks."""
   def number(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
+  def mean_std(value, digits):
+    return f"{value[0]:.{digits}f} ({value[1]:.{digits}f})" if value else "-"
+
+  masked = [(metrics.MASKED[key], label, digits) for key, label, digits in FIGURES
+            if any(row[metrics.MASKED[key]] for row in rows)]
   header = ["method"]
-  for metric in ("SSIM", "PSNR", "NRMSE"):
-    header += [metric, f"paper {metric}", f"diff {metric}"]
+  for _, label, _ in FIGURES:
+    header += [label, f"paper {label}", f"diff {label}"]
+  header += [f"{label} in mask" for _, label, _ in masked]
   header += ["params", "ops/voxel", "time (s)", "paper time (s)", "note"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
     cells = [row["method"]]
-    for metric, digits in (("ssim", 4), ("psnr", 2), ("nrmse", 4)):
-      ours = row[metric]
-      cells += [f"{ours[0]:.{digits}f} ({ours[1]:.{digits}f})" if ours else "-",
-                number(row[f"paper_{metric}"], digits), number(row[f"diff_{metric}"], digits)]
+    for key, _, digits in FIGURES:
+      cells += [mean_std(row[key], digits), number(row[f"paper_{key}"], digits),
+                number(row[f"diff_{key}"], digits)]
+    cells += [mean_std(row[key], digits) for key, _, digits in masked]
     cells += [f"{row['params']:,}" if "params" in row else "-",
               f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",
               number(row["seconds"], 2), number(row["paper_seconds"], 2), row["note"]]

@@ -82,8 +82,8 @@ def release(options: ReleaseOptions) -> str:
   test = subjects.manifest_subjects(card.dataset, "test")
   if len(test) != 1:
     raise InputError(f"{card.dataset}: expected one held-out test subject, found {len(test)}")
-  (name, load), = test
-  hr = load()
+  (name, load, _), = test
+  hr, _ = load()
   whole = held_out_metrics(model, hr, card.lr_mode, options.batch)
   crop, starts = subjects.central_crop(hr, options.check_crop)
   held_out = {"volume": name, "normalisation": "divided by the whole volume's maximum",
