@@ -1,4 +1,6 @@
-"""The README's demo (python -m mdcsrn_tf.demo) end to end on a crop of the held-out real volume."""
+"""The README's demo (python -m mdcsrn_tf.demo) end to end on a crop of the held-out real
+volume: its volumes, its figure with the row of error maps, and its table, whole volume and
+in the brain; the error row on the whole Colin27 slice, where the brain's outline shows."""
 import json
 import os
 import subprocess
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf import weights
-from mdcsrn_tf.data import samples
+from mdcsrn_tf.data import kspace
+from mdcsrn_tf.evaluate import figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROP = 48
@@ -45,9 +48,11 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
   expected = original.get_fdata()[tuple(slice(s, s + CROP) for s in starts)]
   np.testing.assert_allclose(hr.get_fdata(), expected, rtol=1e-4, atol=1e-3 * expected.max())
 
-  figure = matplotlib.image.imread(out / "comparison.png")
-  grey = figure[..., :3].mean(axis=-1)
+  figure = matplotlib.image.imread(out / "comparison.png")[..., :3]
+  grey = figure.mean(axis=-1)
   assert grey.shape[0] > 100 and grey.std() > 0.1  # a picture of brains, not a blank page
+  slices, error_row = colour_fraction(figure)
+  assert slices < 0.02 < 0.05 < error_row  # grey slices (yellow zoom boxes), coloured errors
 
   results = json.loads((out / "metrics.json").read_text())
   # colin27_lr, the volume for mdcsrn-sr, is the shipped weights' network input
@@ -58,3 +63,47 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
   assert set(scores) == methods - {"hr", "lr"}
   psnr = {method: scores[method]["psnr"]["mean"] for method in scores}
   assert psnr["nearest"] < psnr["linear"] < psnr["cubic"] < psnr["zero_filled"]
+
+  # the printed table: whole volume, then in the brain, each PSNR as NumPy finds it in the
+  # written volumes (over the crop, and over ch2bet's voxels > 0 in the same crop)
+  lines = result.stdout.splitlines()
+  assert lines[0].split() == ["whole", "volume", "in", "the", "brain", "(ch2bet", ">", "0)"]
+  assert lines[1].split()[:7] == ["method", "SSIM", "PSNR", "NRMSE", "SSIM", "PSNR", "NRMSE"]
+  printed = {line.split()[0]: line.split() for line in lines[3:3 + len(scores)]}
+  brain = nib.load(sample("colin27_1mm_bet")).get_fdata()[
+      tuple(slice(s, s + CROP) for s in starts)] > 0
+  truth = hr.get_fdata() / hr.get_fdata().max()
+  for method in scores:
+    error = nib.load(out / f"colin27_{method}.nii.gz").get_fdata() / hr.get_fdata().max() - truth
+    for column, voxels in ((2, np.ones(brain.shape, bool)), (5, brain)):
+      expected = 10 * np.log10(1 / np.mean(error[voxels] ** 2))
+      assert abs(float(printed[method][column]) - expected) < 0.005 + 1e-4, (method, column)
+
+
+def colour_fraction(picture):
+  """(share of coloured pixels in the top two thirds, the same in the bottom third)."""
+  coloured = picture.max(axis=-1) - picture.min(axis=-1) > 0.15
+  third = picture.shape[0] // 3
+  return coloured[:2 * third].mean(), coloured[2 * third:].mean()
+
+
+def test_error_row_outlines_the_brain_on_one_colour_scale(tmp_path, sample):
+  hr = nib.load(sample("colin27_1mm")).get_fdata(dtype=np.float32)
+  hr /= hr.max()
+  brain = nib.load(sample("colin27_1mm_bet")).get_fdata() > 0
+  slices = {name: figures.degraded_plane_slice(kspace.degrade(hr, 2, (0, 1), method))
+            for name, method in (("LR", "zero_filled"), ("bicubic", "cubic"))}
+  slices["HR"] = figures.degraded_plane_slice(hr)
+  figures.comparison_figure(
+      slices, tmp_path / "errors.png",
+      errors={name: np.abs(slices[name] - slices["HR"]) for name in ("LR", "bicubic")},
+      outline=figures.degraded_plane_slice(brain))
+  picture = matplotlib.image.imread(tmp_path / "errors.png")[..., :3]
+  cyan = (picture[..., 0] < 0.4) & (picture[..., 1] > 0.6) & (picture[..., 2] > 0.6)
+  third = picture.shape[0] // 3
+  assert not cyan[:2 * third].any() and cyan[2 * third:].sum() > 500  # the brain's outline
+  slices_share, errors_share = colour_fraction(picture)
+  assert slices_share < 0.02 < 0.05 < errors_share
+  # the colour bar stands right of the error maps, where the HR column has none
+  bar = picture[2 * third:, int(picture.shape[1] * 0.85):]
+  assert (bar.max(axis=-1) - bar.min(axis=-1) > 0.15).sum() > 500

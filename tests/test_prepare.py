@@ -11,6 +11,7 @@ import pytest
 from nibabel.testing import data_path
 
 from mdcsrn_tf.data import dataset, manifest, samples
+from mdcsrn_tf.evaluate import subjects
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).dataobj)
@@ -77,6 +78,12 @@ def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path, sampl
   by_split = {split: [e for e in written["subjects"] if e["split"] == split]
               for split in manifest.SPLITS}
   assert [e["name"] for e in by_split["test"]] == ["colin27_1mm"]
+  # its brain mask, from the same package, on its grid; no other volume has one
+  assert by_split["test"][0]["mask"] == sample("colin27_1mm_bet")
+  assert [e["name"] for e in written["subjects"] if "mask" in e] == ["colin27_1mm"]
+  (test_subject,) = subjects.manifest_subjects(tmp_path, "test")
+  hr, brain = test_subject.load()
+  assert test_subject.masked and brain.shape == hr.shape and 0.2 < brain.mean() < 0.3
   assert all(e["subject"] != samples.TEST_SUBJECT
              for split in ("train", "validation") for e in by_split[split])
   assert by_split["train"]

@@ -8,7 +8,9 @@ follows the paper's 780/111/111/111 proportions (train/validation/evaluation/tes
 3.1) and is a function of the set of subject ids only: subjects are ordered by a SHA-256 hash
 of their id and the first ones go to validation, test and evaluation. `prepare_samples`
 builds the bundled demo data set from the registry (mdcsrn_tf.data.samples): Colin27 is the
-held-out test subject. manifest.json is written atomically (docs/data.md).
+held-out test subject, and its entry carries its brain mask (the skull-stripped ch2bet from
+the same package, voxels > 0) so that evaluations also report figures inside the brain.
+manifest.json is written atomically (docs/data.md).
 """
 import dataclasses
 import glob
@@ -61,6 +63,8 @@ HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
 DEMO_SPLITS = {
     "mni152_2009a": "train", "inia19_macaque": "train", "deepmriprep_template_05mm": "train",
     "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test"}
+# Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).
+DEMO_MASKS = {"colin27_1mm": "colin27_1mm_bet"}
 
 
 def find_subjects(src) -> list:
@@ -149,6 +153,9 @@ def prepare_samples(out, log=print) -> dict:
     else:
       candidates.append((name, samples.get(name).subject, path, split))
   entries = describe_all(candidates, log)
+  for entry in entries:
+    if entry["name"] in DEMO_MASKS:  # the same package installs both files
+      entry["mask"] = samples.sample_path(DEMO_MASKS[entry["name"]])
   for split in ("train", "test"):
     if not any(entry["split"] == split for entry in entries):
       raise InputError(f"no {split} volume among the installed samples: run `make samples`")

@@ -4,10 +4,14 @@
 2. takes its test subject, Colin27 (never trained or tuned on), divides it by its maximum
    and degrades it in k-space as the paper does (docs/paper.md#degradation-lr-generation);
 3. scores the baselines (linear, cubic = the paper's bicubic, zero-filled) and the shipped
-   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py;
+   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py, on the whole volume and inside
+   the brain (the data set's mask of Colin27: the skull-stripped ch2bet, voxels > 0). The
+   two differ: the network improves the brain and slightly worsens scalp, skull and neck,
+   which its mostly brain-only training volumes never showed it (docs/reproducing.md);
 4. writes every volume as NIfTI with Colin27's geometry (colin27_lr is the network input,
    the volume to give `mdcsrn-sr`), a PNG of the same slice for LR (the network input) /
-   bicubic / mDCSRN / mDCSRN-GAN / HR, and the metrics as a table, CSV and JSON.
+   bicubic / mDCSRN / mDCSRN-GAN / HR over a row of their errors |output - HR| with the
+   brain's outline, and the metrics, whole volume and in the brain, as a table, CSV and JSON.
 """
 import dataclasses
 import os
@@ -16,6 +20,7 @@ from mdcsrn_tf import cli
 
 PANELS = {"LR": "lr", "bicubic": "cubic", "mDCSRN": "mdcsrn", "mDCSRN-GAN": "mdcsrn_gan",
           "HR": "hr"}
+MASK_LABEL = "in the brain (ch2bet > 0)"
 SHIPPED_METHODS = {"l1": "mdcsrn", "gan": "mdcsrn_gan"}
 
 
@@ -60,7 +65,8 @@ def run_demo(options: DemoOptions) -> dict:
   dataset_dir = os.path.join(out_dir, "dataset")
   datasets.prepare_samples(dataset_dir)
   (subject,) = manifest.split_entries(dataset_dir, "test")
-  hr, scale, image, starts, _ = subjects.read_subject(subject["path"], options.crop)
+  hr, scale, image, starts, brain = subjects.read_subject(subject["path"], options.crop,
+                                                          subject["mask"])
 
   generators = shipped_generators()
   lr_mode = weights.common_lr_mode(card for _, card in generators.values())
@@ -68,7 +74,7 @@ def run_demo(options: DemoOptions) -> dict:
   results = scoring.evaluate_volume(
       hr, {**dict.fromkeys(scoring.BASELINES),
            **{method: model for method, (model, _) in generators.items()}},
-      lr_mode=lr_mode, tile=options.tile, batch=options.batch, outputs=volumes)
+      lr_mode=lr_mode, tile=options.tile, batch=options.batch, outputs=volumes, mask=brain)
   volumes["hr"], volumes["lr"] = hr, volumes[lr_mode]
 
   crop_to_volume = np.eye(4)
@@ -77,16 +83,20 @@ def run_demo(options: DemoOptions) -> dict:
     nifti.save_volume(intensity.denormalise(normalised, scale),
                       os.path.join(out_dir, f"colin27_{method}.nii.gz"), image,
                       to_reference=crop_to_volume, inputs=(subject["path"],))
-  slices = {(f"LR ({lr_mode.replace('_', '-')})" if method == "lr" else label):
-            figures.degraded_plane_slice(volumes[method])
-            for label, method in PANELS.items() if method in volumes}
+  shown = {(f"LR ({lr_mode.replace('_', '-')})" if method == "lr" else label): method
+           for label, method in PANELS.items() if method in volumes}
   figures.comparison_figure(
-      slices, os.path.join(out_dir, "comparison.png"),
-      title=f"Colin27 (held out), degraded plane, network input: {lr_mode}")
+      {label: figures.degraded_plane_slice(volumes[method]) for label, method in shown.items()},
+      os.path.join(out_dir, "comparison.png"),
+      title=f"Colin27 (held out), degraded plane, network input: {lr_mode}",
+      errors={label: figures.degraded_plane_slice(np.abs(volumes[method] - hr))
+              for label, method in shown.items() if method != "hr"},
+      outline=figures.degraded_plane_slice(brain))
 
   summary = scoring.summarise({subject["subject"]: results})
   table = scoring.format_table(summary, {
-      method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()})
+      method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()},
+      mask_label=MASK_LABEL)
   print(table)
   missing = [kind for kind, method in (("L1", "mdcsrn"), ("GAN", "mdcsrn_gan"))
              if method not in generators]
@@ -95,7 +105,7 @@ def run_demo(options: DemoOptions) -> dict:
   result_files.write_results(
       {"subjects": {subject["subject"]: results}, "summary": summary},
       os.path.join(out_dir, "metrics.csv"), os.path.join(out_dir, "metrics.json"),
-      card={"crop": options.crop, "lr_mode": lr_mode,
+      card={"crop": options.crop, "lr_mode": lr_mode, "mask": subject["mask"],
             "weights": {m: dataclasses.asdict(c) for m, (_, c) in generators.items()}})
   print(f"wrote {out_dir}/: colin27_*.nii.gz, comparison.png, metrics.csv, metrics.json")
   return results
