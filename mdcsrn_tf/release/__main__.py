@@ -1,8 +1,10 @@
 """`python -m mdcsrn_tf.release --weights=runs/release_l1 --kind=l1` (mdcsrn-release): ships
 a trained generator as the package's b4u4 weights, with its held-out metrics in its model
-card (docs/reproducing.md)."""
+card (docs/reproducing.md), and prints them: the whole volume's, and beside them those inside
+the test subject's mask when it has one."""
 from mdcsrn_tf import cli, weights
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.evaluate import scoring
 from mdcsrn_tf.release import ReleaseOptions, release
 
 
@@ -11,9 +13,9 @@ def main(options: ReleaseOptions, arguments):
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
   path = release(options)
   card = weights.read_card(path)
-  for method, scores in card.held_out["whole_volume"].items():
-    print(f"{method:12s} PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}  "
-          f"NRMSE {scores['nrmse']:.4f}")
+  print(scoring.format_table(scoring.summarise({card.held_out["volume"]:
+                                                card.held_out["whole_volume"]}),
+                             mask_label=f"inside {card.held_out['mask']}"))
   print(f"shipped {path}{weights.WEIGHTS_SUFFIX}")
   if card.warning:
     print(f"warning: {card.warning}")
