@@ -4,6 +4,7 @@
   python benchmarks/gpu_session.py --out DIR --minutes 9 --phase bench
   python benchmarks/gpu_session.py --out DIR --minutes 9 --phase train   (resumes DIR's run)
   python benchmarks/gpu_session.py --out DIR --smoke --dataset MANIFEST  (CI: the CPU, ~1 min)
+  python benchmarks/gpu_session.py --pack_dataset FOLDER   (here: a data set that can travel)
 
 Phases (docs/performance.md#a-lent-gpu):
 - check: the TensorFlow version, the GPUs it sees and what nvidia-smi says; without a GPU
@@ -31,8 +32,24 @@ import subprocess
 import sys
 import time
 
-import machine
-import session_steps
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+machine = session_steps = None  # imported once TensorFlow is known to be there
+
+
+def pack_dataset(manifest_path, folder):
+  """Copies a prepared data set's volumes into FOLDER with a manifest of relative paths, so
+  that it travels to a machine that reaches no package registry (the bundled one: 28 MB)."""
+  from mdcsrn_tf.data import manifest  # pylint: disable=import-outside-toplevel
+
+  entries = []
+  for split, split_entries in manifest.read(manifest_path).items():
+    for entry in split_entries:
+      name = entry["name"] + ".nii.gz" if entry["path"].endswith(".gz") else entry["name"] + ".nii"
+      os.makedirs(folder, exist_ok=True)
+      shutil.copyfile(entry["path"], os.path.join(folder, name))
+      entries.append({**entry, "path": name, "split": split})
+  manifest.write(folder, entries, f"packed from {manifest_path}")
+  print(f"packed {len(entries)} volumes into {folder}")
 
 
 class Session:
@@ -93,7 +110,7 @@ def check(session) -> bool:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", required=True, help="folder for the summary, log and weights")
+  parser.add_argument("--out", help="folder for the summary, log and weights")
   parser.add_argument("--minutes", type=float, default=35.0, help="wall time for this call")
   parser.add_argument("--phase", choices=("all", "bench", "train"), default="all")
   parser.add_argument("--smoke", action="store_true",
@@ -101,7 +118,24 @@ def main(argv=None):
   parser.add_argument("--dataset", default=None,
                       help="manifest of a prepared data set (default: the bundled one, made in "
                            "DIR/work/dataset)")
+  parser.add_argument("--pack_dataset", metavar="FOLDER",
+                      help="only copy --dataset (default data/samples/manifest.json) into FOLDER")
   args = parser.parse_args(argv)
+  if args.pack_dataset:
+    return pack_dataset(args.dataset or os.path.join(ROOT, "data", "samples", "manifest.json"),
+                        args.pack_dataset)
+  if not args.out:
+    parser.error("--out is required")
+  try:
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+  except ImportError as error:  # a machine without the project's environment
+    print(f"error: TensorFlow cannot be imported by {sys.executable} ({error}); build the "
+          "environment with make venv (tensorflow[and-cuda] where nvidia-smi exists)")
+    return 1
+  global machine, session_steps  # pylint: disable=global-statement
+  import machine  # pylint: disable=import-outside-toplevel,redefined-outer-name
+  import session_steps  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
   session = Session(args.out, args.minutes, "smoke" if args.smoke else "full")
   has_gpu = check(session)
   if not has_gpu and not args.smoke:

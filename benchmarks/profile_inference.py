@@ -48,10 +48,10 @@ def op_seconds(run) -> dict:
         name = plane.event_metadata[event.metadata_id].name
         if name == "CpuExecutable::ExecuteAsyncOnStream":
           kind = "XLA"
-        elif ":" in name:
+        elif ":" in name and "::" not in name:  # "layer/op:OpType"
           kind = name.rsplit(":", 1)[1]
         else:
-          continue  # executor bookkeeping around the ops, and events nested in them
+          continue  # the executor's events around the ops, and events nested in them
         seconds[KINDS.get(kind, "other")] += event.duration_ps / 1e12
   return dict(seconds)
 

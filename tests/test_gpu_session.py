@@ -17,10 +17,16 @@ def finite_positive(value) -> bool:
 
 def test_smoke_session_writes_a_consistent_summary_and_scored_weights(small_real_dataset,
                                                                        tmp_path):
+  script = os.path.join(REPO, "benchmarks", "gpu_session.py")
+  # the data set travels as a folder of its own, with relative paths (the device's copy)
+  subprocess.run([sys.executable, script, f"--dataset={small_real_dataset}",
+                  f"--pack_dataset={tmp_path / 'packed'}"], check=True, capture_output=True)
+  assert sorted(p.name for p in (tmp_path / "packed").iterdir()) == [
+      "manifest.json", "s1.nii", "s2.nii", "s3.nii", "s4.nii"]
   out = tmp_path / "session"
   result = subprocess.run(
-      [sys.executable, os.path.join(REPO, "benchmarks", "gpu_session.py"), "--smoke",
-       "--minutes=4", f"--out={out}", f"--dataset={small_real_dataset}"],
+      [sys.executable, script, "--smoke", "--minutes=4", f"--out={out}",
+       f"--dataset={tmp_path / 'packed' / 'manifest.json'}"],
       cwd=tmp_path, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
   summary = json.loads((out / "summary.json").read_text())
