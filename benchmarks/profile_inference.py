@@ -3,8 +3,9 @@
 Traces one batch of two 70^3 windows (the paper's tiles with their 3-voxel margins) with
 TensorFlow's profiler, through the Keras model as it is and through infer/forward.py's
 rewritten pass, and sums the time of each operation by kind: convolutions, concatenations,
-BatchNorm's multiply and add, ELU, the XLA kernels of the fused BN-ELU, the sums of the split
-1x1x1 convolutions, and the rest. The median of `--repeats` traced runs of each.
+BatchNorm's multiply, adds (BatchNorm's in the Keras pass, the split 1x1x1 convolutions' sums
+in the rewritten one), ELU, the XLA kernels of the fused BN-ELU, and the rest. The median of
+`--repeats` traced runs of each.
 
   python benchmarks/profile_inference.py --out benchmarks/results/profile.json
 """
@@ -26,8 +27,8 @@ from mdcsrn_tf.models import analysis, build_model
 
 KINDS = {"_MklNativeFusedConv3D": "convolution", "_MklNativeConv3D": "convolution",
          "Conv3D": "convolution", "_FusedConv3D": "convolution", "ConcatV2": "concatenation",
-         "Mul": "BatchNorm multiply", "AddV2": "add (BatchNorm's in the Keras pass, the split "
-         "convolutions' sums in the rewritten one)", "Elu": "ELU", "XLA": "fused BN-ELU (XLA)"}
+         "Mul": "BatchNorm multiply", "AddV2": "add (BN's; split sums)", "Elu": "ELU",
+         "XLA": "fused BN-ELU (XLA)"}
 
 
 def op_seconds(run) -> dict:

@@ -105,10 +105,10 @@ def test_no_retracing_across_tiles_batches_and_volumes(tiny_generator, odd_volum
 
 
 def test_batch_for_memory_counts_whole_windows_of_the_pass_activations(tiny_generator):
-  # (16 + 2 * 3)^3 voxels per window, each holding the rewritten pass's peak (128 bytes for
+  # (16 + 2 * 3)^3 voxels per window, each holding the rewritten pass's peak (144 bytes for
   # this network: tests/test_forward.py derives it)
   per_window = 22**3 * forward.activation_bytes_per_voxel(tiny_generator)
-  assert per_window == 22**3 * 128
+  assert per_window == 22**3 * 144
   assert inference.batch_for_memory(tiny_generator, 10**8, tile=16, margin=3) == (
       10**8 // per_window)
   assert inference.batch_for_memory(tiny_generator, per_window - 1, tile=16, margin=3) == 1

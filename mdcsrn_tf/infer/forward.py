@@ -52,14 +52,15 @@ _affine_elu_xla = tf.function(_affine_elu_ops, jit_compile=True, reduce_retracin
 
 
 def _fusable_norm(layer, node, consumers):
-  """The BatchNormalization an ELU layer reads, if the pair can be fused, else None."""
+  """(the BatchNormalization an ELU layer reads, its call) if the pair can be fused, else
+  None."""
   if not isinstance(layer, layers.ELU) or float(layer.alpha) != 1.0:
     return None
   source = node.input_tensors[0]
-  norm, _ = _producer(source)
+  norm, norm_node = _producer(source)
   if (isinstance(norm, layers.BatchNormalization) and consumers[id(source)] == 1
       and norm.axis in (-1, 4)):
-    return norm
+    return norm, norm_node
   return None
 
 
@@ -110,10 +111,11 @@ def _plan(model) -> list:
     if id(tensor) in done:
       return
     layer, node = _producer(tensor)
-    norm = _fusable_norm(layer, node, consumers)
-    if norm is not None:
-      step = _Step("norm_elu", layer, _parts(norm._inbound_nodes[0].input_tensors[0],
-                                             consumers), tensor, norm)
+    fusable = _fusable_norm(layer, node, consumers)
+    if fusable is not None:
+      norm, norm_node = fusable
+      step = _Step("norm_elu", layer, _parts(norm_node.input_tensors[0], consumers), tensor,
+                   norm)
     elif _splittable(layer, node, consumers):
       step = _Step("split_conv", layer, _parts(node.input_tensors[0], consumers), tensor)
     else:
@@ -183,7 +185,10 @@ def inference_pass(model, xla=True):
 def activation_bytes_per_voxel(model) -> int:
   """Bytes per window voxel of the tensors alive at once in the rewritten pass, at its
   peak, walking its steps in order: a tensor lives from the step that makes it to the last
-  step that reads it, and a split convolution holds one more term while it adds it."""
+  step that reads it. A step also holds a temporary as large as its output while it runs
+  (a split convolution's next term; the concatenation XLA may build for a fused BN-ELU; the
+  intermediate results of an element-wise layer such as PReLU), except a convolution or a
+  concatenation called as it is, which write their output directly."""
   steps = _plan(model)
   last_read = {}
   for index, step in enumerate(steps):
@@ -196,7 +201,9 @@ def activation_bytes_per_voxel(model) -> int:
   live = {id(model.inputs[0]): size(model.inputs[0])}
   peak = 0
   for index, step in enumerate(steps):
-    transient = size(step.output) if step.kind == "split_conv" and len(step.inputs) > 1 else 0
+    direct = step.kind == "layer" and isinstance(step.layer, (layers.Conv3D, layers.Concatenate))
+    transient = 0 if direct or len(step.inputs) == 1 and step.kind != "layer" else size(
+        step.output)
     peak = max(peak, sum(live.values()) + size(step.output) + transient)
     live[id(step.output)] = size(step.output)
     for tensor in step.inputs:

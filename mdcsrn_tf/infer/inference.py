@@ -19,8 +19,8 @@ from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
 from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, tile_edges
 
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
-# Activation memory `--tile auto` plans for when none is given: b4u4's peak is about 3 GB
-# with it (docs/performance.md), as the paper's tiling with 2 tiles per batch needed.
+# Activation memory `--tile auto` plans for when none is given: a b4u4 process peaks at about
+# 3.5 GB with it (docs/performance.md), as the paper's tiling with 2 tiles per batch did.
 DEFAULT_MEMORY_MIB = 4096
 WINDOW_SIGNATURE = tf.TensorSpec([None, None, None, None, 1], tf.float32, name="windows")
 
