@@ -32,7 +32,7 @@ demo: samples
 	$(PY) -m mdcsrn_tf.demo --out demo_out
 	$(VENV)/bin/mdcsrn-sr demo_out/colin27_lr.nii.gz demo_out/colin27_lr_sr.nii.gz
 
-# About 10 minutes on 2 CPU cores; docs/performance.md holds the figures.
+# About 25 minutes on 2 CPU cores; docs/performance.md holds the figures.
 bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 

@@ -5,9 +5,7 @@ Markdown table for docs/performance.md.
 """
 import argparse
 import json
-import math
 import os
-import statistics
 
 import matplotlib
 
@@ -15,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from mdcsrn_tf import paper
-from mdcsrn_tf.infer import tiling
 from mdcsrn_tf.files import write_atomically, write_text_atomically
 
 
@@ -28,46 +25,48 @@ def load(results, name):
 
 
 def inference_rows(record):
-  """The float32 rows without XLA, one per model (the paper's setting), plus every variant."""
-  baseline = {r["model"]: r for r in record["results"] if r["precision"] == "float32" and not r["xla"]}
+  """{model: its mdcsrn-sr row (float32, rewritten pass, auto tiles, no XLA)}, every row."""
+  baseline = {r["model"]: r for r in record["results"]
+              if (r["precision"], r["xla"], r["plan"], r["pass"]) == ("float32", False, "auto",
+                                                                     "rewritten")}
   return baseline, record["results"]
 
 
-def computed_voxel_ratio(record) -> float:
-  """Voxels the network computes (tile windows, margins included) per output voxel."""
-  return (tiling.computed_voxels(record["volume_shape"], record["tile"], record["margin"])
-          / math.prod(record["volume_shape"]))
-
-
-def markdown(inference, training, pipeline) -> str:
+def markdown(inference, training, pipeline, profile=None) -> str:
   lines = []
   if inference:
-    ratio = computed_voxel_ratio(inference)
     machine = inference["machine"]
-    lines += [f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores"
+    lines += [f"Machine: {machine['cpu']} ({machine.get('cpu_vectors', '?')}), "
+              f"{machine['cpu_cores']} cores"
               + (f", GPU {', '.join(machine['gpus'])}" if machine["gpus"] else ", no GPU")
               + f"; TensorFlow {machine['tensorflow']}; matmul peak "
               f"{inference['matmul_peak_gflops']:.0f} GFLOP/s.", "",
-              f"GFLOP/s count the useful operations (ops per voxel x output voxels); the "
-              f"network computes {ratio:.2f}x as many, for the {inference['margin']}-voxel "
-              f"margins of the {inference['tile']}^3 tiles (the computed rate is the "
-              f"processor's).", "",
-              "| model | precision | XLA | s / 320x320x256 volume (median) | best run | "
-              "paper (GTX 1080 Ti) | useful GFLOP/s | of matmul peak | computed, of peak | "
-              "peak host MiB | scaled from a slab |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "GFLOP/s count the useful operations (ops per voxel x output voxels); a plan "
+              f"computes 'computes' times as many, for the {inference['margin']}-voxel margins "
+              "of its tiles (the computed rate, useful x computes, is the processor's). Tiles: "
+              f"paper = 64^3, {inference['paper_batch']} per batch; auto = planned from "
+              f"{inference['memory_limit_mib']} MiB of activations (mdcsrn-sr's default). Pass: "
+              "keras = the model as it is (before), rewritten = infer/forward.py (after).", "",
+              "| model | precision | XLA | tiles | pass | s / 320x320x256 volume (median) | "
+              "best run | paper (GTX 1080 Ti) | useful GFLOP/s | of matmul peak | computes | "
+              "computed, of peak | peak host MiB |",
+              "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in inference["results"]:
-      best = r["volume_seconds"] * min(r["runs"]) / statistics.median(r["runs"])
+      tile = "x".join(map(str, r["tile"])) if len(set(r["tile"])) > 1 else f"{r['tile'][0]}^3"
       lines.append(f"| {r['model']} | {r['precision']} | {'on' if r['xla'] else 'off'} | "
-                   f"{r['volume_seconds']:.1f} | {best:.1f} | {r['paper_seconds']:.2f} | "
-                   f"{r['gflops_per_second']:.1f} | {r['fraction_of_matmul_peak']:.0%} | "
-                   f"{r['fraction_of_matmul_peak'] * ratio:.0%} | "
-                   f"{r['peak_host_mib']:.0f} | {'yes' if r['extrapolated'] else 'no'} |")
+                   f"{r['plan']} ({tile}, {r['batch']}) | {r['pass']} | "
+                   f"{r['volume_seconds']:.1f} | {min(r['runs']):.1f} | "
+                   f"{r['paper_seconds']:.2f} | {r['gflops_per_second']:.1f} | "
+                   f"{r['fraction_of_matmul_peak']:.0%} | {r['computed_voxel_ratio']:.2f}x | "
+                   f"{r['fraction_of_matmul_peak'] * r['computed_voxel_ratio']:.0%} | "
+                   f"{r['peak_host_mib']:.0f} |")
     baseline, _ = inference_rows(inference)
     if {"b4u4", "srresnet"} <= set(baseline):
       ratio = baseline["srresnet"]["volume_seconds"] / baseline["b4u4"]["volume_seconds"]
       lines += ["", f"SRResNet : b4u4 time ratio: {ratio:.2f} (paper: "
                 f"{paper.TABLES['srresnet'].seconds / paper.TABLES['b4u4'].seconds:.2f})."]
+  if profile:
+    lines += profile_lines(profile)
   if training:
     lines += ["", f"Training, {training['model']}, batch {training['batch']} of "
               f"{training['patch']}^3:", "",
@@ -80,6 +79,19 @@ def markdown(inference, training, pipeline) -> str:
   if pipeline:
     lines += pipeline_lines(pipeline)
   return "\n".join(lines) + "\n"
+
+
+def profile_lines(profile) -> list:
+  """Where one batch's time goes by kind of operation, per pass."""
+  kinds = sorted({k for r in profile["results"] for k in r["op_share"]})
+  lines = ["", f"{profile['model']} on {profile['windows'][0]} windows of "
+           f"{profile['windows'][1]}^3, share of the operations' time (profiler):", "",
+           "| pass | s per batch | computed GFLOP/s | " + " | ".join(kinds) + " |",
+           "|---|---:|---:|" + "---:|" * len(kinds)]
+  for r in profile["results"]:
+    lines.append(f"| {r['pass']} | {r['wall_seconds']:.2f} | {r['computed_gflops']:.0f} | "
+                 + " | ".join(f"{r['op_share'].get(k, 0):.0%}" for k in kinds) + " |")
+  return lines
 
 
 def pipeline_lines(pipeline) -> list:
@@ -129,7 +141,8 @@ def main(argv=None):
   parser.add_argument("--results", default="benchmarks/results")
   args = parser.parse_args(argv)
   inference = load(args.results, "inference")
-  text = markdown(inference, load(args.results, "training"), load(args.results, "pipeline_throughput"))
+  text = markdown(inference, load(args.results, "training"),
+                  load(args.results, "pipeline_throughput"), load(args.results, "profile"))
   write_text_atomically(os.path.join(args.results, "summary.md"), text)
   print(text)
   if inference:

@@ -23,6 +23,7 @@ def main(argv=None):
     subprocess.run([sys.executable, "-m", "mdcsrn_tf.data", "--samples",
                     f"--out={os.path.dirname(args.manifest)}"], check=True)
   runs = [["inference.py", f"--out={args.out}/inference.json"],
+          ["profile_inference.py", f"--out={args.out}/profile.json"],
           ["training.py", f"--out={args.out}/training.json"],
           ["pipeline_throughput.py", f"--manifest={args.manifest}",
            f"--out={args.out}/pipeline_throughput.json"],

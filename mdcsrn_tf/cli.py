@@ -202,3 +202,18 @@ def require_at_least(options, **lowest):
     value = getattr(options, name)
     if value is not None and value < low:
       raise InputError(f"--{name} must be >= {low}, got {value}")
+
+
+def int_or_word(options, name, word, low=1):
+  """The integer a text field of `options` holds, or None when it holds `word` (as in
+  `--tile auto`); InputError naming the flag for anything else or an integer below `low`."""
+  value = str(getattr(options, name)).strip()
+  if value == word:
+    return None
+  try:
+    number = int(value)
+  except ValueError:
+    number = None
+  if number is None or number < low:
+    raise InputError(f"--{name} must be {word} or an integer >= {low}, got {value!r}")
+  return number

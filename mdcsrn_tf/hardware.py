@@ -17,12 +17,30 @@ def cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
+def cpu_vectors() -> str:
+  """The widest vector instructions the CPU offers, and its family/model numbers: "AMD EPYC"
+  names Zen 2 to Zen 5, whose FP32 peaks differ by 2x (AVX2, AVX-512 on 256-bit units or
+  on 512-bit ones). ONEDNN_MAX_CPU_ISA, when set, caps what oneDNN uses."""
+  fields = {}
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+      for line in cpuinfo:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+  flags = set(fields.get("flags", "").split())
+  widest = next((f for f in ("avx512_bf16", "avx512f", "avx2") if f in flags), "none")
+  cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+  return (f"{widest} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
+          + (f", oneDNN capped at {cap}" if cap else ""))
+
+
 def machine() -> dict:
-  """CPU model and cores, GPU names, TensorFlow version and oneDNN setting."""
+  """CPU model, vector instructions and cores, GPU names, TensorFlow version and oneDNN
+  setting."""
   gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
           for gpu in tf.config.list_physical_devices("GPU")]
-  return {"host": platform.node(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
-          "gpus": gpus, "tensorflow": tf.__version__,
+  return {"host": platform.node(), "cpu": cpu_model(), "cpu_vectors": cpu_vectors(),
+          "cpu_cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
           "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
 
 

@@ -55,6 +55,10 @@ CASES = [
     ("predict {hidden_only} --out_dir {out}", 2, "{hidden_only}: folder holds no *", []),
     ("predict {pair}/x.nii.gz {pair}/x_sr.nii.gz --out_dir {pair}", 2,
      "{pair}/x_sr.nii.gz: output would overwrite its input", ["{pair}/x_sr.nii.gz"]),
+    ("predict {scan} {out}/sr.nii.gz --tile=big", 2, "--tile must be auto or an integer >= 1, "
+     "got 'big'", []),
+    ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
+     "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
     ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
     ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),

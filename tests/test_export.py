@@ -36,19 +36,24 @@ LOADER = textwrap.dedent("""
 UMASK = 0o002  # group-writable, unlike the usual 022: the export must follow it
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  """(generator, its SavedModel folder), exported by the command under UMASK."""
-  root = tmp_path_factory.mktemp("export")
-  keras.utils.set_random_seed(8)
+def export_random_b2u4(root, seed, *flags, umask=0o022):
+  """(generator, its SavedModel folder): a random b2u4 exported by the command."""
+  keras.utils.set_random_seed(seed)
   base = weights.save_generator(build_model("b2u4", identity_init=False), root / "gen",
                                 ModelCard("b2u4"))
   out = root / "serving" / "1"
   result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.export", f"--weights={base}",
-                           f"--out={out}", "--tile=12", "--margin=3"],
-                          capture_output=True, text=True, timeout=300, umask=UMASK)
+                           f"--out={out}", *flags],
+                          capture_output=True, text=True, timeout=300, umask=umask)
   assert result.returncode == 0, result.stderr
   return weights.load_generator(base), out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """(generator, its SavedModel folder), exported by the command under UMASK."""
+  return export_random_b2u4(tmp_path_factory.mktemp("export"), 8, "--tile=12", "--margin=3",
+                            umask=UMASK)
 
 
 def test_export_is_one_version_folder_with_the_umasks_permissions(exported):
@@ -114,3 +119,21 @@ def test_session_based_loader_reproduces_keras_on_a_real_scan(exported, tmp_path
   # 1e-8). 1e-4 covers that and is 400 times finer than the shipped weights' 0.04 NRMSE, so
   # a wrong tile, margin or normalisation cannot pass.
   np.testing.assert_allclose(served / peak, expected, atol=1e-4)
+
+
+def test_auto_tiles_are_planned_in_the_graph_as_mdcsrn_sr_plans_them(tmp_path):
+  """--tile=auto: the SavedModel plans each volume's tiles from its shape with the same
+  budget, so it keeps the same voxels as the Python path's auto_plan (seams included)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  model, out = export_random_b2u4(tmp_path, 10, "--tile=auto", "--memory_limit=8")
+  serving = tf.saved_model.load(str(out)).signatures["serving_default"]
+  for shape in ((20, 26, 17), (33, 12, 40)):
+    volume = np.random.default_rng(11).random(shape, dtype=np.float32) * 50
+    edges, _ = inference.auto_plan(model, shape, 3, 8 * 2**20)
+    assert edges != shape  # several tiles: the seams must land where the Python path's do
+    expected = inference.super_resolve(model, volume / volume.max(), tile=edges, margin=3,
+                                       progress=False)
+    served = serving(volume=tf.constant(volume))["sr"].numpy()
+    # the same windows through the same weights, as in the test above
+    np.testing.assert_allclose(served / volume.max(), expected, atol=1e-4)

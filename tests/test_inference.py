@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf import weights
-from mdcsrn_tf.infer import inference, tiling
+from mdcsrn_tf.infer import forward, inference, tiling
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import analysis, build_model, mdcsrn
@@ -104,10 +104,14 @@ def test_no_retracing_across_tiles_batches_and_volumes(tiny_generator, odd_volum
   assert inference.forward_function(tiny_generator) is forward
 
 
-def test_batch_for_memory_grows_with_memory(tiny_generator):
-  small = inference.batch_for_memory(tiny_generator, 10**8, tile=16, margin=3)
-  large = inference.batch_for_memory(tiny_generator, 10**9, tile=16, margin=3)
-  assert 1 <= small < large
+def test_batch_for_memory_counts_whole_windows_of_the_pass_activations(tiny_generator):
+  # (16 + 2 * 3)^3 voxels per window, each holding the rewritten pass's peak (144 bytes for
+  # this network: tests/test_forward.py derives it)
+  per_window = 22**3 * forward.activation_bytes_per_voxel(tiny_generator)
+  assert per_window == 22**3 * 144
+  assert inference.batch_for_memory(tiny_generator, 10**8, tile=16, margin=3) == (
+      10**8 // per_window)
+  assert inference.batch_for_memory(tiny_generator, per_window - 1, tile=16, margin=3) == 1
 
 
 def test_generator_round_trip_through_weights_and_card(tmp_path, tiny_generator):

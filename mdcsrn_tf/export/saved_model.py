@@ -30,27 +30,40 @@ class ExportOptions:
     weights: PATH(.weights.h5) of the generator, with its PATH.json model card.
     out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1).
     model: the generator's name, for weights without a model card.
-    tile: output tile edge in voxels (the paper's 64).
+    tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
+      planned in the graph for each volume's shape as `mdcsrn-sr --tile auto` plans them.
     margin: voxels of context on each side of a tile, discarded (the paper's 3).
+    memory_limit: MiB for one window's activations with --tile auto (default 4096, as
+      mdcsrn-sr's).
   """
   weights: str
   out: str
   model: str | None = None
-  tile: int = 64
+  tile: str = "auto"
   margin: int = 3
+  memory_limit: int | None = None
 
   def __post_init__(self):
-    cli.require_at_least(self, tile=1, margin=0)
+    cli.require_at_least(self, margin=0, memory_limit=1)
+    cli.int_or_word(self, "tile", "auto")
 
 
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
 
 
-def serving_function(model, tile=64, margin=3):
-  """The exported computation: `volume` -> {"sr": its super-resolution, same shape}."""
+def serving_function(model, tile=64, margin=3, memory_limit=None):
+  """The exported computation: `volume` -> {"sr": its super-resolution, same shape}.
+  `tile` None plans the tiles in the graph from the volume's shape and `memory_limit` MiB,
+  as inference.auto_plan does."""
   import tensorflow as tf
 
-  from mdcsrn_tf.infer.tiling import tiled_forward
+  from mdcsrn_tf.infer import inference
+  from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
+  from mdcsrn_tf.infer.tiling import auto_tile_edges, tiled_forward
+
+  network = inference_pass(model, xla=False)
+  max_window = ((memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20
+                // activation_bytes_per_voxel(model))
 
   def serve(volume):
     shape = tf.shape(volume)
@@ -68,7 +81,8 @@ def serving_function(model, tile=64, margin=3):
     peak = tf.reduce_max(volume)
     scale = tf.where(peak > 0, peak, tf.ones_like(peak))
     # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
-    sr = tf.maximum(tiled_forward(model, volume / scale, tile, margin), 0.0) * scale
+    edges = auto_tile_edges(spatial, margin, max_window) if tile is None else tile
+    sr = tf.maximum(tiled_forward(network, volume / scale, edges, margin), 0.0) * scale
     return {"sr": tf.reshape(sr, shape)}
 
   return serve
@@ -88,7 +102,7 @@ def check_export_folder(out_dir) -> str:
   return out_dir
 
 
-def export_saved_model(model, out_dir, tile=64, margin=3):
+def export_saved_model(model, out_dir, tile=64, margin=3, memory_limit=None):
   """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
   import keras
   import tensorflow as tf
@@ -97,7 +111,7 @@ def export_saved_model(model, out_dir, tile=64, margin=3):
   os.makedirs(os.path.dirname(out_dir), exist_ok=True)
   archive = keras.export.ExportArchive()
   archive.track(model)
-  archive.add_endpoint("serving_default", serving_function(model, tile, margin),
+  archive.add_endpoint("serving_default", serving_function(model, tile, margin, memory_limit),
                        input_signature=[tf.TensorSpec(None, tf.float32, name="volume")])
   return write_folder_atomically(out_dir, lambda folder: archive.write_out(folder,
                                                                              verbose=False))
@@ -109,4 +123,5 @@ def export(options: ExportOptions) -> str:
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
   model = weights.load_generator(options.weights, options.model)
-  return export_saved_model(model, options.out, options.tile, options.margin)
+  return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
+                            options.margin, options.memory_limit)

@@ -15,9 +15,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from mdcsrn_tf.infer.tiling import plan_tiles
+from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
+from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, tile_edges
 
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
+# Activation memory `--tile auto` plans for when none is given: a b4u4 process peaks at about
+# 3.5 GB with it (docs/performance.md), as the paper's tiling with 2 tiles per batch did.
+DEFAULT_MEMORY_MIB = 4096
 WINDOW_SIGNATURE = tf.TensorSpec([None, None, None, None, 1], tf.float32, name="windows")
 
 
@@ -27,8 +31,10 @@ def forward_function(model, jit_compile=False):
   functions = _FORWARD_FUNCTIONS.setdefault(model, {})
   if jit_compile not in functions:
 
-    def forward(windows):
-      return model(windows, training=False)
+    # XLA compiles the whole network, which suits GPUs; otherwise the rewritten pass of
+    # forward.py, whose few small XLA kernels leave the convolutions to oneDNN
+    forward = ((lambda windows: model(windows, training=False)) if jit_compile
+               else inference_pass(model))
 
     functions[jit_compile] = tf.function(forward, input_signature=[WINDOW_SIGNATURE],
                                          jit_compile=jit_compile)
@@ -64,7 +70,8 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
-  images are non-negative, so this never moves a voxel away from a true image. `batch`
+  images are non-negative, so this never moves a voxel away from a true image. `tile` is
+  one edge or one per axis (auto_plan chooses them from a memory budget). `batch`
   windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles;
   `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
   docs/performance.md).
@@ -89,12 +96,21 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
 
 
 def batch_for_memory(model, memory_bytes: int, tile=64, margin=3) -> int:
-  """The largest tile batch whose activations fit in `memory_bytes` (at least 1).
+  """The largest batch of (tile + 2 * margin)^3 windows whose activations fit in
+  `memory_bytes` (at least 1), by forward.activation_bytes_per_voxel."""
+  window = math.prod(t + 2 * margin for t in tile_edges(tile))
+  return max(1, memory_bytes // (window * activation_bytes_per_voxel(model)))
 
-  A deliberately high estimate: every layer's float32 output for a full window is counted
-  as alive at once, although TensorFlow frees most of them during the pass.
-  """
-  window_voxels = (tile + 2 * margin) ** 3
-  channels = sum(int(layer.output.shape[-1]) for layer in model.layers)
-  per_window = 4 * window_voxels * channels
-  return max(1, math.floor(memory_bytes / per_window))
+
+def auto_plan(model, shape, margin=3, memory_bytes=DEFAULT_MEMORY_MIB * 2**20):
+  """(tile edges per axis, tile batch) for `--tile auto`: the tiles that compute the fewest
+  voxels with one window's activations within `memory_bytes` (tiling.auto_tile_edges),
+  then as many windows per batch as still fit. The plan depends on the volume's shape, the
+  margin, the model and the budget alone, never on the machine, so one command gives the
+  same output everywhere."""
+  per_voxel = activation_bytes_per_voxel(model)
+  max_window = max(1, memory_bytes // per_voxel)
+  edges = tuple(int(e) for e in auto_tile_edges(shape, margin, max_window).numpy())
+  plans = plan_tiles(shape, edges, margin)
+  windows = math.prod(len(p.owned_starts) for p in plans)
+  return edges, int(min(windows, max(1, max_window // math.prod(p.window for p in plans))))

@@ -30,11 +30,15 @@ class PredictOptions:
       b4u4 weights).
     gan: use the shipped GAN weights instead of the L1 ones.
     model: the generator's name, for weights without a model card.
-    tile: output tile edge in voxels (the paper's 64).
+    tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
+      that compute the fewest voxels within --memory_limit (faster; with a margin below
+      the receptive field the voxels near the seams differ from --tile 64's,
+      docs/performance.md#choosing-the-tiles).
     margin: voxels of context on each side of a tile, discarded (the paper's 3).
-    batch: tiles per forward pass (memory grows with it).
-    memory_limit: MiB for the network's activations: the largest tile batch that fits
-      replaces --batch.
+    batch: tiles per forward pass with a fixed --tile (memory grows with it).
+    memory_limit: MiB for the network's activations: sizes the tiles and their batch with
+      --tile auto (default 4096, the same on every machine, so that the output is too);
+      with a fixed --tile, the largest tile batch that fits replaces --batch.
     jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
     scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
     target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
@@ -44,7 +48,7 @@ class PredictOptions:
   weights: str | None = None
   gan: bool = False
   model: str | None = None
-  tile: int = 64
+  tile: str = "auto"
   margin: int = 3
   batch: int = 1
   memory_limit: int | None = None
@@ -54,7 +58,8 @@ class PredictOptions:
   out_dir: str | None = None
 
   def __post_init__(self):
-    cli.require_at_least(self, tile=1, margin=0, batch=1, memory_limit=1)
+    cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
+    cli.int_or_word(self, "tile", "auto")
     check_grid_flags(self.scale, self.target_voxel)
 
 
@@ -69,18 +74,14 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
     check_input(input_path, options.scale, options.target_voxel)
   weights_path = weights_to_use(options.weights, options.gan)
   model, lr_mode = load_model(weights_path, options.model)
-  batch = options.batch
-  if options.memory_limit:
-    from mdcsrn_tf.infer import inference
-
-    batch = inference.batch_for_memory(model, options.memory_limit * 2**20, options.tile,
-                                       options.margin)
   written = []
   for input_path, output_path in pairs:
     written.append(super_resolve_file(
-        input_path, output_path, model, options.tile, options.margin, batch, options.scale,
-        options.target_voxel, progress=sys.stderr.isatty(),  # a bar for a person, not a log
-        jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path))
+        input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
+        options.margin, options.batch, options.scale, options.target_voxel,
+        progress=sys.stderr.isatty(),  # a bar for a person, not a log
+        jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path,
+        memory_limit=options.memory_limit))
   return written
 
 
@@ -174,16 +175,22 @@ def load_input(path, scale=None, target_voxel=None, interpolation="linear"):
 
 def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
                        target_voxel=None, progress=True, jit_compile=False,
-                       interpolation="linear", weights_name="the weights"):
+                       interpolation="linear", weights_name="the weights", memory_limit=None):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input);
-  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). A network
-  output with NaN or Inf voxels is an InputError naming the input and `weights_name`, and
-  nothing is written."""
+  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). `tile` None
+  plans the tiles and batch from `memory_limit` MiB (inference.auto_plan); with a tile
+  edge, `memory_limit` (if given) sets the batch. A network output with NaN or Inf voxels
+  is an InputError naming the input and `weights_name`, and nothing is written."""
   from mdcsrn_tf.infer import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
   volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
   normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
+  if tile is None:
+    tile, batch = inference.auto_plan(
+        model, volume.shape, margin, (memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20)
+  elif memory_limit:
+    batch = inference.batch_for_memory(model, memory_limit * 2**20, tile, margin)
   sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
                                progress=progress, jit_compile=jit_compile)
   n_bad = int(np.count_nonzero(~np.isfinite(sr)))
