@@ -221,19 +221,21 @@ def train_and_score(session, dataset=None):
 
 def score(session, exported, dataset) -> dict:
   """The exported and the shipped L1 weights on the data set's held-out test volume with the
-  paper's tiling (release.held_out_metrics: the baselines too), and the exported weights
+  paper's tiling (release.held_out_metrics: the baselines too, whole volume and in the test
+  subject's mask), and the exported weights
   and card copied into DIR."""
   from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.release import held_out_metrics  # pylint: disable=import-outside-toplevel
 
-  (name, load), = subjects.manifest_subjects(dataset, "test")
-  hr = load()
+  (subject,) = subjects.manifest_subjects(dataset, "test")
+  name = subject.name
+  hr, mask = subject.load()
   shipped = weights.default_weights("l1")
   record = {"volume": name, "shape": list(hr.shape)}
   for label, base in (("trained", exported), ("shipped", shipped)):
     record[label] = held_out_metrics(weights.load_generator(base), hr,
-                                     weights.read_card(base).lr_mode)
+                                     weights.read_card(base).lr_mode, mask=mask)
   trained, ship = record["trained"]["model"], record["shipped"]["model"]
   record["beats_shipped"] = bool(trained["psnr"] > ship["psnr"] and trained["ssim"] >= ship["ssim"])
   session.log(f"held-out {name}: trained PSNR {trained['psnr']:.2f} dB SSIM {trained['ssim']:.4f}; "

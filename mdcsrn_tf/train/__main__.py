@@ -28,9 +28,8 @@ def main(config: TrainConfig, arguments):
   check_resumable(config)
   from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags and data are good
 
-  flagfiles = tuple(arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--flagfile="))
   try:
-    card = loop.train(config, flagfiles)
+    card = loop.train(config)
   except loop.TrainingDiverged as error:
     print(f"error: {error}", file=sys.stderr)
     return EXIT_DIVERGED

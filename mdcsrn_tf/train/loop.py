@@ -165,11 +165,10 @@ def _network_for_step(config, step):
   return schedule.network_for_step(step, config.critic_schedule)
 
 
-def train(config: TrainConfig, flagfiles=()) -> ModelCard | None:
+def train(config: TrainConfig) -> ModelCard | None:
   """Runs (or resumes) the training described by `config`; returns the exported model card
   (None on a multi-worker run's non-chief workers, which export nothing).
 
-  `flagfiles`, the flagfiles the command was given, go into the model card.
   Raises InputError for unusable settings or data, TrainingInterrupted after a signal and
   TrainingDiverged on a non-finite loss or weight.
   """
@@ -216,7 +215,7 @@ def train(config: TrainConfig, flagfiles=()) -> ModelCard | None:
     return None
   card = ModelCard(
       model=config.model, lr_mode=config.lr_mode, training=dataclasses.asdict(config),
-      flagfiles=tuple(flagfiles), resumed_from_step=start_step,
+      resumed_from_step=start_step,
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
       subjects=validator.subjects(), validation=last_metrics)

@@ -25,7 +25,6 @@ class ModelCard:
     weights_sha256: SHA-256 of the weights file the card describes ("": not recorded).
     training: the whole resolved training configuration (train.config.TrainConfig as a
       mapping); empty for weights that did not come out of this project's training.
-    flagfiles: the flagfiles the training command was given.
     resumed_from_step: the step the last training invocation started from.
     wall_seconds: training wall time over all invocations.
     machine: the machine training ran on (hardware.machine()).
@@ -42,7 +41,6 @@ class ModelCard:
   lr_mode: str = "linear"
   weights_sha256: str = ""
   training: dict = dataclasses.field(default_factory=dict)
-  flagfiles: tuple = ()
   resumed_from_step: int = 0
   wall_seconds: float = 0.0
   machine: dict = dataclasses.field(default_factory=dict)
@@ -84,8 +82,6 @@ def read(base) -> ModelCard:
     raise InputError(f"{path}: model card has no 'model' name")
   known = {field.name for field in dataclasses.fields(ModelCard)}
   values = {name: value for name, value in fields.items() if name in known}
-  if "flagfiles" in values:
-    values["flagfiles"] = tuple(values["flagfiles"])
   try:
     return ModelCard(**values)
   except TypeError as error:
