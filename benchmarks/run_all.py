@@ -27,6 +27,7 @@ def main(argv=None):
           ["training.py", f"--out={args.out}/training.json"],
           ["pipeline_throughput.py", f"--manifest={args.manifest}",
            f"--out={args.out}/pipeline_throughput.json"],
+          ["command_startup.py", f"--out={args.out}/command_startup.json"],
           ["report.py", f"--results={args.out}"]]
   for script, *options in runs:
     print(f"== {script}", flush=True)
