@@ -117,8 +117,8 @@ def world(tmp_path_factory, colin27_crop):
     save_crop(colin27_crop, root / "pair" / f"{name}.nii.gz")
   os.mkdir(paths["taken"])
   os.mkdir(paths["hidden_only"])
-  with open(os.path.join(paths["hidden_only"], ".scan_sr.nii.gz.x1y2.tmp.nii.gz"), "wb"):
-    pass  # what a killed write could leave
+  # what a killed write could leave behind
+  open(os.path.join(paths["hidden_only"], ".scan_sr.nii.gz.x1y2.tmp.nii.gz"), "wb").close()
   keras.utils.set_random_seed(12)
   model = build_model("b2u4", identity_init=False)
   paths["weights"] = weights.save_generator(model, root / "gen", ModelCard("b2u4"))
