@@ -234,8 +234,8 @@ def score(session, exported, dataset) -> dict:
   shipped = weights.default_weights("l1")
   record = {"volume": name, "shape": list(hr.shape)}
   for label, base in (("trained", exported), ("shipped", shipped)):
-    record[label] = held_out_metrics(weights.load_generator(base), hr,
-                                     weights.read_card(base).lr_mode, mask=mask)
+    model, card = weights.load_generator(base)
+    record[label] = held_out_metrics(model, hr, card.acquisition, mask=mask)
   trained, ship = record["trained"]["model"], record["shipped"]["model"]
   record["beats_shipped"] = bool(trained["psnr"] > ship["psnr"] and trained["ssim"] >= ship["ssim"])
   session.log(f"held-out {name}: trained PSNR {trained['psnr']:.2f} dB SSIM {trained['ssim']:.4f}; "

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import kspace
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import scoring, subjects
@@ -58,7 +59,7 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
   counted[3:-3, 3:-3, :] = True
   for method, figures in scores.items():
     h = hr.astype(np.float64)
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float32)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float32)
     sr = sr.astype(np.float64)
     error = (h - sr)[brain]
     assert figures["psnr_mask"] == pytest.approx(10 * np.log10(1 / np.mean(error ** 2)), abs=1e-9)
@@ -128,7 +129,7 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
   hr = normalised(tmp_path / "top.nii.gz")
   expected = {}
   for method in ("cubic", "zero_filled"):
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float32)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float32)
     error = (hr.astype(np.float64) - sr)[brain]
     expected[method] = 10 * np.log10(1 / np.mean(error ** 2))
     assert float(rows[("top", method)]["psnr_mask"]) == pytest.approx(expected[method], abs=1e-6)

@@ -1,25 +1,25 @@
 """Validation and TensorBoard summaries of a training run.
 
 Validation super-resolves whole volumes of the validation split with the tiled inference
-the paper uses (inference.super_resolve, 64^3 tiles, 3-voxel margin) and scores them as
-the paper does (metrics.quality: in-plane SSIM, PSNR, NRMSE; plus the mean L1), averaged
-over the subjects. Summaries: each network's losses under "<network>/<loss>", averaged
+the paper uses (inference.super_resolve, 64^3 tiles, 3-voxel margin) and scores them with
+every figure of the metric registry (metrics.quality: in-plane SSIM, PSNR, NRMSE,
+sharpness, ...; plus the mean L1), averaged over the subjects. Summaries: each network's losses under "<network>/<loss>", averaged
 over `summary_every` steps, the learning rates, the validation metrics under "validation/", and
-a middle slice in the degraded plane as one image: LR | SR | HR.
+a middle slice in the acquisition's plane as one image: LR | SR | HR.
 """
 import numpy as np
 
 import tensorflow as tf
 
-from mdcsrn_tf.evaluate import figures, metrics
-from mdcsrn_tf.infer import inference
+from mdcsrn_tf import metrics
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import manifest, pipeline
+from mdcsrn_tf.infer import inference
 
 
-def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
+def comparison_image(lr, sr, hr, acquisition: Acquisition = PAPER):
   """[1, H, 3W, 1] float32 image LR | SR | HR of the middle slices, clipped to [0, 1]."""
-  row = np.concatenate([figures.degraded_plane_slice(v, plane_axes=plane_axes)
-                        for v in (lr, sr, hr)], axis=1)
+  row = np.concatenate([acquisition.plane_slice(v) for v in (lr, sr, hr)], axis=1)
   return np.clip(row, 0.0, 1.0)[np.newaxis, ..., np.newaxis].astype(np.float32)
 
 
@@ -76,17 +76,17 @@ class Validator:
     self._loss_sums, self._loss_counts = {}, {}
 
   def validate(self, step) -> dict:
-    """Mean PSNR, SSIM, NRMSE and L1 over the validation subjects."""
+    """The mean of every registered figure and of L1 over the validation subjects."""
     scores = []
     volumes = pipeline.volume_pairs(self._config.dataset, "validation", self._data_config,
                                     limit=self._count)
     for index, (_, lr, hr) in enumerate(volumes):
       sr = inference.super_resolve(self._generator, lr, tile=self._config.validation_tile,
                                    margin=self._config.validation_margin, progress=False)
-      scores.append({**metrics.quality(hr, sr, self._config.plane_axes),
+      scores.append({**metrics.quality(hr, sr, self._data_config.acquisition),
                      "l1": float(np.mean(np.abs(sr - hr), dtype=np.float64))})
       if index == 0:
-        image = comparison_image(lr, sr, hr, self._config.plane_axes)
+        image = comparison_image(lr, sr, hr, self._data_config.acquisition)
     means = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
     if self._writer is not None:
       with self._writer.as_default(step=step):
