@@ -1,10 +1,12 @@
 """Tables 1 and 2 of the paper next to ours (the notebooks in notebooks/ call this).
 
-Our figures come from scoring.py (every figure of the metric registry, seconds per volume) and models.analysis
-(parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
+Our figures come from scoring.py (the metric registry's, seconds per volume) and
+models.analysis (parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
 masks (the bundled data set: Colin27's brain), our figures inside the mask stand beside the
-whole volume's; the paper gives no such figure. A model whose checkpoint is missing gets a
-row that says so, never invented numbers.
+whole volume's; the paper gives no such figure. Each network comes from its training run in
+the checkpoints folder when there is one, else from the weights shipped with the package
+(trained with one CPU budget, docs/reproducing.md), and its row says which; a network with
+neither gets a row that says so, never invented numbers.
 """
 import dataclasses
 import os
@@ -18,7 +20,6 @@ LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
           "b4u4": "mDCSRN b4u4", "b4u4_gan": "mDCSRN-GAN b4u4", "cubic": "bicubic interpolation",
           "fsrcnn": "3D FSRCNN", "srresnet": "3D SRResNet", "linear": "linear (network input)",
           "zero_filled": "zero-filled", "nearest": "nearest neighbour", "hr": "HR"}
-SHIPPED_AS = {"b4u4": "l1", "b4u4_gan": "gan"}  # the shipped weights each row may fall back on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,7 @@ class TableSettings:
   split: which split to score (the paper: "test").
   crop: keep a central cube of this edge of every volume (0: whole volumes; smoke runs).
   max_subjects: score at most this many subjects (0: all).
-  use_shipped: fall back to the package's shipped b4u4 weights when a workdir is missing.
+  use_shipped: take a network's shipped weights when its workdir has no export.
   """
   manifest: str
   checkpoints: str
@@ -44,14 +45,18 @@ class TableSettings:
   batch: int = 1
 
 
-def weights_path(method, settings: TableSettings):
-  """The exported generator of `method`, or None."""
-  exported = weights.exported_generator(os.path.join(settings.checkpoints, method))
+def weights_source(method, settings: TableSettings):
+  """(the generator of `method`, where it comes from, for the reader), or (None, why not):
+  the training run's export in the checkpoints folder first, else the shipped weights."""
+  workdir = os.path.join(settings.checkpoints, method)
+  exported = weights.exported_generator(workdir)
   if os.path.exists(exported + weights.WEIGHTS_SUFFIX):
-    return exported
-  if settings.use_shipped and method in SHIPPED_AS:
-    return weights.shipped().get(SHIPPED_AS[method])
-  return None
+    return exported, f"your run {workdir}"
+  shipped = weights.shipped_network(method) if settings.use_shipped else None
+  if shipped is not None:
+    return shipped, f"shipped weights {os.path.basename(shipped)} (CPU budget)"
+  return None, f"no checkpoint in {workdir}" + (", no shipped weights"
+                                                  if settings.use_shipped else "")
 
 
 def test_subjects(settings: TableSettings):
@@ -67,11 +72,11 @@ def _load_models(methods, settings: TableSettings):
   for method in methods:
     if method in scoring.BASELINES:
       continue
-    path = weights_path(method, settings)
+    path, source = weights_source(method, settings)
     if path is None:
-      missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
+      missing[method] = source
       continue
-    (models[method], card), sources[method] = weights.load_generator(path), path
+    (models[method], card), sources[method] = weights.load_generator(path), source
     acquisitions[method] = card.acquisition
   return models, sources, missing, acquisitions
 
@@ -79,8 +84,8 @@ def _load_models(methods, settings: TableSettings):
 def reproduce(methods, settings: TableSettings) -> dict:
   """Evaluates `methods` (baselines and model names) on the split.
 
-  Returns {"rows": [...], "missing": {method: reason}, "sources": {method: weights path},
-  "subjects": [...]}.
+  Returns {"rows": [...], "missing": {method: reason}, "sources": {method: where its
+  weights come from}, "subjects": [...]}.
   """
   models, sources, missing, acquisitions = _load_models(methods, settings)
   baselines = [m for m in methods if m in scoring.BASELINES]
@@ -88,7 +93,8 @@ def reproduce(methods, settings: TableSettings) -> dict:
       test_subjects(settings), {**dict.fromkeys(baselines), **models},
       acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
       batch=settings.batch)
-  rows = [_row(method, results["summary"].get(method), models.get(method), missing.get(method))
+  rows = [_row(method, results["summary"].get(method), models.get(method),
+               missing.get(method, sources.get(method, "")))
           for method in methods]
   return {"rows": rows, "missing": missing, "sources": sources,
           "subjects": sorted(results["subjects"])}
@@ -111,13 +117,15 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   shown = next(iter(acquisitions.values()), PAPER)
   slices = {LABELS.get(m, m): shown.plane_slice(volumes[m])
             for m in (*methods, "hr") if m in volumes}
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   figures.comparison_figure(slices, path, title=f"{name}, middle slice of the degraded plane")
   return {"shown": list(slices), "missing": missing}
 
 
-def _row(method, summary, model, missing_reason):
+def _row(method, summary, model, note):
   theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
-  row = {"method": LABELS.get(method, method), "note": missing_reason or ""}
+  row = {"method": LABELS.get(method, method), "note": note,
+         "n": summary["psnr"]["n"] if summary else 0}
   for metric in metrics.IN_TABLES:
     ours = summary[metric.name] if summary else None
     in_mask = (summary or {}).get(metric.masked_name)  # only for subjects with masks
@@ -138,13 +146,16 @@ def _row(method, summary, model, missing_reason):
 
 
 def markdown(rows) -> str:
-  """The rows as a Markdown table: ours (mean (std)), the paper's, and the difference; then
-  ours inside the mask, when the subjects had masks."""
+  """The rows as a Markdown table: ours (mean (std) over n subjects, the mean alone when
+  n = 1), the paper's, and the difference; then ours inside the mask, when the subjects had
+  masks; then where each network's weights come from."""
   def number(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
-  def mean_std(value, digits):
-    return f"{value[0]:.{digits}f} ({value[1]:.{digits}f})" if value else "-"
+  def mean_std(value, digits, n):
+    if not value:
+      return "-"
+    return f"{value[0]:.{digits}f}" + (f" ({value[1]:.{digits}f})" if n > 1 else "")
 
   figures_shown = [(m.name, m.label, m.digits) for m in metrics.IN_TABLES]
   masked = [(m.masked_name, m.label, m.digits) for m in metrics.IN_TABLES
@@ -154,16 +165,16 @@ def markdown(rows) -> str:
   for key, label, _ in figures_shown:
     header += [label, f"paper {label}", f"diff {label}"] if key in in_paper else [label]
   header += [f"{label} in mask" for _, label, _ in masked]
-  header += ["params", "ops/voxel", "time (s)", "paper time (s)", "note"]
+  header += ["n", "params", "ops/voxel", "time (s)", "paper time (s)", "weights"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
     cells = [row["method"]]
     for key, _, digits in figures_shown:
-      cells += [mean_std(row[key], digits)] + ([
+      cells += [mean_std(row[key], digits, row["n"])] + ([
           number(row[f"paper_{key}"], digits), number(row[f"diff_{key}"], digits)]
           if key in in_paper else [])
-    cells += [mean_std(row[key], digits) for key, _, digits in masked]
-    cells += [f"{row['params']:,}" if "params" in row else "-",
+    cells += [mean_std(row[key], digits, row["n"]) for key, _, digits in masked]
+    cells += [str(row["n"] or "-"), f"{row['params']:,}" if "params" in row else "-",
               f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",
               number(row["seconds"], 2), number(row["paper_seconds"], 2), row["note"]]
     lines.append("| " + " | ".join(cells) + " |")

@@ -1,10 +1,12 @@
 """Generators on disk: `PATH.weights.h5` (Keras `save_weights`) plus a model card `PATH.json`
-(card.ModelCard), and the b4u4 weights shipped in this folder.
+(card.ModelCard), and the weights shipped in this folder: the default b4u4 pair of
+`mdcsrn-sr` (`SHIPPED`), and one network per row of the paper's Tables 1-2, trained with
+one CPU budget (`<model>_l1`, `b4u4_gan`; docs/reproducing.md).
 
 The card says which network the weights belong to, so `load_generator(PATH)` can rebuild it
 by name and arguments with `models.build_model` before loading, and returns the card with
-the model: callers take the acquisition the weights were trained for from it. Either file name or the bare PATH may be
-given. Every problem with the files is an `InputError` naming them.
+the model: callers take the acquisition the weights were trained for from it. Either file
+name or the bare PATH may be given. Every problem with the files is an `InputError` naming them.
 
 The card also records the SHA-256 of the weights file it was written with: a few flipped
 bytes in an HDF5 file still load, as NaN or garbage weights, so `load_generator` compares
@@ -141,6 +143,14 @@ def shipped() -> dict:
   """{kind: base path} of the shipped weights present in this install."""
   return {kind: os.path.join(SHIPPED_DIR, name) for kind, name in SHIPPED.items()
           if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
+
+
+def shipped_network(method):
+  """Base path of the shipped weights of a row of the paper's tables (`b1u8` ... `srresnet`
+  trained with L1 as `<method>_l1`, `b4u4_gan` as is), or None when this install has none."""
+  name = method if method.endswith("_gan") else f"{method}_l1"
+  base = os.path.join(SHIPPED_DIR, name)
+  return base if os.path.isfile(base + WEIGHTS_SUFFIX) else None
 
 
 def common_acquisition(cards_of_models) -> Acquisition:
