@@ -81,7 +81,7 @@ def bench(session):
     machine.reset_device_memory_peak()
 
     def run(model=model, tile=tile, batch=batch, xla=xla):
-      return inference.super_resolve(model, volume, tile=tile, margin=3, batch=batch,
+      return inference.super_resolve(model, volume, tile=tile, margin=paper.MARGIN, batch=batch,
                                      jit_compile=xla, progress=False)
 
     started = time.perf_counter()

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf import metrics
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import kspace
 from mdcsrn_tf.errors import InputError
@@ -77,8 +78,8 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
 def test_a_mask_of_every_voxel_gives_the_whole_volume_figures(top_of_head):
   hr, _ = top_of_head
   everywhere = scoring.evaluate_volume(hr, ["cubic"], mask=np.ones(hr.shape, bool))["cubic"]
-  for figure in scoring.FIGURES:
-    assert everywhere[f"{figure}_mask"] == pytest.approx(everywhere[figure], rel=1e-12)
+  for metric in metrics.REGISTRY:  # every registered figure, sharpness included
+    assert everywhere[metric.masked_name] == pytest.approx(everywhere[metric.name], rel=1e-12)
 
 
 def test_a_mask_with_no_voxel_inside_the_crop_is_refused(write_nifti):
