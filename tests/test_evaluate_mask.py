@@ -139,10 +139,12 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
     assert rows[("centre", method)]["psnr_mask"] == "" and rows[("centre", method)]["psnr"]
   assert table[0].split() == ["whole", "volume", "inside", "the", "mask", "(1", "of", "2",
                               "subjects)"]
-  assert table[1].split()[:7] == ["method", "SSIM", "PSNR", "NRMSE", "SSIM", "PSNR", "NRMSE"]
+  figures = ["SSIM", "PSNR", "NRMSE", "sharpness", "band", "fidelity"]
+  assert table[1].split()[:13] == ["method", *figures, *figures]
   printed = {line.split()[0]: line.split() for line in table[3:]}
   for method, psnr in expected.items():  # a mean over the one subject with a mask
-    assert printed[method][9] == f"{psnr:.2f}" and printed[method][10] == "(0.00)"
+    # method, five whole-volume "mean (std)" cells, then the in-mask SSIM and PSNR
+    assert printed[method][13] == f"{psnr:.2f}" and printed[method][14] == "(0.00)"
 
   entries[1]["mask"] = "centre_brain.nii.gz"
   manifest.write_text(json.dumps({"subjects": entries}))
