@@ -118,8 +118,8 @@ def evaluate(options: EvaluateOptions) -> tuple:
   outcome = scoring.evaluate_methods(
       scored, methods, record=record, factor=options.factor, plane_axes=options.plane_axes,
       lr_mode=inputs, tile=options.tile, margin=options.margin, batch=options.batch)
-  results.write_results(outcome, record.csv_path, os.path.join(options.out_dir, "summary.json"),
-                        settings)
+  results.write_results(outcome, record.csv_path,
+                        os.path.join(options.out_dir, results.SUMMARY_NAME), settings)
   parameters = {name: analysis.trainable_parameters(model)
                 for name, model in methods.items() if model is not None}
   return outcome, scoring.format_table(outcome["summary"], parameters)

@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import signal
+import sys
 import time
 
 import keras
@@ -205,6 +206,8 @@ def train(config: TrainConfig) -> ModelCard | None:
     validator = validation.Validator(config, data_config, networks.generator,
                                      os.path.join(workdir, "logs") if chief else None,
                                      log=tqdm.write)
+    if start_step < config.steps:
+      _log_baselines(validator, config, start_step)
     last_metrics = _loop(config, strategy, networks, checkpoints, patches,
                          itertools.chain([first], batches), validator)
   finally:
@@ -243,8 +246,10 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
+  interactive = sys.stderr.isatty()  # a bar for a person; for a log, a line per summary
   with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
-                                   desc=config.phase, dynamic_ncols=True) as bar:
+                                   desc=config.phase, dynamic_ncols=True,
+                                   disable=not interactive) as bar:
     while int(step.numpy()) < config.steps:
       current = int(step.numpy())
       network = _network_for_step(config, current)
@@ -259,7 +264,9 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
       done = current + 1
       bar.update(1)
       bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-      validator.log_step(done, network, values, networks)
+      written = validator.log_step(done, network, values, networks)
+      if written and not interactive:
+        tqdm.write(_progress_line(done, config.steps, written, time.time() - started))
       # Validation first, so that the checkpoint of this step holds the updated best PSNR.
       if config.validate_every and done % config.validate_every == 0:
         last_metrics = _validate(validator, done, checkpoints)
@@ -274,6 +281,22 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
                                   f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
                                   signals.received)
   return last_metrics
+
+
+def _log_baselines(validator, config, start_step):
+  """Logs the validation figures of the network's input and of bicubic interpolation, the
+  marks a validation PSNR is read against; into the summaries only at a run's first step,
+  so that a resumed run adds no second point."""
+  figures = validator.baselines(start_step, summarise=not start_step)
+  tqdm.write("validation marks before training: " + "; ".join(
+      f"{f'input ({config.lr_mode})' if name == 'input' else name} PSNR {values['psnr']:.2f} dB, "
+      f"SSIM {values['ssim']:.4f}" for name, values in figures.items()))
+
+
+def _progress_line(step, total, written, seconds) -> str:
+  """One log line for a summary: the step, the mean losses, the learning rates, steps/s."""
+  values = " ".join(f"{tag}={value:.4g}" for tag, value in written.items())
+  return f"step {step}/{total}: {values} ({seconds:.1f} s since start)"
 
 
 def _validate(validator, step, checkpoints) -> dict:
