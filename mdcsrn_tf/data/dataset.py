@@ -2,8 +2,10 @@
 
 The library behind `python -m mdcsrn_tf.data` (its docstring gives the layouts).
 `prepare_folder` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz) and/or a
-plain folder of .nii/.nii.gz files (subject = file name); every file is read with
-`nifti.load_volume` and unusable ones are reported through `log` and skipped. The split
+plain folder of .nii/.nii.gz files (subject = file name), each with its brain mask when
+present (HCP's T1w/brainmask_fs.nii.gz, a BIDS-style SUB_desc-brain_mask beside a plain
+file); every file is read with `nifti.load_volume`, and each folder or file not used is
+reported through `log` with the reason, then what was seen and used. The split
 follows the paper's 780/111/111/111 proportions (train/validation/evaluation/test, section
 3.1) and is a function of the set of subject ids only: subjects are ordered by a SHA-256 hash
 of their id and the first ones go to validation, test and evaluation. `prepare_samples`
@@ -65,11 +67,14 @@ PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
 HCP_MASK = os.path.join("T1w", "brainmask_fs.nii.gz")  # HCP's FreeSurfer brain mask, same grid
 BIDS_MASK = "_desc-brain_mask"
-# The demo data set: Colin27 at 1 mm is the test subject (its other two volumes are the same
-# person and stay out); the pydeface mean head is the validation volume.
+# The demo data set: three real heads held out for testing, Colin27 at 1 mm first (its other
+# two volumes are the same person and stay out), then pycortex's S1 and BrainBrowser's head;
+# the pydeface mean head is the validation volume.
 DEMO_SPLITS = {
     "mni152_2009a": "train", "inia19_macaque": "train", "deepmriprep_template_05mm": "train",
-    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test"}
+    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test",
+    "pycortex_s1": "test", "brainbrowser_structural1": "test"}
+DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 # Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).
 DEMO_MASKS = {"colin27_1mm": "colin27_1mm_bet"}
 
