@@ -87,6 +87,8 @@ CASES = [
     ("evaluate --volumes={scan} --weights=l1={shipped} --lr_mode=linear --out_dir={out}/eval", 2,
      "{shipped}: its model card says the network was trained on zero_filled input, not "
      "--lr_mode=linear", []),
+    ("evaluate --volumes={scan},{scan} --out_dir={out}/eval", 2, "{scan}: named twice",
+     ["{out}/eval"]),
     ("evaluate --volumes={scan} --masks={mask_small} --out_dir={out}/eval", 2,
      "{mask_small}: mask of 4 x 5 x 6 voxels is not on the grid of {scan} (37 x 45 x 29)", []),
     ("evaluate --volumes={scan} --masks={mask_shifted} --out_dir={out}/eval", 2,

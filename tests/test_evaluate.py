@@ -91,6 +91,8 @@ def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write
        f"--weights=random={generator}", "--baselines=linear,cubic", f"--out_dir={out}",
        "--tile=16"], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
+  assert (f"2 volumes named by the first part of their paths that differs (e.g. subA for "
+          f"{volumes[0]}); they name the rows of {out / 'per_subject.csv'}") in result.stderr
   with open(out / "per_subject.csv", newline="") as file:
     rows = list(csv.DictReader(file))
   assert [(r["subject"], r["method"]) for r in rows] == [

@@ -17,6 +17,7 @@ manifest.json is written atomically (docs/data.md).
 import dataclasses
 import hashlib
 import os
+import sys
 import typing
 
 from tqdm import tqdm
@@ -187,7 +188,9 @@ def describe_all(candidates, log) -> list:
   one line through `log`."""
   entries = []
   for name, subject, path, split, *mask in tqdm(candidates, desc="checking volumes",
-                                                unit="volume", disable=len(candidates) < 20):
+                                                unit="volume",
+                                                disable=len(candidates) < 20
+                                                or not sys.stderr.isatty()):
     try:
       entries.append(describe(name, subject, path, split, *mask, log=log))
     except InputError as error:

@@ -10,9 +10,10 @@ OUT_DIR/summary.json holds the settings and the mean and std per method.
 """
 import dataclasses
 import os
+import sys
 
 from mdcsrn_tf import cli
-from mdcsrn_tf.data import nifti
+from mdcsrn_tf.data import naming, nifti
 from mdcsrn_tf.data.degradation import LR_MODES, Degradation
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import results, scoring, subjects
@@ -115,9 +116,13 @@ def evaluate(options: EvaluateOptions) -> tuple:
   done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
+  note = naming.naming_note(options.volumes, [s.name for s in scored]) if options.volumes else None
+  if note:
+    print(f"{note}; they name the rows of {record.csv_path}", file=sys.stderr)
   outcome = scoring.evaluate_methods(
-      scored, methods, record=record, factor=options.factor, plane_axes=options.plane_axes,
-      lr_mode=inputs, tile=options.tile, margin=options.margin, batch=options.batch)
+      scored, methods, record=record, progress=sys.stderr.isatty(), factor=options.factor,
+      plane_axes=options.plane_axes, lr_mode=inputs, tile=options.tile, margin=options.margin,
+      batch=options.batch)
   results.write_results(outcome, record.csv_path,
                         os.path.join(options.out_dir, results.SUMMARY_NAME), settings)
   parameters = {name: analysis.trainable_parameters(model)

@@ -207,7 +207,7 @@ def train(config: TrainConfig) -> ModelCard | None:
                                      os.path.join(workdir, "logs") if chief else None,
                                      log=tqdm.write)
     if start_step < config.steps:
-      _log_baselines(validator, config, start_step)
+      validator.log_marks(start_step)
     last_metrics = _loop(config, strategy, networks, checkpoints, patches,
                          itertools.chain([first], batches), validator)
   finally:
@@ -266,7 +266,7 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
       bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
       written = validator.log_step(done, network, values, networks)
       if written and not interactive:
-        tqdm.write(_progress_line(done, config.steps, written, time.time() - started))
+        tqdm.write(validation.summary_line(done, config.steps, written, time.time() - started))
       # Validation first, so that the checkpoint of this step holds the updated best PSNR.
       if config.validate_every and done % config.validate_every == 0:
         last_metrics = _validate(validator, done, checkpoints)
@@ -281,22 +281,6 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
                                   f"checkpoint {checkpoints.recent.latest_checkpoint} saved",
                                   signals.received)
   return last_metrics
-
-
-def _log_baselines(validator, config, start_step):
-  """Logs the validation figures of the network's input and of bicubic interpolation, the
-  marks a validation PSNR is read against; into the summaries only at a run's first step,
-  so that a resumed run adds no second point."""
-  figures = validator.baselines(start_step, summarise=not start_step)
-  tqdm.write("validation marks before training: " + "; ".join(
-      f"{f'input ({config.lr_mode})' if name == 'input' else name} PSNR {values['psnr']:.2f} dB, "
-      f"SSIM {values['ssim']:.4f}" for name, values in figures.items()))
-
-
-def _progress_line(step, total, written, seconds) -> str:
-  """One log line for a summary: the step, the mean losses, the learning rates, steps/s."""
-  values = " ".join(f"{tag}={value:.4g}" for tag, value in written.items())
-  return f"step {step}/{total}: {values} ({seconds:.1f} s since start)"
 
 
 def _validate(validator, step, checkpoints) -> dict:

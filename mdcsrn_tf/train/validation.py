@@ -31,6 +31,12 @@ def write_scalar(tag, value, step):
   tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
 
 
+def summary_line(step, total, written, seconds) -> str:
+  """One log line for a summary: the step, the mean losses, the learning rates, the time."""
+  values = " ".join(f"{tag}={value:.4g}" for tag, value in written.items())
+  return f"step {step}/{total}: {values} ({seconds:.1f} s since start)"
+
+
 def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
   """[1, H, 3W, 1] float32 image LR | SR | HR of the middle slices, clipped to [0, 1]."""
   row = np.concatenate([figures.degraded_plane_slice(v, plane_axes=plane_axes)
@@ -63,6 +69,7 @@ class Validator:
     log(f"validation: {self._count} of {len(entries)} validation subjects, the same every "
         f"time ({shown})")
     self._loss_sums, self._loss_counts = {}, {}
+    self._log = log
 
   def subjects(self) -> dict:
     """The data set's subject names per split (for the model card)."""
@@ -118,6 +125,15 @@ class Validator:
             write_scalar(f"validation_{name}/{metric}", value, step)
       self._writer.flush()
     return means
+
+  def log_marks(self, start_step):
+    """Logs `baselines`, the marks a validation PSNR is read against; into the summaries
+    only at a run's first step, so that a resumed run adds no second point."""
+    figures_of = self.baselines(start_step, summarise=not start_step)
+    self._log("validation marks before training: " + "; ".join(
+        f"{f'input ({self._config.lr_mode})' if name == 'input' else name} PSNR "
+        f"{values['psnr']:.2f} dB, SSIM {values['ssim']:.4f}"
+        for name, values in figures_of.items()))
 
   def validate(self, step) -> dict:
     """Mean PSNR, SSIM, NRMSE and L1 over the validation subjects."""
