@@ -81,26 +81,40 @@ def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write
   random_b2u4 = build_model("b2u4", identity_init=False)
   generator = weights.save_generator(random_b2u4, tmp_path / "b2u4", ModelCard("b2u4"))
   rng = np.random.default_rng(7)
-  volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"s{i}.nii.gz")
-             for i in range(2)]
+  # two subjects whose scans share one file name, as HCP's do
+  for subject in ("subA", "subB"):
+    (tmp_path / subject).mkdir()
+  volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"{s}/T1w.nii.gz")
+             for s in ("subA", "subB")]
   out = tmp_path / "eval"
   result = subprocess.run(
       [sys.executable, "-m", "mdcsrn_tf.evaluate", f"--volumes={volumes[0]},{volumes[1]}",
        f"--weights=random={generator}", "--baselines=linear,cubic", f"--out_dir={out}",
        "--tile=16"], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
+  assert (f"2 volumes named by the first part of their paths that differs (e.g. subA for "
+          f"{volumes[0]}); they name the rows of {out / 'per_subject.csv'}") in result.stderr
   with open(out / "per_subject.csv", newline="") as file:
     rows = list(csv.DictReader(file))
   assert [(r["subject"], r["method"]) for r in rows] == [
-      (s, m) for s in ("s0.nii.gz", "s1.nii.gz") for m in ("linear", "cubic", "random")]
+      (s, m) for s in ("subA", "subB") for m in ("linear", "cubic", "random")]
   summary = json.loads((out / "summary.json").read_text())
   psnr_linear = [float(r["psnr"]) for r in rows if r["method"] == "linear"]
   assert summary["summary"]["linear"]["psnr"]["mean"] == pytest.approx(np.mean(psnr_linear),
                                                                        rel=1e-5)
-  table = result.stdout.splitlines()
+  per_subject, table, where = result.stdout.strip().split("\n\n")
+  per_subject = per_subject.splitlines()
+  assert per_subject[0].split() == ["subject", "method", "PSNR", "SSIM", "PSNR", "mask",
+                                    "SSIM", "mask"]
+  assert [line.split()[:3] for line in per_subject[2:]] == [
+      [r["subject"], r["method"], f"{float(r['psnr']):.2f}"] for r in rows]
+  assert all(line.split()[-2:] == ["-", "-"] for line in per_subject[2:])  # no masks
+  table = table.splitlines()
   assert table[0].split()[:4] == ["method", "SSIM", "PSNR", "NRMSE"]
   assert [line.split()[0] for line in table[2:]] == ["linear", "cubic", "random"]
   assert "0.200M" in table[-1]  # b2u4's trainable parameters, as Table 1
+  assert where == (f"wrote {out / 'per_subject.csv'} (one row per subject and method) and "
+                   f"{out / 'summary.json'}")
 
 
 def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):

@@ -15,7 +15,8 @@ import pytest
 
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import files, weights
-from mdcsrn_tf.infer import inference, predict
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import inference, outputs, predict
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.weights import card as cards
 from mdcsrn_tf.weights.card import ModelCard
@@ -119,10 +120,58 @@ def test_folder_input_writes_one_output_per_scan_and_skips_hidden_files(tmp_path
   for name in ("a.nii.gz", "b.nii"):
     nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
   (folder / ".a_sr.nii.gz.k2j4.tmp.nii.gz").write_bytes(b"")  # left by a killed write
-  (tmp_path / "out").mkdir()
-  assert predict.plan_outputs([str(folder)], str(tmp_path / "out")) == [
+  assert outputs.plan_outputs([str(folder)], str(tmp_path / "out")) == [
       (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
       (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
+
+
+def hcp_tree(root, subjects):
+  """HCP's layout with a brain mask and a hidden leftover beside each scan: the scans."""
+  scans = []
+  for subject in subjects:
+    folder = root / subject / "T1w"
+    folder.mkdir(parents=True)
+    for name in ("T1w_acpc_dc_restore.nii.gz", "brainmask_fs.nii.gz"):
+      nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
+    (folder / ".T1w_acpc_dc_restore.nii.gz.x.tmp.nii.gz").write_bytes(b"")
+    scans.append(str(folder / "T1w_acpc_dc_restore.nii.gz"))
+  return scans
+
+
+def test_a_glob_over_hcp_names_outputs_by_subject_or_mirrors_the_tree(tmp_path):
+  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
+  pattern = str(tmp_path / "HCP" / "*" / "T1w" / "T1w_acpc_dc_restore.nii.gz")
+  out = tmp_path / "sr"
+  assert outputs.plan_outputs([pattern], str(out)) == [
+      (scans[0], str(out / "100206_sr.nii.gz")), (scans[1], str(out / "100307_sr.nii.gz"))]
+  assert outputs.plan_outputs([pattern], str(out), layout="mirror") == [
+      (scans[0], str(out / "100206" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz")),
+      (scans[1], str(out / "100307" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz"))]
+  # a recursive folder input finds every NIfTI file below it, masks included, hidden ones not
+  found = outputs.expand_inputs([str(tmp_path / "HCP")], recursive=True)
+  assert found == sorted(scans + [s.replace("T1w_acpc_dc_restore", "brainmask_fs")
+                                  for s in scans])
+  with pytest.raises(InputError, match="folder holds no .nii"):
+    outputs.expand_inputs([str(tmp_path / "HCP")])
+
+
+def test_subjects_sharing_a_file_name_get_one_output_each_in_a_new_out_dir(
+    tmp_path, generator_weights):
+  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
+  out = tmp_path / "new" / "sr"
+  result = run_cli(*scans, "--out_dir", out, "--weights", generator_weights, "--tile", "16")
+  assert result.returncode == 0, result.stderr
+  written = [str(out / "100206_sr.nii.gz"), str(out / "100307_sr.nii.gz")]
+  assert result.stdout.split() == written
+  assert f"2 volumes named by the first part of their paths that differs (e.g. 100206 for " \
+         f"{scans[0]}); outputs in {out}" in result.stderr
+  # a second run does not replace the first one's outputs unasked
+  stamps = [os.stat(path).st_mtime_ns for path in written]
+  again = run_cli(*scans, "--out_dir", out, "--weights", generator_weights)
+  assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+      f"error: {written[0]}: exists already (and 1 more); pass --overwrite to replace, or "
+      "choose another --out_dir"]
+  assert [os.stat(path).st_mtime_ns for path in written] == stamps
 
 
 def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_path):

@@ -10,10 +10,11 @@ OUT_DIR/summary.json holds the settings and the mean and std per method.
 """
 import dataclasses
 import os
+import sys
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, paper
-from mdcsrn_tf.data import nifti
+from mdcsrn_tf.data import naming, nifti
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
@@ -137,11 +138,15 @@ def evaluate(options: EvaluateOptions) -> tuple:
   done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
+  note = naming.naming_note(options.volumes, [s.name for s in scored]) if options.volumes else None
+  if note:
+    print(f"{note}; they name the rows of {record.csv_path}", file=sys.stderr)
   outcome = scoring.evaluate_methods(
-      scored, methods, record=record, acquisition=of_model or baseline, tile=options.tile,
-      margin=options.margin, batch=options.batch)
-  results.write_results(outcome, record.csv_path, os.path.join(options.out_dir, "summary.json"),
-                        settings)
+      scored, methods, record=record, progress=sys.stderr.isatty(),
+      acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
+      batch=options.batch)
+  results.write_results(outcome, record.csv_path,
+                        os.path.join(options.out_dir, results.SUMMARY_NAME), settings)
   parameters = {name: analysis.trainable_parameters(model)
                 for name, model in methods.items() if model is not None}
   return outcome, scoring.format_table(outcome["summary"], parameters)

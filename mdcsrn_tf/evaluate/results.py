@@ -16,6 +16,8 @@ from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate.scoring import METRICS
 from mdcsrn_tf.files import read_json, write_text_atomically
 
+CSV_NAME, SETTINGS_NAME, SUMMARY_NAME = "per_subject.csv", "settings.json", "summary.json"
+
 
 def results_csv(per_subject: dict) -> str:
   """One row per (subject, method); numbers at full precision, so a resumed evaluation's
@@ -47,8 +49,8 @@ class ResultsRecord:
   stopped; with other settings it refuses, since mixing them would mix two evaluations."""
 
   def __init__(self, out_dir, settings: dict):
-    self.csv_path = os.path.join(out_dir, "per_subject.csv")
-    settings_path = os.path.join(out_dir, "settings.json")
+    self.csv_path = os.path.join(out_dir, CSV_NAME)
+    settings_path = os.path.join(out_dir, SETTINGS_NAME)
     settings = json.loads(json.dumps(settings))
     if os.path.exists(settings_path) or os.path.exists(self.csv_path):
       if read_json(settings_path, "evaluation settings", missing_ok=True) != settings:

@@ -152,6 +152,22 @@ def format_table(summary: dict, parameters: dict | None = None,
   return "\n".join(lines)
 
 
+def format_subject_table(per_subject: dict) -> str:
+  """One line per (subject, method): PSNR and SSIM over the whole volume and, for a subject
+  with a mask, inside it ("-" without one)."""
+  width = max([len("subject")] + [len(name) for name in per_subject])
+  header = (f"{'subject':<{width}} {'method':<14} {'PSNR':>7} {'SSIM':>7} "
+            f"{'PSNR mask':>9} {'SSIM mask':>9}")
+  lines = [header, "-" * len(header)]
+  for subject, by_method in per_subject.items():
+    for method, values in by_method.items():
+      masked = (f"{values[MASKED[1]]:9.2f} {values[MASKED[0]]:9.4f}" if MASKED[1] in values
+                else f"{'-':>9} {'-':>9}")
+      lines.append(f"{subject:<{width}} {method:<14} {values['psnr']:7.2f} "
+                   f"{values['ssim']:7.4f} {masked}")
+  return "\n".join(lines)
+
+
 def _figure_cells(values, keys, with_std, widths) -> str:
   """Each figure as "mean (std)", or the mean alone, under format_table's headers."""
   cells = []

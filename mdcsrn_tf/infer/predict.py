@@ -20,8 +20,9 @@ import numpy as np
 
 from mdcsrn_tf import cli, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
-from mdcsrn_tf.data import intensity, nifti
+from mdcsrn_tf.data import intensity, naming, nifti
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import outputs
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -46,8 +47,13 @@ class PredictOptions:
       the factors the weights were trained for (their card's acquisition).
     target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it (the
       factors this makes must be the ones the weights were trained for).
-    out_dir: output folder for several inputs or a folder input (each to
-      OUT_DIR/<name>_sr.nii.gz).
+    out_dir: output folder for several inputs, folders or glob patterns, made when missing:
+      each input to OUT_DIR/<name>_sr.nii.gz, its name the first part of the input paths
+      that differs (HCP: the subject folder), or as --out_layout says.
+    out_layout: names (OUT_DIR/<name>_sr.nii.gz) or mirror (each input's path below the
+      folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
+    recursive: folder inputs: also the NIfTI files in their subfolders.
+    overwrite: with --out_dir, replace outputs an earlier run left there (refused without).
   """
   weights: str | None = None
   gan: bool = False
@@ -60,24 +66,36 @@ class PredictOptions:
   scale: tuple[float, ...] | None = None
   target_voxel: float | None = None
   out_dir: str | None = None
+  out_layout: str = "names"
+  recursive: bool = False
+  overwrite: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
     cli.int_or_word(self, "tile", "auto")
     check_grid_flags(self.scale, self.target_voxel)
+    if self.out_layout not in outputs.OUT_LAYOUTS:
+      raise InputError(f"--out_layout must be one of {', '.join(outputs.OUT_LAYOUTS)}, got "
+                       f"{self.out_layout!r}")
 
 
 def super_resolve_files(options: PredictOptions, paths) -> list:
   """Super-resolves the inputs the command line names (INPUT OUTPUT, or inputs with
   --out_dir); returns the outputs written. Every input and output is checked, and every
   grid change sized, before the model loads."""
-  pairs = plan_outputs(paths, options.out_dir)
+  pairs = outputs.plan_outputs(paths, options.out_dir, options.recursive, options.out_layout)
   inputs = [input_path for input_path, _ in pairs]
   weights_path = weights_to_use(options.weights, options.gan)
   acquisition = trained_acquisition(weights_path, options.model)
-  for input_path, output_path in pairs:
-    nifti.check_output_path(output_path, inputs=inputs)
+  for input_path, _ in pairs:
     check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
+  if options.out_dir is not None:
+    outputs.prepare_out_dir(pairs, options.overwrite)
+    note = naming.naming_note(inputs, naming.subject_names(inputs))
+    if note and options.out_layout == "names":
+      print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
+  for _, output_path in pairs:
+    nifti.check_output_path(output_path, inputs=inputs)
   model, card = load_model(weights_path, options.model)
   written = []
   for input_path, output_path in pairs:
@@ -231,45 +249,6 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path
-
-
-def output_name(input_path, out_dir):
-  name = os.path.basename(os.fspath(input_path))
-  suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
-  return os.path.join(out_dir, name[:-len(suffix)] + "_sr" + suffix)
-
-
-def plan_outputs(paths, out_dir=None):
-  """[(input, output)] from the command line's paths: INPUT OUTPUT, or inputs (files or
-  folders of NIfTI files) with --out_dir."""
-  if out_dir is None:
-    if len(paths) != 2:
-      raise InputError("give INPUT OUTPUT, or inputs (files or a folder) with --out_dir DIR")
-    return [tuple(paths)]
-  if not os.path.isdir(out_dir):
-    raise InputError(f"--out_dir {out_dir}: no such folder")
-  inputs = []
-  for path in paths:
-    if os.path.isdir(path):
-      # hidden names are skipped: among them the temporary files of an interrupted write
-      found = sorted(os.path.join(path, n) for n in os.listdir(path)
-                     if nifti.is_nifti_path(n) and not n.startswith("."))
-      if not found:
-        raise InputError(f"{path}: folder holds no .nii or .nii.gz file (hidden ones skipped)")
-      inputs += found
-    else:
-      inputs.append(path)
-  if not inputs:
-    raise InputError("no input given")
-  pairs = [(path, output_name(path, out_dir)) for path in inputs]
-  written_by = {}
-  for source, target in pairs:
-    key = os.path.abspath(target)
-    if key in written_by:
-      raise InputError(f"{written_by[key]} and {source} would both be written to {target}; "
-                       "super-resolve them in separate runs or rename one")
-    written_by[key] = source
-  return pairs
 
 
 def weights_to_use(weights_path=None, gan=False):

@@ -11,7 +11,7 @@ import math
 import os
 
 from mdcsrn_tf import acquisition as acquisitions
-from mdcsrn_tf import cli, models, paper
+from mdcsrn_tf import cli, models, paper, weights
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import read_json, write_text_atomically
@@ -215,6 +215,35 @@ def check_resumable(config: TrainConfig):
         f"{config.workdir}: holds a run of {before.describe()}, this one asks for "
         f"{config.acquisition.describe()}; resume with the same acquisition or choose "
         "another --workdir")
+
+
+def check_init_generator(config: TrainConfig):
+  """InputError, before TensorFlow loads, when --init_generator holds another network than
+  --model (a workdir's run record or an export's model card says which)."""
+  path = config.init_generator
+  if not path or read_run_record(config.workdir) is not None:  # resuming: not read
+    return
+  if os.path.isdir(path):
+    record = read_run_record(path)
+    model = record.get("model") if isinstance(record, dict) else None
+  elif os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
+    model = weights.read_card(path).model
+  else:
+    return  # the loop says what is wrong with it
+  if model and model != config.model:
+    raise InputError(f"{path}: holds a {model} generator, this run trains --model="
+                     f"{config.model}; pass --model={model} (or another --init_generator)")
+
+
+def finished_card(config: TrainConfig):
+  """The model card of WORKDIR's export when it is the end of this very run (exported after
+  config.steps steps of the run WORKDIR's config.json records), else None."""
+  export = weights.exported_generator(config.workdir)
+  if (read_run_record(config.workdir) is None
+      or not os.path.exists(weights.base_path(export) + weights.CARD_SUFFIX)):
+    return None
+  card = weights.read_card(export)
+  return card if card.steps == config.steps else None
 
 
 def write_run_record(config: TrainConfig):

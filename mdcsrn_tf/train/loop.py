@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import signal
+import sys
 import time
 
 import keras
@@ -209,6 +210,8 @@ def train(config: TrainConfig) -> ModelCard | None:
     validator = validation.Validator(config, data_config, networks.generator,
                                      os.path.join(workdir, "logs") if chief else None,
                                      log=tqdm.write)
+    if start_step < config.steps:
+      validator.log_marks(start_step)
     last_metrics = _loop(config, strategy, networks, checkpoints, patches,
                          itertools.chain([first], batches), validator)
   finally:
@@ -248,8 +251,10 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
+  interactive = sys.stderr.isatty()  # a bar for a person; for a log, a line per summary
   with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
-                                   desc=config.phase, dynamic_ncols=True) as bar:
+                                   desc=config.phase, dynamic_ncols=True,
+                                   disable=not interactive) as bar:
     while int(step.numpy()) < config.steps:
       current = int(step.numpy())
       network = _network_for_step(config, current)
@@ -264,7 +269,9 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
       done = current + 1
       bar.update(1)
       bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-      validator.log_step(done, network, values, networks)
+      written = validator.log_step(done, network, values, networks)
+      if written and not interactive:
+        tqdm.write(validation.summary_line(done, config.steps, written, time.time() - started))
       # Validation first, so that the checkpoint of this step holds the updated best PSNR.
       if config.validate_every and done % config.validate_every == 0:
         last_metrics = _validate(validator, done, checkpoints)
