@@ -77,7 +77,9 @@ def test_table_notebook_renders_real_numbers_and_names_each_rows_weights(name, s
           for line in table[1:]}
   column = {label: index for index, label in enumerate(header)}
   # the bundled data set's Colin27 carries its brain mask: ours inside it, beside the rest
-  assert header[10:13] == ["SSIM in mask", "PSNR in mask", "NRMSE in mask"]
+  # the paper has no sharpness or band fidelity: ours alone, then every figure in the mask
+  assert header[10:17] == ["sharpness", "band fidelity", "SSIM in mask", "PSNR in mask",
+                           "NRMSE in mask", "sharpness in mask", "band fidelity in mask"]
   for label, cells in rows.items():
     # one subject in smoke mode: n = 1 and the mean alone, never a std of 0
     scored = cells[column["PSNR"]] != "-"
