@@ -34,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mdcsrn-sr=mdcsrn_tf.infer.__main__:run",
+            "mdcsrn-bids=mdcsrn_tf.bids.__main__:run",
             "mdcsrn-train=mdcsrn_tf.train.__main__:run",
             "mdcsrn-evaluate=mdcsrn_tf.evaluate.__main__:run",
             "mdcsrn-export=mdcsrn_tf.export.__main__:run",

@@ -20,6 +20,7 @@ import numpy as np
 from mdcsrn_tf import cli
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import report
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -44,6 +45,8 @@ class PredictOptions:
     target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
     out_dir: output folder for several inputs or a folder input (each to
       OUT_DIR/<name>_sr.nii.gz).
+    report: PATH.html: a QC report of the run (slices of every input and output, the
+      grids, the weights and their held-out figures), self-contained.
   """
   weights: str | None = None
   gan: bool = False
@@ -56,6 +59,7 @@ class PredictOptions:
   scale: tuple[float, ...] | None = None
   target_voxel: float | None = None
   out_dir: str | None = None
+  report: str | None = None
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
@@ -72,6 +76,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   for input_path, output_path in pairs:
     nifti.check_output_path(output_path, inputs=inputs)
     check_input(input_path, options.scale, options.target_voxel)
+  if options.report:
+    report.check_report_path(options.report, [path for pair in pairs for path in pair])
   weights_path = weights_to_use(options.weights, options.gan)
   model, lr_mode = load_model(weights_path, options.model)
   written = []
@@ -82,6 +88,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
         progress=sys.stderr.isatty(),  # a bar for a person, not a log
         jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path,
         memory_limit=options.memory_limit))
+  if options.report:
+    report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report")
   return written
 
 
