@@ -20,49 +20,39 @@ from mdcsrn_tf.infer import predict, provenance, report
 ANALYSIS_LEVELS = ("participant",)
 
 
-@dataclasses.dataclass(frozen=True)
-class BidsOptions:
-  """How `mdcsrn-bids` super-resolves a BIDS dataset.
-
-  Attributes:
+# mdcsrn-sr's settings that the app takes as they are: declared and documented once, in
+# predict.PredictOptions
+SHARED_SETTINGS = ("weights", "gan", "model", "tile", "margin", "batch", "memory_limit",
+                   "jit_compile", "scale", "target_voxel")
+OWN_SETTINGS = """
     participant_label: the participants to process (01 or sub-01; several separated by
       spaces or commas); default: all.
     session_label: the sessions to process (a or ses-a); default: all.
-    weights: PATH(.weights.h5) of a generator with its card (default: the shipped b4u4).
-    gan: use the shipped GAN weights instead of the L1 ones.
-    model: the generator's name, for weights without a model card.
-    tile: output tile edge in voxels, or auto (as mdcsrn-sr's --tile).
-    margin: voxels of context on each side of a tile (the paper's 3).
-    batch: tiles per forward pass with a fixed --tile.
-    memory_limit: MiB for the network's activations (as mdcsrn-sr's).
-    jit_compile: run the network through XLA.
-    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
-    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
-    report: write OUTPUT_DIR/sub-<label>.html, each participant's QC report.
-  """
-  participant_label: tuple[str, ...] | None = None
-  session_label: tuple[str, ...] | None = None
-  weights: str | None = None
-  gan: bool = False
-  model: str | None = None
-  tile: str = "auto"
-  margin: int = 3
-  batch: int = 1
-  memory_limit: int | None = None
-  jit_compile: bool = False
-  scale: tuple[float, ...] | None = None
-  target_voxel: float | None = None
-  report: bool = True
+    report: write OUTPUT_DIR/sub-<label>.html, each participant's QC report."""
 
-  def predict_options(self) -> predict.PredictOptions:
-    """The settings mdcsrn-sr shares, checked as mdcsrn-sr checks them."""
-    shared = {field.name for field in dataclasses.fields(predict.PredictOptions)}
-    return predict.PredictOptions(**{name: value for name, value in
-                                     dataclasses.asdict(self).items()
-                                     if name in shared and name != "report"})
 
-  def __post_init__(self):
-    self.predict_options()
+def _predict_options(self) -> predict.PredictOptions:
+  """The settings mdcsrn-sr shares, checked as mdcsrn-sr checks them."""
+  return predict.PredictOptions(**{name: getattr(self, name) for name in SHARED_SETTINGS})
+
+
+def _make_options_class():
+  shared_docs = cli.field_docs(predict.PredictOptions)
+  fields = [("participant_label", tuple[str, ...] | None, None),
+            ("session_label", tuple[str, ...] | None, None), ("report", bool, True)]
+  fields += [(field.name, field.type, field.default) for field in
+             dataclasses.fields(predict.PredictOptions) if field.name in SHARED_SETTINGS]
+  options_class = dataclasses.make_dataclass(
+      "BidsOptions", fields, frozen=True, namespace={"predict_options": _predict_options,
+                 "__post_init__": lambda self: self.predict_options()})
+  options_class.__module__ = __name__
+  options_class.__doc__ = ("How `mdcsrn-bids` super-resolves a BIDS dataset.\n\n  Attributes:"
+                           + OWN_SETTINGS + "".join(f"\n    {name}: {shared_docs[name]}"
+                                                    for name in SHARED_SETTINGS))
+  return options_class
+
+
+BidsOptions = _make_options_class()
 
 
 def plan(options: BidsOptions, arguments):
