@@ -94,3 +94,27 @@ def test_baselines_export_with_their_prelu_and_residual_layers(name, window):
                                          providers=["CPUExecutionProvider"])
   (sr,) = session.run(["sr"], {"lr": small})
   assert_close(sr, model(small, training=False).numpy())
+
+
+def test_the_tiling_in_docs_serving_reproduces_mdcsrn_sr(shipped_export, window):
+  """docs/serving.md's NumPy tiling around ONNX Runtime gives mdcsrn-sr's volume (tiles of
+  16 here, so that there are several per axis, the last ones shifted)."""
+  import os  # pylint: disable=import-outside-toplevel
+  import re  # pylint: disable=import-outside-toplevel
+
+  from mdcsrn_tf.infer import inference  # pylint: disable=import-outside-toplevel
+
+  model, path = shipped_export
+  docs = open(os.path.join(os.path.dirname(__file__), "..", "docs", "serving.md"),
+              encoding="utf-8").read()
+  (code,) = [block for block in re.findall(r"```python\n(.*?)```", docs, re.S)
+             if "def super_resolve" in block]
+  namespace = {}
+  exec(code, namespace)  # pylint: disable=exec-used
+  session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+  volume = window[0, ..., 0] * 1000.0  # a scan's intensities, not [0, 1]
+  sr = namespace["super_resolve"](volume, lambda w: session.run(["sr"], {"lr": w})[0],
+                                  tile=16)
+  expected = inference.super_resolve(model, volume / volume.max(), tile=16, margin=3,
+                                     progress=False) * volume.max()
+  assert_close(sr, expected)
