@@ -4,7 +4,9 @@ engine's largest difference from TensorFlow.
 
 The ONNX file is the one `mdcsrn-export --format onnx` writes. Windows: the paper's 64^3
 tile with its 3-voxel margins (70^3) and an odd 45x53x37 one. Every engine uses its default
-threads on this machine; medians of `--repeats` runs after one warm-up (which also compiles).
+threads on this machine; medians of `--repeats` runs after one warm-up (which also compiles),
+of wall time and of the process's CPU time (all threads: on a shared machine the wall time
+varies with the neighbours, the CPU time much less).
 OpenVINO's bf16 row records the precision the plugin actually chose: a CPU without bf16
 instructions runs it in f32.
 
@@ -12,8 +14,10 @@ instructions runs it in f32.
 """
 import argparse
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 import nibabel as nib
 import numpy as np
@@ -68,14 +72,24 @@ def main():
       window = np.ascontiguousarray(head[box][np.newaxis, ..., np.newaxis])
       reference = None
       for engine, (run, details) in runners.items():
-        seconds, times = machine.median_seconds(lambda: run(window), args.repeats)
-        output = run(window)
+        cpu_times = []
+
+        def timed_run():
+          start = time.process_time()
+          result = run(window)
+          cpu_times.append(time.process_time() - start)
+          return result
+
+        seconds, times = machine.median_seconds(timed_run, args.repeats)
+        output = timed_run()
+        cpu_seconds = statistics.median(cpu_times[1:])  # the warm-up's left out
         reference = output if reference is None else reference
         error = float(np.max(np.abs(output - reference)) / np.max(np.abs(reference)))
         rows.append({"window": window_name, "engine": engine, "median_s": seconds,
-                     "times_s": times, "max_difference_over_max": error, **details})
-        print(f"{window_name:28s} {engine:30s} {seconds:7.3f} s  difference {error:.2e}",
-              file=sys.stderr)
+                     "median_cpu_s": cpu_seconds, "times_s": times,
+                     "max_difference_over_max": error, **details})
+        print(f"{window_name:28s} {engine:30s} {seconds:7.3f} s wall {cpu_seconds:7.3f} s CPU"
+              f"  difference {error:.2e}", file=sys.stderr)
   machine.write_json(args.out, {"machine": machine.machine(), "load_average": os.getloadavg(),
                                 "repeats": args.repeats, "model": "b4u4 (shipped L1)",
                                 "rows": rows})

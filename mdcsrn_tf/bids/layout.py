@@ -81,6 +81,9 @@ def find_t1w(bids_dir, participant_labels=None, session_labels=None) -> dict:
   """{participant: [Image]} of the participants asked (all without labels), in the
   sessions asked (all without labels). InputError for a folder that is not BIDS, a label
   that names no participant or session, or an asked participant without a T1w image."""
+  for flag, labels in (("participant", participant_labels), ("session", session_labels)):
+    if labels is not None and not labels:
+      raise InputError(f"--{flag}_label needs at least one label")
   root = check_dataset(bids_dir)
   participants = _labels(root, "sub-")
   if not participants:
