@@ -25,7 +25,7 @@ samples: venv
 
 # Headless Chromium (Debian's package) renders the QC report in tests/test_report.py.
 browser: venv
-	command -v chromium >/dev/null 2>&1 || $(PY) -c 'from mdcsrn_tf.data.samples import apt_install; apt_install(["chromium"])'
+	command -v chromium >/dev/null 2>&1 || $(PY) -c 'from mdcsrn_tf.data.registries import apt_install; apt_install(["chromium"], print)'
 
 test: samples browser
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
