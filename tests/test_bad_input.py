@@ -74,6 +74,8 @@ CASES = [
      "{bids}: no session a in the participants asked (sessions: none)", ["{out}/d"]),
     ("bids {bids} {out}/d participant --participant_label --scale=1,1,2", 2,
      "--participant_label needs at least one label", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --weights {absent}", 2,
+     "{absent}.weights.h5: no such weights file", ["{out}/d"]),
     ("bids {bids} {out}/d group", 2, "analysis level 'group': this app has only participant",
      ["{out}/d"]),
     ("bids {bids} {bids}/sub-01/out participant", 2,

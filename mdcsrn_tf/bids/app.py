@@ -42,9 +42,10 @@ def _make_options_class():
             ("session_label", tuple[str, ...] | None, None), ("report", bool, True)]
   fields += [(field.name, field.type, field.default) for field in
              dataclasses.fields(predict.PredictOptions) if field.name in SHARED_SETTINGS]
-  options_class = dataclasses.make_dataclass(
-      "BidsOptions", fields, frozen=True, namespace={"predict_options": _predict_options,
-                 "__post_init__": lambda self: self.predict_options()})
+  methods = {"predict_options": _predict_options,
+             "__post_init__": lambda self: self.predict_options()}
+  options_class = dataclasses.make_dataclass("BidsOptions", fields, frozen=True,
+                                             namespace=methods)
   options_class.__module__ = __name__
   options_class.__doc__ = ("How `mdcsrn-bids` super-resolves a BIDS dataset.\n\n  Attributes:"
                            + OWN_SETTINGS + "".join(f"\n    {name}: {shared_docs[name]}"
@@ -69,7 +70,10 @@ def plan(options: BidsOptions, arguments):
   weights_path = predict.weights_to_use(options.weights, options.gan)
   from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
 
-  checksum = weights.file_sha256(weights.base_path(weights_path) + weights.WEIGHTS_SUFFIX)
+  weights_file = weights.base_path(weights_path) + weights.WEIGHTS_SUFFIX
+  if not os.path.isfile(weights_file):
+    raise InputError(f"{weights_file}: no such weights file")
+  checksum = weights.file_sha256(weights_file)
   output_dir = derivatives.check_output_dir(output_dir, root, checksum)
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report)}
