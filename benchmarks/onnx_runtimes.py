@@ -60,7 +60,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
   base = weights.shipped()["l1"]
-  model = weights.load_generator(base)
+  model, _ = weights.load_generator(base)
   head = np.asarray(nib.load(samples.sample_path("colin27_1mm")).dataobj, np.float32)
   head /= head.max()
   rows = []

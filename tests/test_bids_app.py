@@ -16,7 +16,7 @@ from mdcsrn_tf import weights
 from mdcsrn_tf.bids.app import BidsOptions, run_app
 from mdcsrn_tf.infer import predict
 
-SCALE = (1.0, 1.0, 2.0)  # a grid change, so that the sidecars have one to record
+SCALE = (2.0, 2.0, 1.0)  # a grid change, so that the sidecars have one to record
 EXPECTED = {  # BIDS Derivatives: source entities kept, desc-<label> before the suffix
     "dataset_description.json", "sub-01.html", "sub-02.html",
     "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.nii.gz",
@@ -49,7 +49,7 @@ def derivatives(bids_tree, tmp_path_factory):
   out = root / "raw" / "derivatives" / "mdcsrn"
   (root / "raw" / "derivatives").mkdir()
   result = run_command(dataset, out, "participant", "--participant_label", "01", "sub-02",
-                       "--scale=1,1,2")
+                       "--scale=2,2,1")
   assert result.returncode == 0, result.stderr
   return dataset, out
 
@@ -74,16 +74,14 @@ def test_sidecar_names_source_weights_acquisition_grid_and_command(derivatives):
   assert sidecar["SourceFile"] == source
   card = json.load(open(weights.shipped()["l1"] + weights.CARD_SUFFIX, encoding="utf-8"))
   assert sidecar["Weights"]["sha256"] == card["weights_sha256"]
-  assert sidecar["Acquisition"] == {"lr_mode": card["lr_mode"],
-                                    "factor": card["training"]["factor"],
-                                    "plane_axes": card["training"]["plane_axes"]}
+  assert sidecar["Acquisition"] == card["acquisition"]
   output = nib.load(str(stem) + ".nii.gz")
   change = sidecar["GridChange"]
   assert change["input"]["shape"] == [33, 41, 25] and change["input"]["voxel_mm"] == [2, 2, 2]
-  assert change["output"]["shape"] == list(output.shape) == [33, 41, 50]
+  assert change["output"]["shape"] == list(output.shape) == [66, 82, 25]
   assert change["output"]["voxel_mm"] == [float(z) for z in output.header.get_zooms()]
   assert change["factors"] == list(SCALE)
-  assert "participant --participant_label 01 sub-02 --scale=1,1,2" in sidecar["CommandLine"]
+  assert "participant --participant_label 01 sub-02 --scale=2,2,1" in sidecar["CommandLine"]
 
 
 def test_outputs_are_mdcsrn_srs(derivatives, tmp_path):
@@ -105,7 +103,7 @@ def test_rerun_skips_finished_participants_and_completes_an_interrupted_one(deri
   dataset, out = derivatives
   before = files_under(out)
   os.remove(out / "sub-02.html")  # as if the run had stopped before sub-02's report
-  result = run_command(dataset, out, "participant", "--scale=1,1,2")
+  result = run_command(dataset, out, "participant", "--scale=2,2,1")
   assert result.returncode == 0, result.stderr
   assert "sub-01: done already, skipped" in result.stderr
   after = files_under(out)

@@ -1,6 +1,7 @@
 """ONNX export: `mdcsrn-export --format onnx` writes the shipped network, and ONNX Runtime and
 OpenVINO reproduce the Keras model on an odd-shaped window of a real scan; the baselines'
 layers (PReLU, residual Add) export too."""
+import json
 import subprocess
 import sys
 
@@ -44,7 +45,7 @@ def shipped_export(tmp_path_factory):
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == str(out)
-  return weights.load_generator(base), out
+  return weights.load_generator(base)[0], out
 
 
 def assert_close(actual, expected):
@@ -79,7 +80,7 @@ def test_the_file_records_the_weights_and_takes_any_window_size(shipped_export):
   properties = {p.key: p.value for p in proto.metadata_props}
   base = weights.shipped()["l1"]
   assert properties["weights_sha256"] == weights.file_sha256(base + weights.WEIGHTS_SUFFIX)
-  assert properties["lr_mode"] == weights.read_card(base).lr_mode
+  assert json.loads(properties["acquisition"]) == weights.read_card(base).acquisition.to_dict()
   dims = [d.dim_param or d.dim_value for d in
           proto.graph.input[0].type.tensor_type.shape.dim]
   assert dims == ["batch", "depth", "height", "width", 1]

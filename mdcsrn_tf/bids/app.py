@@ -78,9 +78,11 @@ def plan(options: BidsOptions, arguments):
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report)}
   todo = {p: found for p, found in images.items() if p not in done}
+  acquisition = predict.trained_acquisition(weights_path, options.model)
   for found in todo.values():
     for image in found:
-      predict.check_input(image.path, options.scale, options.target_voxel)
+      predict.check_input(image.path, options.scale, options.target_voxel, acquisition,
+                          weights_path)
   return root, output_dir, todo, done
 
 
@@ -94,7 +96,7 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
     return []
   settings = options.predict_options()
   weights_path = predict.weights_to_use(settings.weights, settings.gan)
-  model, lr_mode = predict.load_model(weights_path, settings.model)
+  model, card = predict.load_model(weights_path, settings.model)
   record = provenance.weights_record(weights_path)
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)
@@ -111,7 +113,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
       predict.super_resolve_file(
           image.path, output, model, tile, settings.margin, settings.batch, settings.scale,
           settings.target_voxel, progress=sys.stderr.isatty(),
-          jit_compile=settings.jit_compile, interpolation=lr_mode, weights_name=weights_path,
+          jit_compile=settings.jit_compile, acquisition=card.acquisition,
+          weights_name=weights_path,
           memory_limit=settings.memory_limit)
       derivatives.write_sidecar(output_dir, image, root, record, command)
       log(output)

@@ -14,6 +14,7 @@ older TensorFlow, NumPy or protobuf releases than this project's, and the graph 
 depends on their pattern matching, where this one is the model's layers, one for one.
 Any other layer is refused with its name.
 """
+import json
 import os
 
 import numpy as np
@@ -162,7 +163,7 @@ def check_onnx_path(path) -> str:
 
 def export_onnx(weights_path, out, model_name=None) -> str:
   """Writes the generator of `weights_path` as PATH.onnx (atomically), with its model's
-  name, network input (lr_mode) and weights checksum in the file's metadata."""
+  name, acquisition (JSON) and weights checksum in the file's metadata."""
   out = check_onnx_path(out)
   try:
     import onnx
@@ -170,15 +171,14 @@ def export_onnx(weights_path, out, model_name=None) -> str:
     raise InputError("--format onnx needs the onnx package: pip install onnx") from None
   from mdcsrn_tf import weights  # TensorFlow loads only for a file that can be written
 
-  model = weights.load_generator(weights_path, model_name)
+  model, card = weights.load_generator(weights_path, model_name)
   base = weights.base_path(weights_path)
-  card = (weights.read_card(base) if os.path.exists(base + weights.CARD_SUFFIX) else None)
   try:
     proto = onnx_model(model)
   except UnsupportedLayer as error:
     raise InputError(f"{weights_path}: {error}") from None
-  metadata = {"model": card.model if card else model_name, "lr_mode": card.lr_mode if card
-              else "linear", "weights_sha256": weights.file_sha256(base + weights.WEIGHTS_SUFFIX)}
+  metadata = {"model": card.model, "acquisition": json.dumps(card.acquisition.to_dict()),
+              "weights_sha256": weights.file_sha256(base + weights.WEIGHTS_SUFFIX)}
   onnx.helper.set_model_props(proto, metadata)
   write_atomically(out, lambda temporary: onnx.save_model(proto, temporary))
   return out

@@ -15,14 +15,12 @@ HELD_OUT_METHODS = {"model": "this network", "zero_filled": "zero-filled k-space
 
 
 def card_acquisition(card) -> dict:
-  """The acquisition the weights were trained to undo: the network input (lr_mode), the
-  k-space factor and the degraded plane's axes, as the card records them (None where it
-  does not). Every output's record of it comes through here."""
-  if card is None:
-    return {"lr_mode": "linear", "factor": None, "plane_axes": None}
-  training = card.training or {}
-  return {"lr_mode": card.lr_mode, "factor": training.get("factor"),
-          "plane_axes": training.get("plane_axes")}
+  """The acquisition the weights were trained to undo (per-axis factors, slice profile,
+  placement on the HR grid), as the card records it; the paper's for weights without a
+  card. Every output's record of it comes through here."""
+  from mdcsrn_tf.acquisition import PAPER  # pylint: disable=import-outside-toplevel
+
+  return (card.acquisition if card is not None else PAPER).to_dict()
 
 
 def weights_record(weights_path) -> dict:

@@ -196,9 +196,9 @@ def _weights_section(record) -> str:
   rows = [("file", record["file"]), ("SHA-256", record["sha256"]),
           ("model", record["model"]), ("shipped as", record["shipped_as"] or None),
           ("training", f"{record['phase'] or '-'}, {record['steps']} steps"),
-          ("network input (lr_mode)", acquisition["lr_mode"]),
-          ("k-space factor", acquisition["factor"]),
-          ("degraded plane axes", acquisition["plane_axes"])]
+          ("acquisition: factors per axis", acquisition["factors"]),
+          ("acquisition: slice profile", acquisition["slice_profile"]),
+          ("acquisition: placement on the HR grid", acquisition["placement"])]
   parts = ["<h2>Weights</h2>", _table(None, rows)]
   if record["warning"]:
     parts.insert(1, f'<p class="warning">{html.escape(record["warning"])}</p>')

@@ -3,8 +3,12 @@
 
 Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
 Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
-repeat the run) and WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
-checkpoint; a command whose model, phase or precision differ from the run's is refused.
+repeat the run) and WORKDIR/config.json. Running the same command again resumes from
+WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay or
+acquisition (and in the GAN phase patch_size) differ from the run's is
+refused (docs/training.md#workdir). A run that has exported its generator after --steps
+steps is finished: the same command again says so and does nothing (a larger --steps
+trains on).
 
 Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
 diverged (NaN/Inf), 128 + N after signal N (a checkpoint is saved first).
@@ -14,7 +18,8 @@ import sys
 from mdcsrn_tf import cli, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.train.config import TrainConfig, check_resumable
+from mdcsrn_tf.train.config import (TrainConfig, check_init_generator, check_resumable,
+                                    finished_card)
 
 EXIT_DIVERGED = 3
 
@@ -26,6 +31,14 @@ def main(config: TrainConfig, arguments):
   for split in ("train", "validation"):  # a hand-written manifest's mistake, before any work
     manifest.split_entries(config.dataset, split)
   check_resumable(config)
+  check_init_generator(config)
+  done = finished_card(config)
+  if done is not None:
+    print(f"{config.workdir}: finished, {weights.exported_generator(config.workdir)} holds the "
+          f"generator after {done.steps} steps (validation PSNR "
+          f"{done.validation.get('psnr', float('nan')):.2f} dB); nothing to do; a larger "
+          "--steps trains on")
+    return 0
   from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags and data are good
 
   try:
