@@ -9,12 +9,11 @@ structure entry by entry, so a hand-written manifest's mistake is one line namin
 manifest and the entry, not a KeyError deep inside tf.data; a subject found in two splits
 (which would be trained on and then scored as held out) is refused the same way.
 """
-import json
 import os
 
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 SPLITS = ("train", "validation", "evaluation", "test")
 FILE_NAME = "manifest.json"
@@ -44,7 +43,7 @@ def write(folder, entries, source, replace=False) -> dict:
   os.makedirs(folder, exist_ok=True)
   counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
   manifest = {"source": source, "counts": counts, "subjects": list(entries)}
-  write_text_atomically(os.path.join(folder, FILE_NAME), json.dumps(manifest, indent=1))
+  write_text_atomically(os.path.join(folder, FILE_NAME), json_text(manifest, indent=1))
   return manifest
 
 

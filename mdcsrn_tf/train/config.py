@@ -13,7 +13,7 @@ import os
 from mdcsrn_tf import cli, models
 from mdcsrn_tf.data.degradation import LR_MODES
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
 
 PHASES = ("pretrain", "gan")
@@ -203,7 +203,7 @@ def write_run_record(config: TrainConfig):
   os.makedirs(config.workdir, exist_ok=True)
   write_text_atomically(os.path.join(config.workdir, FLAGFILE), cli.flagfile_text(config))
   write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
-                        json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+                        json_text(dataclasses.asdict(config), indent=1) + "\n")
 
 
 # Bytes per voxel of a training volume while a visit prepares it: the float32 (LR, HR) pair
