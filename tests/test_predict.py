@@ -218,6 +218,41 @@ def test_sigterm_removes_the_temporary_output_and_exits_143(tmp_path, scan, gene
   assert not list(out.iterdir())
 
 
+SIGINT_DURING_LONG_CALL = textwrap.dedent("""
+    import os, signal, sys, time
+    import nibabel as nib
+    from mdcsrn_tf.infer import __main__ as command
+
+    write = nib.Nifti1Image.to_filename
+
+    def write_then_interrupted_in_a_long_call(image, path, **kwargs):
+      write(image, path, **kwargs)
+      print(sorted(os.listdir(os.path.dirname(path))), flush=True)
+      # the main thread sits in one long call that runs no Python, as in a TensorFlow op:
+      # Ctrl-C reaches another thread, and Python's handler waits for the main thread
+      signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(600)
+
+    nib.Nifti1Image.to_filename = write_then_interrupted_in_a_long_call
+    sys.argv = ["mdcsrn-sr", *sys.argv[1:]]
+    command.run()
+    """)
+
+
+def test_sigint_is_answered_while_the_main_thread_is_busy(tmp_path, scan, generator_weights):
+  out = tmp_path / "out"
+  out.mkdir()
+  result = subprocess.run([sys.executable, "-c", SIGINT_DURING_LONG_CALL, str(scan),
+                           str(out / "sr.nii.gz"), "--weights", generator_weights],
+                          capture_output=True, text=True, timeout=300)  # not the 600 s
+  assert result.returncode == 128 + signal.SIGINT, result.stderr
+  assert result.stderr.splitlines()[-1] == "stopped by SIGINT"
+  assert "Traceback" not in result.stderr
+  assert ".sr.nii.gz." in result.stdout  # the temporary output was there, and is removed
+  assert not list(out.iterdir())
+
+
 def test_missing_shipped_weights_is_one_clear_error(monkeypatch, tmp_path):
   monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path))
   with pytest.raises(weights.InputError, match="--weights"):

@@ -16,7 +16,7 @@ import pytest
 import keras
 import tensorflow as tf
 
-from mdcsrn_tf import cli, hardware, models
+from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.data import manifest, pipeline
@@ -110,11 +110,16 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
   _wait_for(os.path.join(workdir, "checkpoints"), "ckpt-10.index", first)
-  first.send_signal(signal.SIGTERM)
+  first.send_signal(signal.SIGTERM)  # the loop runs: ckpt-10 exists, at any step from 10 on
   _, stderr = first.communicate(timeout=60)
   assert first.returncode == 128 + signal.SIGTERM, stderr
   stopped_at = _latest_step(workdir)
-  assert stopped_at > 10 and f"at step {stopped_at}" in stderr  # saved on the signal
+  # the step the signal was answered at is the newest checkpoint's, whichever step it was
+  assert stopped_at >= 10, stderr
+  saved = os.path.join(workdir, "checkpoints", f"ckpt-{stopped_at}")
+  assert f"at step {stopped_at}; checkpoint {saved} saved" in stderr
+  assert "Traceback" not in stderr
+  assert not os.path.exists(os.path.join(workdir, ".lock"))  # the workdir is free again
 
   second = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -132,6 +137,35 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   assert _latest_step(workdir) == 60
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
   assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
+
+
+HOLD_LOCK = """
+import sys
+from mdcsrn_tf.files import FolderLock
+lock = FolderLock(sys.argv[1], "training workdir").acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_trainer_is_refused_and_a_killed_ones_lock_is_taken_over(dataset, tmp_path):
+  workdir = tmp_path / "run"
+  holder = subprocess.Popen([PYTHON, "-c", HOLD_LOCK, str(workdir)], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+  assert holder.stdout.readline() == "locked\n"  # holds the lock from now on
+  second = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert second.returncode == 2 and len(second.stderr.splitlines()) == 1, second.stderr
+  assert second.stderr.startswith(f"error: {workdir}: training workdir in use by pid "
+                                  f"{holder.pid} on ")
+  assert sorted(os.listdir(workdir)) == [".lock"]  # the refused trainer wrote nothing
+  holder.kill()  # SIGKILL: the lock file stays, the kernel's lock goes
+  holder.communicate()
+  assert f"pid {holder.pid} " in (workdir / ".lock").read_text()
+  lock = files.FolderLock(workdir, "training workdir").acquire()
+  assert f"pid {os.getpid()} " in (workdir / ".lock").read_text()
+  lock.release()
+  assert not os.listdir(workdir)  # released: the lock file goes with the lock
 
 
 def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, tmp_path):

@@ -7,11 +7,14 @@ repeat the run) and WORKDIR/config.json. Running the same command again resumes 
 checkpoint; a command whose model, phase or precision differ from the run's is refused.
 
 One trainer works in a WORKDIR at a time: WORKDIR/.lock is held while it runs (a second one
-is refused; a lock left by a killed run is free, docs/training.md).
+is refused; a lock left by a killed run is free, docs/training.md). In a multi-worker run
+the chief holds it; the other workers write into folders of their own.
 
 Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
 diverged (NaN/Inf), 128 + N after signal N (a checkpoint is saved first).
 """
+import json
+import os
 import sys
 
 from mdcsrn_tf import cli, hardware, weights
@@ -36,8 +39,25 @@ def main(config: TrainConfig, arguments):
                      hardware.available_memory())
   cache_folder(config)
   check_resumable(config)
+  if not _is_chief(config):
+    return _train(config)
   with FolderLock(config.workdir, "training workdir"):
     return _train(config)
+
+
+def _is_chief(config) -> bool:
+  """Whether this process is the run's chief (steps.is_chief, read from TF_CONFIG before
+  TensorFlow loads); a TF_CONFIG that is not JSON is left for TensorFlow to refuse."""
+  if config.strategy != "multi_worker":
+    return True
+  try:
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = cluster.get("task", {})
+    kind, index = task.get("type"), int(task.get("index", 0))
+  except (ValueError, AttributeError, TypeError):
+    return True
+  return kind in (None, "chief") or (
+      kind == "worker" and index == 0 and "chief" not in cluster.get("cluster", {}))
 
 
 def _train(config):
