@@ -7,7 +7,7 @@ TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[
 # Test files run in parallel, one worker per core (pytest-xdist).
 PYTEST_ARGS ?= -n auto
 
-.PHONY: venv samples test demo bench clean-venv
+.PHONY: venv samples test demo bench tables-train clean-venv
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,16 @@ demo: samples
 # About 25 minutes on 2 CPU cores; docs/performance.md holds the figures.
 bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
+
+# Tables 1 and 2 on the CPU: every L1 network of the tables with one budget
+# (flags/cpu_tables/pretrain.cfg), cheapest first, each in runs/cpu/<model>; a run that was
+# stopped resumes from its newest checkpoint (docs/reproducing.md).
+TABLES_RUNS ?= runs/cpu
+tables-train: samples
+	for model in fsrcnn b2u4 b1u8 b3u4 b4u4 srresnet; do \
+	  $(PY) -m mdcsrn_tf.train --flagfile=flags/cpu_tables/pretrain.cfg --model=$$model \
+	      --workdir=$(TABLES_RUNS)/$$model || exit 1; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

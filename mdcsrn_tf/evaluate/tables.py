@@ -3,8 +3,10 @@
 Our figures come from scoring.py (metrics, seconds per volume) and models.analysis
 (parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
 masks (the bundled data set: Colin27's brain), our figures inside the mask stand beside the
-whole volume's; the paper gives no such figure. A model whose checkpoint is missing gets a
-row that says so, never invented numbers.
+whole volume's; the paper gives no such figure. Each network comes from its training run in
+the checkpoints folder when there is one, else from the weights shipped with the package
+(trained with one CPU budget, docs/reproducing.md), and its row says which; a network with
+neither gets a row that says so, never invented numbers.
 """
 import dataclasses
 import os
@@ -17,7 +19,6 @@ LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
           "b4u4": "mDCSRN b4u4", "b4u4_gan": "mDCSRN-GAN b4u4", "cubic": "bicubic interpolation",
           "fsrcnn": "3D FSRCNN", "srresnet": "3D SRResNet", "linear": "linear (network input)",
           "zero_filled": "zero-filled", "nearest": "nearest neighbour", "hr": "HR"}
-SHIPPED_AS = {"b4u4": "l1", "b4u4_gan": "gan"}  # the shipped weights each row may fall back on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +31,7 @@ class TableSettings:
   split: which split to score (the paper: "test").
   crop: keep a central cube of this edge of every volume (0: whole volumes; smoke runs).
   max_subjects: score at most this many subjects (0: all).
-  use_shipped: fall back to the package's shipped b4u4 weights when a workdir is missing.
+  use_shipped: take a network's shipped weights when its workdir has no export.
   """
   manifest: str
   checkpoints: str
@@ -43,14 +44,18 @@ class TableSettings:
   batch: int = 1
 
 
-def weights_path(method, settings: TableSettings):
-  """The exported generator of `method`, or None."""
-  exported = weights.exported_generator(os.path.join(settings.checkpoints, method))
+def weights_source(method, settings: TableSettings):
+  """(the generator of `method`, where it comes from, for the reader), or (None, why not):
+  the training run's export in the checkpoints folder first, else the shipped weights."""
+  workdir = os.path.join(settings.checkpoints, method)
+  exported = weights.exported_generator(workdir)
   if os.path.exists(exported + weights.WEIGHTS_SUFFIX):
-    return exported
-  if settings.use_shipped and method in SHIPPED_AS:
-    return weights.shipped().get(SHIPPED_AS[method])
-  return None
+    return exported, f"your run {workdir}"
+  shipped = weights.shipped_network(method) if settings.use_shipped else None
+  if shipped is not None:
+    return shipped, f"shipped weights {os.path.basename(shipped)} (CPU budget)"
+  return None, f"no checkpoint in {workdir}" + (", no shipped weights"
+                                                  if settings.use_shipped else "")
 
 
 def test_subjects(settings: TableSettings):
@@ -66,11 +71,11 @@ def _load_models(methods, settings: TableSettings):
   for method in methods:
     if method in scoring.BASELINES:
       continue
-    path = weights_path(method, settings)
+    path, source = weights_source(method, settings)
     if path is None:
-      missing[method] = f"no checkpoint in {os.path.join(settings.checkpoints, method)}"
+      missing[method] = source
       continue
-    models[method], sources[method] = weights.load_generator(path), path
+    models[method], sources[method] = weights.load_generator(path), source
     lr_modes[method] = weights.read_card(path).lr_mode
   return models, sources, missing, lr_modes
 
@@ -78,8 +83,8 @@ def _load_models(methods, settings: TableSettings):
 def reproduce(methods, settings: TableSettings) -> dict:
   """Evaluates `methods` (baselines and model names) on the split.
 
-  Returns {"rows": [...], "missing": {method: reason}, "sources": {method: weights path},
-  "subjects": [...]}.
+  Returns {"rows": [...], "missing": {method: reason}, "sources": {method: where its
+  weights come from}, "subjects": [...]}.
   """
   models, sources, missing, lr_modes = _load_models(methods, settings)
   baselines = [m for m in methods if m in scoring.BASELINES]
@@ -87,7 +92,8 @@ def reproduce(methods, settings: TableSettings) -> dict:
       test_subjects(settings), {**dict.fromkeys(baselines), **models},
       lr_mode=lr_modes, tile=settings.tile, margin=settings.margin,
       batch=settings.batch)
-  rows = [_row(method, results["summary"].get(method), models.get(method), missing.get(method))
+  rows = [_row(method, results["summary"].get(method), models.get(method),
+               missing.get(method, sources.get(method, "")))
           for method in methods]
   return {"rows": rows, "missing": missing, "sources": sources,
           "subjects": sorted(results["subjects"])}
@@ -109,13 +115,15 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   volumes["hr"] = hr
   slices = {LABELS.get(m, m): figures.degraded_plane_slice(volumes[m])
             for m in (*methods, "hr") if m in volumes}
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   figures.comparison_figure(slices, path, title=f"{name}, middle slice of the degraded plane")
   return {"shown": list(slices), "missing": missing}
 
 
-def _row(method, summary, model, missing_reason):
+def _row(method, summary, model, note):
   theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
-  row = {"method": LABELS.get(method, method), "note": missing_reason or ""}
+  row = {"method": LABELS.get(method, method), "note": note,
+         "n": summary["psnr"]["n"] if summary else 0}
   for metric in ("ssim", "psnr", "nrmse"):
     ours = summary[metric] if summary else None
     in_mask = (summary or {}).get(metrics.MASKED[metric])  # only for subjects with masks
@@ -136,13 +144,16 @@ FIGURES = (("ssim", "SSIM", 4), ("psnr", "PSNR", 2), ("nrmse", "NRMSE", 4))  # k
 
 
 def markdown(rows) -> str:
-  """The rows as a Markdown table: ours (mean (std)), the paper's, and the difference; then
-  ours inside the mask, when the subjects had masks."""
+  """The rows as a Markdown table: ours (mean (std) over n subjects, the mean alone when
+  n = 1), the paper's, and the difference; then ours inside the mask, when the subjects had
+  masks; then where each network's weights come from."""
   def number(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
-  def mean_std(value, digits):
-    return f"{value[0]:.{digits}f} ({value[1]:.{digits}f})" if value else "-"
+  def mean_std(value, digits, n):
+    if not value:
+      return "-"
+    return f"{value[0]:.{digits}f}" + (f" ({value[1]:.{digits}f})" if n > 1 else "")
 
   masked = [(metrics.MASKED[key], label, digits) for key, label, digits in FIGURES
             if any(row[metrics.MASKED[key]] for row in rows)]
@@ -150,15 +161,15 @@ def markdown(rows) -> str:
   for _, label, _ in FIGURES:
     header += [label, f"paper {label}", f"diff {label}"]
   header += [f"{label} in mask" for _, label, _ in masked]
-  header += ["params", "ops/voxel", "time (s)", "paper time (s)", "note"]
+  header += ["n", "params", "ops/voxel", "time (s)", "paper time (s)", "weights"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
     cells = [row["method"]]
     for key, _, digits in FIGURES:
-      cells += [mean_std(row[key], digits), number(row[f"paper_{key}"], digits),
+      cells += [mean_std(row[key], digits, row["n"]), number(row[f"paper_{key}"], digits),
                 number(row[f"diff_{key}"], digits)]
-    cells += [mean_std(row[key], digits) for key, _, digits in masked]
-    cells += [f"{row['params']:,}" if "params" in row else "-",
+    cells += [mean_std(row[key], digits, row["n"]) for key, _, digits in masked]
+    cells += [str(row["n"] or "-"), f"{row['params']:,}" if "params" in row else "-",
               f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",
               number(row["seconds"], 2), number(row["paper_seconds"], 2), row["note"]]
     lines.append("| " + " | ".join(cells) + " |")

@@ -1,5 +1,7 @@
 """Generators on disk: `PATH.weights.h5` (Keras `save_weights`) plus a model card `PATH.json`
-(card.ModelCard), and the b4u4 weights shipped in this folder.
+(card.ModelCard), and the weights shipped in this folder: the default b4u4 pair of
+`mdcsrn-sr` (`SHIPPED`), and one network per row of the paper's Tables 1-2, trained with
+one CPU budget (`<model>_l1`, `b4u4_gan`; docs/reproducing.md).
 
 The card says which network the weights belong to, so `load_generator(PATH)` can rebuild it
 by name with `models.build_model` before loading. Either file name or the bare PATH may be
@@ -143,6 +145,14 @@ def shipped() -> dict:
   """{kind: base path} of the shipped weights present in this install."""
   return {kind: os.path.join(SHIPPED_DIR, name) for kind, name in SHIPPED.items()
           if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
+
+
+def shipped_network(method):
+  """Base path of the shipped weights of a row of the paper's tables (`b1u8` ... `srresnet`
+  trained with L1 as `<method>_l1`, `b4u4_gan` as is), or None when this install has none."""
+  name = method if method.endswith("_gan") else f"{method}_l1"
+  base = os.path.join(SHIPPED_DIR, name)
+  return base if os.path.isfile(base + WEIGHTS_SUFFIX) else None
 
 
 def common_lr_mode(cards_of_models) -> str:
