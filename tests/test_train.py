@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
+from mdcsrn_tf.train import config as train_config
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.data import manifest, pipeline
 from mdcsrn_tf.errors import InputError
@@ -137,6 +138,18 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   assert _latest_step(workdir) == 60
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
   assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
+
+
+def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path):
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), parallel_volumes=2,
+                         patches_per_volume=8, shuffle_patches=4, batch_size=2, patch_size=40)
+  # two visits of a 37 x 45 x 29 volume padded to 40 x 45 x 40 (24 B a voxel: the pair and
+  # the FFT), and 16 + 4 + 3 x 2 (LR, HR) pairs of 40^3 float32 patches
+  needed = 2 * 40 * 45 * 40 * 24 + (16 + 4 + 6) * 2 * 40**3 * 4
+  assert train_config.patch_memory_bytes(config, (37, 45, 29)) == needed
+  train_config.check_patch_memory(config, (37, 45, 29), needed)
+  with pytest.raises(InputError, match=r"training patches need about .* GiB"):
+    train_config.check_patch_memory(config, (37, 45, 29), needed - 1)
 
 
 HOLD_LOCK = """
