@@ -16,7 +16,7 @@ import os
 import sys
 
 from mdcsrn_tf import cli
-from mdcsrn_tf.data import nifti
+from mdcsrn_tf.data import manifest, nifti
 from mdcsrn_tf.data.degradation import LR_MODES, Degradation
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import results, scoring, subjects
@@ -140,7 +140,9 @@ def evaluate(options: EvaluateOptions) -> tuple:
 
   weight_paths = options.weight_paths()
   for path in options.volumes:  # every file checked before the slow part (masks: below)
-    nifti.load_volume(path)
+    nifti.check_size(path, nifti.load_volume(path)[0].shape, options.factor)
+  if options.manifest:
+    manifest.check_sizes(manifest.split_entries(options.manifest, options.split), options.factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
   inputs = lr_modes(weight_paths, options.lr_mode)
