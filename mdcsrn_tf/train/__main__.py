@@ -22,7 +22,7 @@ from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.files import FolderLock
 from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_patch_memory,
-                                    check_resumable)
+                                    check_resumable, patch_memory_bytes)
 
 EXIT_DIVERGED = 3
 
@@ -35,7 +35,7 @@ def main(config: TrainConfig, arguments):
   shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), config.factor,
                                 config.patch_size)
   manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), config.factor)
-  check_patch_memory(config, max(shapes, key=lambda shape: shape[0] * shape[1] * shape[2]),
+  check_patch_memory(config, max(shapes, key=lambda shape: patch_memory_bytes(config, shape)),
                      hardware.available_memory())
   cache_folder(config)
   check_resumable(config)
