@@ -4,7 +4,8 @@ file as it was (no output, no temporary file, no half-made workdir). The inputs 
 Colin27 crops.
 
 Every command is a fresh process; most rows are refused before TensorFlow loads, and only
-the NaN weights and the NaN training volume get as far as running a network or a pipeline.
+the NaN weights and the NaN training volume get as far as running a network or a pipeline
+(the damaged --init_generator and the release's test subject get as far as loading one).
 """
 import dataclasses
 import fnmatch
