@@ -337,7 +337,7 @@ def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
   for index in range(300):
     path = crops / f"s{index:03d}.nii.gz"
     nib.Nifti1Image(np.roll(volume, index, axis=index % 3), np.eye(4)).to_filename(path)
-    entries["train"].append({"name": path.name, "subject": f"s{index}", "path": str(path),
+    entries["train"].append({"name": path.name, "subject": f"crop{index}", "path": str(path),
                              "split": "train"})
   manifest.write(str(tmp_path / "big"), [e for split in entries.values() for e in split], "test")
   cache = tmp_path / "cache"

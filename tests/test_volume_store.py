@@ -23,7 +23,8 @@ def write_volume(path, volume):
 
 
 def expected_pair(volume, degradation=LINEAR):
-  hr = volume / volume.max()
+  low = min(volume.min(), 0)  # anatomical.nii has a few negative voxels: mapped by its range
+  hr = (volume - low) / (volume.max() - low)
   return np.stack([kspace.degrade(hr, degradation.factor, degradation.plane_axes,
                                   degradation.lr_mode), hr])
 
