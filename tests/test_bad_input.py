@@ -43,8 +43,12 @@ CASES = [
      "{corrupted}.weights.h5: SHA-256 * model card *", ["{out}/sr.nii.gz"]),
     ("predict {scan} {out}/sr.nii.gz --weights {nan_weights}", 2,
      "{scan}: * output voxels are NaN or Inf with weights {nan_weights} *", ["{out}/sr.nii.gz"]),
-    ("predict {scan} {other} --out_dir {out}", 2,
-     "{scan} and {other} would both be written to {out}/scan_sr.nii.gz*", ["{out}/scan_sr.nii.gz"]),
+    ("predict {scan} {scan} --out_dir {out}", 2, "{scan}: named twice", ["{out}/scan_sr.nii.gz"]),
+    ("predict {pair}/*.nii --out_dir {out}", 2,
+     "{pair}/*.nii: the pattern matches no .nii or .nii.gz file", []),
+    ("predict {scan} --out_dir {scan}", 2, "--out_dir {scan}: exists and is not a folder", []),
+    ("predict {scan} --out_dir {out} --out_layout=flat", 2,
+     "--out_layout must be one of names, mirror, got 'flat'", []),
     ("predict {scan} {out}/sr.nii.gz --scale=inf,1,1", 2, "--scale needs three finite *inf*", []),
     ("predict {scan} {out}/sr.nii.gz --scale=1e6,1,1", 2,
      "{scan}: the HR grid of 37000000 x 45 x 29 voxels needs about * GiB, more than the *", []),
@@ -84,9 +88,26 @@ CASES = [
     (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
      "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
      ["{run_b1u8}/config.json"]),
-    ("evaluate --volumes={scan} --weights=l1={shipped} --lr_mode=linear --out_dir={out}/eval", 2,
-     "{shipped}: its model card says the network was trained on zero_filled input, not "
-     "--lr_mode=linear", []),
+    ("evaluate --volumes={scan} --weights=l1={shipped} --factors=1,1,4 --out_dir={out}/eval", 2,
+     "--weights l1: its model card says it was trained for factors 2,2,1 (k-space), "
+     "zero_filled placement, not the factors 1,1,4 the flags give; *", []),
+    ("evaluate --volumes={scan} --plane_axes=0,0 --out_dir={out}/eval", 2,
+     "--plane_axes 0,0: expected two distinct axes of 0, 1, 2", ["{out}/eval"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --plane_axes=0,0", 2,
+     "--plane_axes 0,0: expected two distinct axes of 0, 1, 2", ["{out}/run"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --factors=2,2,4 --slice_profile=gaussian", 2,
+     "--slice_profile=gaussian averages thick slices along one axis: --factors needs exactly "
+     "one factor > 1, got 2,2,4", ["{out}/run"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --placement=linear --lr_mode=zero_filled", 2,
+     "--placement=linear and --lr_mode=zero_filled contradict each other *", ["{out}/run"]),
+    ("predict {scan} {out}/sr.nii.gz --weights {bad_lr_mode} --scale=2,2,1", 2,
+     "{bad_lr_mode}.json: --placement 'bicubic': expected one of nearest, linear, cubic, "
+     "zero_filled", ["{out}/sr.nii.gz"]),
+    ("predict {scan} {out}/sr.nii.gz --scale=1,1,4", 2,
+     "{scan}: --scale/--target_voxel ask for factors 1,1,4, but *b4u4_l1 were trained for "
+     "factors 2,2,1 (k-space), zero_filled placement; *", ["{out}/sr.nii.gz"]),
+    ("evaluate --volumes={scan},{scan} --out_dir={out}/eval", 2, "{scan}: named twice",
+     ["{out}/eval"]),
     ("evaluate --volumes={scan} --masks={mask_small} --out_dir={out}/eval", 2,
      "{mask_small}: mask of 4 x 5 x 6 voxels is not on the grid of {scan} (37 x 45 x 29)", []),
     ("evaluate --volumes={scan} --masks={mask_shifted} --out_dir={out}/eval", 2,
@@ -171,6 +192,13 @@ def world(tmp_path_factory, colin27_crop):
   kernel = model.get_layer("first_conv").kernel
   kernel.assign(np.full(kernel.shape, np.nan, np.float32))
   paths["nan_weights"] = weights.save_generator(model, root / "nan", ModelCard("b2u4"))
+  # a card written before the acquisition was recorded, naming an input that never existed
+  paths["bad_lr_mode"] = str(root / "bad_lr_mode")
+  shutil.copy(paths["weights"] + weights.WEIGHTS_SUFFIX, paths["bad_lr_mode"] + weights.WEIGHTS_SUFFIX)
+  card = json.load(open(paths["weights"] + weights.CARD_SUFFIX, encoding="utf-8"))
+  del card["acquisition"]
+  with open(paths["bad_lr_mode"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
+    json.dump({**card, "lr_mode": "bicubic"}, file)
   for name, voxels in {"flat": np.ones((8, 9)), "series": np.ones((4, 5, 6, 3)),
                        "nan_volume": np.full((16, 17, 18), np.nan)}.items():
     paths[name] = str(root / f"{name}.nii.gz")

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import weights
 from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.evaluate.subjects import Subject
@@ -37,7 +38,7 @@ def test_metrics_agree_with_numpy():
   hr /= hr.max()
   results = scoring.evaluate_volume(hr, ["linear", "zero_filled"])
   for method, values in results.items():
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float64)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float64)
     assert abs(values["psnr"] - numpy_psnr(hr, sr)) < 1e-6
     assert abs(values["nrmse"] - numpy_nrmse(hr, sr)) < 1e-6
     assert 0 < values["ssim"] < 1 and values["seconds"] >= 0
@@ -80,33 +81,48 @@ def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write
   random_b2u4 = build_model("b2u4", identity_init=False)
   generator = weights.save_generator(random_b2u4, tmp_path / "b2u4", ModelCard("b2u4"))
   rng = np.random.default_rng(7)
-  volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"s{i}.nii.gz")
-             for i in range(2)]
+  # two subjects whose scans share one file name, as HCP's do
+  for subject in ("subA", "subB"):
+    (tmp_path / subject).mkdir()
+  volumes = [write_nifti(rng.random((16, 18, 12)).astype(np.float32) * 50, f"{s}/T1w.nii.gz")
+             for s in ("subA", "subB")]
   out = tmp_path / "eval"
   result = subprocess.run(
       [sys.executable, "-m", "mdcsrn_tf.evaluate", f"--volumes={volumes[0]},{volumes[1]}",
        f"--weights=random={generator}", "--baselines=linear,cubic", f"--out_dir={out}",
        "--tile=16"], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
+  assert (f"2 volumes named by the first part of their paths that differs (e.g. subA for "
+          f"{volumes[0]}); they name the rows of {out / 'per_subject.csv'}") in result.stderr
   with open(out / "per_subject.csv", newline="") as file:
     rows = list(csv.DictReader(file))
   assert [(r["subject"], r["method"]) for r in rows] == [
-      (s, m) for s in ("s0.nii.gz", "s1.nii.gz") for m in ("linear", "cubic", "random")]
+      (s, m) for s in ("subA", "subB") for m in ("linear", "cubic", "random")]
   summary = json.loads((out / "summary.json").read_text())
   psnr_linear = [float(r["psnr"]) for r in rows if r["method"] == "linear"]
   assert summary["summary"]["linear"]["psnr"]["mean"] == pytest.approx(np.mean(psnr_linear),
                                                                        rel=1e-5)
-  table = result.stdout.splitlines()
+  per_subject, table, where = result.stdout.strip().split("\n\n")
+  per_subject = per_subject.splitlines()
+  assert per_subject[0].split() == ["subject", "method", "PSNR", "SSIM", "PSNR", "mask",
+                                    "SSIM", "mask"]
+  assert [line.split()[:3] for line in per_subject[2:]] == [
+      [r["subject"], r["method"], f"{float(r['psnr']):.2f}"] for r in rows]
+  assert all(line.split()[-2:] == ["-", "-"] for line in per_subject[2:])  # no masks
+  table = table.splitlines()
   assert table[0].split()[:4] == ["method", "SSIM", "PSNR", "NRMSE"]
   assert [line.split()[0] for line in table[2:]] == ["linear", "cubic", "random"]
   assert "0.200M" in table[-1]  # b2u4's trainable parameters, as Table 1
+  assert where == (f"wrote {out / 'per_subject.csv'} (one row per subject and method) and "
+                   f"{out / 'summary.json'}")
 
 
 def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):
   volume = write_nifti(np.random.default_rng(3).random((16, 18, 12)).astype(np.float32))
   shipped_l1 = weights.shipped()["l1"]  # its card: trained on zero-filled input
   for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"],
-               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--lr_mode=linear"]):
+               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--factors=1,1,4"],
+               [f"--volumes={volume}", "--plane_axes=0,0"]):
     result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
@@ -119,7 +135,8 @@ def test_each_model_gets_the_input_it_was_trained_on():
   identity = build_model("b1u8")
   scores = scoring.evaluate_volume(
       hr, {"linear": None, "zero_filled": None, "on_linear": identity, "on_zero_filled": identity},
-      lr_mode={"on_linear": "linear", "on_zero_filled": "zero_filled"}, tile=16)
+      acquisition={"on_linear": Acquisition(placement="linear"),
+                   "on_zero_filled": Acquisition(placement="zero_filled")}, tile=16)
   for mode in ("linear", "zero_filled"):
     for metric in ("psnr", "ssim", "nrmse"):
       assert scores[f"on_{mode}"][metric] == pytest.approx(scores[mode][metric], rel=1e-5)

@@ -13,10 +13,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import files, hardware, weights
-from mdcsrn_tf.infer import inference, predict
-from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import inference, outputs, predict
+from mdcsrn_tf.data import nifti
 from mdcsrn_tf.weights import card as cards
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
@@ -62,7 +63,7 @@ def test_cli_keeps_geometry_and_intensity_range_and_leaves_input_alone(tmp_path,
   np.testing.assert_allclose(written.header.get_zooms(), source.header.get_zooms())
   # the same numbers as the library: normalise, tiled SR, de-normalise
   volume = source.get_fdata(dtype=np.float32)
-  model = weights.load_generator(generator_weights)
+  model, _ = weights.load_generator(generator_weights)
   expected = inference.super_resolve(model, volume / volume.max(), tile=12, margin=3,
                                      progress=False) * volume.max()
   np.testing.assert_allclose(written.get_fdata(dtype=np.float32), expected, rtol=1e-4,
@@ -75,7 +76,7 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   lowres_affine = AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0])
   small = np.random.default_rng(4).random((10, 13, 17)).astype(np.float32) * 100
   lowres = write_nifti(small, "lowres.nii.gz", affine=lowres_affine)
-  model = weights.load_generator(generator_weights)
+  model, _ = weights.load_generator(generator_weights)
   out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
                                    scale=[2, 2, 1], progress=False)
   written = nib.load(out)
@@ -124,7 +125,7 @@ def test_negative_intensities_are_mapped_by_their_range_and_restored(tmp_path, c
   assert result.returncode == 0, result.stderr
   written = nib.load(tmp_path / "sr.nii.gz").get_fdata(dtype=np.float32)
   low, spread = z_scored.min(), z_scored.max() - z_scored.min()
-  expected = inference.super_resolve(weights.load_generator(generator_weights),
+  expected = inference.super_resolve(weights.load_generator(generator_weights)[0],
                                      (z_scored - low) / spread, tile=12, margin=3,
                                      progress=False) * spread + low
   np.testing.assert_allclose(written, expected, atol=1e-3 * spread)
@@ -132,17 +133,18 @@ def test_negative_intensities_are_mapped_by_their_range_and_restored(tmp_path, c
 
 
 def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
-  """Weights whose card says lr_mode zero_filled get a Fourier-interpolated input."""
+  """Weights whose card's acquisition places zero-filled get a Fourier-interpolated input."""
   keras.utils.set_random_seed(6)
   base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "zf",
-                                ModelCard("b2u4", lr_mode="zero_filled"))
-  model, lr_mode = predict.load_model(base)
-  assert lr_mode == "zero_filled"
-  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1] == "zero_filled"
+                                ModelCard("b2u4", acquisition=Acquisition(placement="zero_filled")))
+  model, card = predict.load_model(base)
+  assert card.acquisition.placement == "zero_filled"
+  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1].acquisition == card.acquisition
   small = (np.random.default_rng(7).random((10, 13, 17)) * 100 + 50).astype(np.float32)
   lowres = write_nifti(small, "lowres.nii.gz", affine=AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0]))
   out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
-                                       scale=[2, 2, 1], progress=False, interpolation=lr_mode)
+                                       scale=[2, 2, 1], progress=False,
+                                       acquisition=card.acquisition)
   fourier = np.abs(np.fft.ifftn(np.fft.ifftshift(np.pad(
       np.fft.fftshift(np.fft.fftn(small, axes=(0, 1)), axes=(0, 1)),
       [(5, 5), (7, 6), (0, 0)]), axes=(0, 1)), axes=(0, 1))) * 4
@@ -158,10 +160,58 @@ def test_folder_input_writes_one_output_per_scan_and_skips_hidden_files(tmp_path
   for name in ("a.nii.gz", "b.nii"):
     nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
   (folder / ".a_sr.nii.gz.k2j4.tmp.nii.gz").write_bytes(b"")  # left by a killed write
-  (tmp_path / "out").mkdir()
-  assert predict.plan_outputs([str(folder)], str(tmp_path / "out")) == [
+  assert outputs.plan_outputs([str(folder)], str(tmp_path / "out")) == [
       (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
       (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
+
+
+def hcp_tree(root, subjects):
+  """HCP's layout with a brain mask and a hidden leftover beside each scan: the scans."""
+  scans = []
+  for subject in subjects:
+    folder = root / subject / "T1w"
+    folder.mkdir(parents=True)
+    for name in ("T1w_acpc_dc_restore.nii.gz", "brainmask_fs.nii.gz"):
+      nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
+    (folder / ".T1w_acpc_dc_restore.nii.gz.x.tmp.nii.gz").write_bytes(b"")
+    scans.append(str(folder / "T1w_acpc_dc_restore.nii.gz"))
+  return scans
+
+
+def test_a_glob_over_hcp_names_outputs_by_subject_or_mirrors_the_tree(tmp_path):
+  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
+  pattern = str(tmp_path / "HCP" / "*" / "T1w" / "T1w_acpc_dc_restore.nii.gz")
+  out = tmp_path / "sr"
+  assert outputs.plan_outputs([pattern], str(out)) == [
+      (scans[0], str(out / "100206_sr.nii.gz")), (scans[1], str(out / "100307_sr.nii.gz"))]
+  assert outputs.plan_outputs([pattern], str(out), layout="mirror") == [
+      (scans[0], str(out / "100206" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz")),
+      (scans[1], str(out / "100307" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz"))]
+  # a recursive folder input finds every NIfTI file below it, masks included, hidden ones not
+  found = outputs.expand_inputs([str(tmp_path / "HCP")], recursive=True)
+  assert found == sorted(scans + [s.replace("T1w_acpc_dc_restore", "brainmask_fs")
+                                  for s in scans])
+  with pytest.raises(InputError, match="folder holds no .nii"):
+    outputs.expand_inputs([str(tmp_path / "HCP")])
+
+
+def test_subjects_sharing_a_file_name_get_one_output_each_in_a_new_out_dir(
+    tmp_path, generator_weights):
+  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
+  out = tmp_path / "new" / "sr"
+  result = run_cli(*scans, "--out_dir", out, "--weights", generator_weights, "--tile", "16")
+  assert result.returncode == 0, result.stderr
+  written = [str(out / "100206_sr.nii.gz"), str(out / "100307_sr.nii.gz")]
+  assert result.stdout.split() == written
+  assert f"2 volumes named by the first part of their paths that differs (e.g. 100206 for " \
+         f"{scans[0]}); outputs in {out}" in result.stderr
+  # a second run does not replace the first one's outputs unasked
+  stamps = [os.stat(path).st_mtime_ns for path in written]
+  again = run_cli(*scans, "--out_dir", out, "--weights", generator_weights)
+  assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+      f"error: {written[0]}: exists already (and 1 more); pass --overwrite to replace, or "
+      "choose another --out_dir"]
+  assert [os.stat(path).st_mtime_ns for path in written] == stamps
 
 
 def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_path):
@@ -213,7 +263,7 @@ def test_scale_keeps_the_header_coherent(tmp_path, colin27_crop, generator_weigh
   nib.Nifti1Image(np.asarray(crop.dataobj), None, header).to_filename(source)
   before = nib.load(source).header
   out = predict.super_resolve_file(source, tmp_path / "sr.nii.gz",
-                                       weights.load_generator(generator_weights), tile=16,
+                                       weights.load_generator(generator_weights)[0], tile=16,
                                        scale=[2, 2, 1], progress=False)
   after = nib.load(out).header
   np.testing.assert_allclose(after.get_zooms(), np.multiply(before.get_zooms(), [0.5, 0.5, 1]),
@@ -304,7 +354,7 @@ def test_shipped_l1_weights_are_the_default(tmp_path, scan):
   result = run_cli(scan, tmp_path / "out.nii.gz", "--tile", "32")
   assert result.returncode == 0 and not result.stderr, result.stderr
   volume = nib.load(scan).get_fdata(dtype=np.float32)
-  shipped = weights.load_generator(weights.shipped()["l1"])
+  shipped, _ = weights.load_generator(weights.shipped()["l1"])
   expected = inference.super_resolve(shipped, volume / volume.max(), tile=32, margin=3,
                                      progress=False) * volume.max()
   np.testing.assert_allclose(nib.load(tmp_path / "out.nii.gz").get_fdata(dtype=np.float32),

@@ -107,3 +107,62 @@ def test_demo_dataset_holds_three_real_heads_out_for_testing(tmp_path, sample):
   assert all(e["subject"] not in samples.TEST_SUBJECTS
              for split in ("train", "validation") for e in by_split[split])
   assert by_split["train"]
+
+
+def test_hcp_tree_report_masks_and_split_list(tmp_path, write_nifti):
+  source = tmp_path / "HCP"
+  mask = (HEAD > np.percentile(HEAD, 60)).astype(np.uint8)
+  for subject in ("100206", "100307", "100408"):
+    (source / subject / "T1w").mkdir(parents=True)
+    write_nifti(HEAD, f"HCP/{subject}/{dataset.HCP_T1W}")
+  write_nifti(mask, f"HCP/100206/{dataset.HCP_MASK}")
+  write_nifti(mask[:20], f"HCP/100307/{dataset.HCP_MASK}")  # not on the scan's grid
+  (source / "100610" / "T1w").mkdir(parents=True)  # empty T1w folder
+  (source / "100711").mkdir()  # no T1w folder
+  (source / "101006" / "T1w").mkdir(parents=True)
+  (source / "101006" / "T1w" / "T1w.nii.gz").write_bytes(b"")  # not the file HCP names
+  (source / "101107" / "T1w").mkdir(parents=True)
+  (source / "101107" / dataset.HCP_T1W).write_bytes(b"\x1f\x8b truncated")  # unreadable
+  result = run_prepare("--src", str(source), "--out", str(tmp_path / "out"))
+  assert result.returncode == 0, result.stderr
+  lines = result.stderr.strip().splitlines()
+  t1w = dataset.HCP_T1W
+  assert lines[:4] == [
+      f"skipped: {source / '100610'}: missing {t1w} (its T1w folder is empty)",
+      f"skipped: {source / '100711'}: missing {t1w} (has no T1w folder)",
+      f"skipped: {source / '101006'}: missing {t1w} (its T1w folder holds no "
+      "T1w_acpc_dc_restore.nii.gz)",
+      f"warning: {source / '100307' / dataset.HCP_MASK}: mask of 20 x 41 x 25 voxels is not on "
+      f"the grid of {source / '100307' / t1w} (33 x 41 x 25); 100307 is left without a brain "
+      "mask"]
+  assert lines[4].startswith(f"skipped: {source / '101107' / t1w}: ")
+  assert lines[5:] == [f"{source}: 7 entries seen, 4 volumes found, 3 used (1 with a brain "
+                       "mask), 4 not used"]
+  written = json.loads((tmp_path / "out" / "manifest.json").read_text())
+  entries = {entry["subject"]: entry for entry in written["subjects"]}
+  assert entries["100206"]["mask"] == str(source / "100206" / dataset.HCP_MASK)
+  assert "mask" not in entries["100307"] and "mask" not in entries["100408"]
+  # the split list beside the manifest says the same as the manifest
+  rows = [line.split("\t") for line in
+          (tmp_path / "out" / manifest.SPLITS_FILE).read_text().splitlines()]
+  assert rows[0] == ["subject", "split", "path", "mask"]
+  assert sorted(rows[1:]) == sorted([e["subject"], e["split"], e["path"], e.get("mask", "")]
+                                    for e in entries.values())
+  assert result.stdout.strip().endswith(f"the subject of each split in "
+                                        f"{tmp_path / 'out' / manifest.SPLITS_FILE}")
+  without = run_prepare("--src", str(source), "--out", str(tmp_path / "plain"), "--nobrain_masks")
+  assert without.returncode == 0, without.stderr
+  assert "0 with a brain mask, masks off" in without.stderr
+  assert not any("mask" in e for e in json.loads(
+      (tmp_path / "plain" / "manifest.json").read_text())["subjects"])
+
+
+def test_a_bids_style_brain_mask_beside_a_plain_file_is_its_mask(tmp_path, write_nifti):
+  (tmp_path / "src").mkdir()
+  write_nifti(HEAD, "src/sub-01_T1w.nii.gz")
+  write_nifti(HEAD, "src/sub-02_T1w.nii.gz")
+  write_nifti((HEAD > 0).astype(np.uint8), "src/sub-01_desc-brain_mask.nii.gz")
+  written = dataset.prepare_folder(str(tmp_path / "src"), str(tmp_path / "out"),
+                                   log=lambda _: None)
+  assert {e["subject"]: e.get("mask") for e in written["subjects"]} == {
+      "sub-01_T1w": str(tmp_path / "src" / "sub-01_desc-brain_mask.nii.gz"), "sub-02_T1w": None}

@@ -15,6 +15,7 @@ import pytest
 
 import keras
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
 from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
@@ -69,24 +70,55 @@ def test_l1_steps_lower_validation_l1(pretrained):
   assert card.subjects["validation"]
 
 
+def test_a_finished_run_run_again_does_nothing_and_says_so(pretrained, dataset):
+  workdir, _, card = pretrained
+  logs = sorted(os.listdir(workdir / "logs"))
+  export = workdir / "export" / "generator.json"
+  before = export.stat().st_mtime_ns
+  result = subprocess.run(_cli("smoke_pretrain.cfg", dataset, str(workdir)), cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith(f"{workdir}: finished, ") and "nothing to do" in result.stdout
+  assert f"after {card.steps} steps" in result.stdout
+  assert sorted(os.listdir(workdir / "logs")) == logs and export.stat().st_mtime_ns == before
+
+
+def test_gan_from_another_network_is_refused_before_tensorflow_loads(pretrained, dataset,
+                                                                     tmp_path):
+  workdir, _, _ = pretrained
+  result = subprocess.run(_cli("smoke_gan.cfg", dataset, str(tmp_path / "gan"), "--model=b2u4",
+                               f"--init_generator={workdir}"),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == [
+      f"error: {workdir}: holds a b1u8 generator, this run trains --model=b2u4; pass "
+      "--model=b1u8 (or another --init_generator)"]
+  assert not os.path.exists(tmp_path / "gan")
+
+
 def test_gan_smoke_run_exports_a_generator(pretrained, dataset, tmp_path):
   workdir, _, _ = pretrained
   config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator=str(workdir))
   card = loop.train(config)
   assert card.phase == "gan" and card.steps == config.steps
   assert np.isfinite(card.validation["psnr"])
-  scalars, others = {}, {}
+  # scalars as every event reader sees them, not only TensorBoard's tensor loader
+  accumulator = event_accumulator.EventAccumulator(str(tmp_path / "logs"))
+  accumulator.Reload()
+  scalars = {tag: [e.value for e in accumulator.Scalars(tag)]
+             for tag in accumulator.Tags()["scalars"]}
+  others = {}
   for event in tf.compat.v1.train.summary_iterator(
       str(next((tmp_path / "logs").glob("events.*")))):
     for value in event.summary.value:
-      array = tf.make_ndarray(value.tensor)
-      if array.ndim == 0:
-        scalars.setdefault(value.tag, []).append(float(array))
-      else:
-        others[value.tag] = array
+      if value.HasField("tensor"):
+        others[value.tag] = tf.make_ndarray(value.tensor)
   assert scalars["critic/gradient_penalty"] and np.all(np.isfinite(scalars["critic/gradient_penalty"]))
   assert scalars["generator/l1"] and "critic/wasserstein" in scalars
   assert "validation/psnr" in scalars and "learning_rate/critic" in scalars
+  # the marks a validation PSNR is read against: once, at the first step
+  assert [e.step for e in accumulator.Scalars("validation_bicubic/psnr")] == [0]
+  assert len(scalars["validation_input/psnr"]) == 1
   # the LR | SR | HR image: width, height and one PNG
   assert others["validation/lr_sr_hr"].shape == (3,)
 
@@ -136,6 +168,9 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   assert f"resuming from {os.path.join(workdir, 'checkpoints', f'ckpt-{killed_at}')} at step " \
          f"{killed_at}" in third.stdout
   assert _latest_step(workdir) == 60
+  # without a terminal: no progress bar redraws, one line per summary
+  assert "\r" not in third.stdout + third.stderr
+  assert "step 60/60: generator/l1=" in third.stdout
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
   assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
 

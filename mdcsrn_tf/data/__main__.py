@@ -5,9 +5,12 @@ volume per subject, split by subject (docs/data.md).
   python -m mdcsrn_tf.data --samples --out DATASET
   python -m mdcsrn_tf.data --list_samples
 
-`--src` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz) and/or a plain
-folder of .nii/.nii.gz files (subject = file name). Every file is read; unusable ones are
-reported on stderr and skipped. The split follows the paper's 780/111/111/111 proportions
+`--src` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz, with HCP's
+T1w/brainmask_fs.nii.gz as the subject's brain mask when present) and/or a plain folder of
+.nii/.nii.gz files (subject = file name; SUB_desc-brain_mask.nii.gz beside SUB_T1w.nii.gz is
+its mask). Every file is read; each folder or file not used is reported on stderr with the
+reason (missing, empty, unreadable, ...), and a last line says how many entries were seen
+and used. DATASET/splits.tsv lists the subject of each split. The split follows the paper's 780/111/111/111 proportions
 (train/validation/evaluation/test) and is a function of the set of subject ids only.
 `--samples` installs the missing registry volumes and builds the bundled demo data set, with
 Colin27 as the held-out test subject. DATASET/manifest.json is written atomically.
@@ -18,7 +21,7 @@ import sys
 from mdcsrn_tf import cli
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.data.dataset import PrepareOptions, prepare
-from mdcsrn_tf.data.manifest import FILE_NAME
+from mdcsrn_tf.data.manifest import FILE_NAME, SPLITS_FILE
 from mdcsrn_tf.errors import InputError
 
 
@@ -30,7 +33,8 @@ def main(options: PrepareOptions, arguments):
     return
   written = prepare(options, lambda message: print(message, file=sys.stderr))
   counts = ", ".join(f"{split} {n}" for split, n in written["counts"].items())
-  print(f"wrote {os.path.join(options.out, FILE_NAME)}: {counts}")
+  print(f"wrote {os.path.join(options.out, FILE_NAME)}: {counts}; the subject of each split "
+        f"in {os.path.join(options.out, SPLITS_FILE)}")
 
 
 def run():

@@ -2,8 +2,10 @@
 
 The library behind `python -m mdcsrn_tf.data` (its docstring gives the layouts).
 `prepare_folder` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz) and/or a
-plain folder of .nii/.nii.gz files (subject = file name); every file is read with
-`nifti.load_volume` and unusable ones are reported through `log` and skipped. The split
+plain folder of .nii/.nii.gz files (subject = file name), each with its brain mask when
+present (HCP's T1w/brainmask_fs.nii.gz, a BIDS-style SUB_desc-brain_mask beside a plain
+file); every file is read with `nifti.load_volume`, and each folder or file not used is
+reported through `log` with the reason, then what was seen and used. The split
 follows the paper's 780/111/111/111 proportions (train/validation/evaluation/test, section
 3.1) and is a function of the set of subject ids only: subjects are ordered by a SHA-256 hash
 of their id and the first ones go to validation, test and evaluation. `prepare_samples`
@@ -13,13 +15,14 @@ the same package, voxels > 0) so that evaluations also report figures inside the
 manifest.json is written atomically (docs/data.md).
 """
 import dataclasses
-import glob
 import hashlib
 import os
+import sys
+import typing
 
 from tqdm import tqdm
 
-from mdcsrn_tf.data import intensity, manifest, nifti, samples
+from mdcsrn_tf.data import intensity, manifest, naming, nifti, samples
 from mdcsrn_tf.errors import InputError
 
 
@@ -36,12 +39,17 @@ class PrepareOptions:
     list_samples: print the registry of sample volumes with what is installed, and stop.
     replace: write over a manifest.json already in --out (refused otherwise, before any
       volume is read).
+    brain_masks: take each subject's brain mask when present (HCP's
+      T1w/brainmask_fs.nii.gz; beside a plain SUB_T1w.nii.gz, a BIDS-style
+      SUB_desc-brain_mask.nii.gz) into the manifest, so that evaluations also report
+      in-brain figures; --nobrain_masks leaves them out.
   """
   out: str | None = None
   src: str | None = None
   samples: bool = False
   list_samples: bool = False
   replace: bool = False
+  brain_masks: bool = True
 
   def __post_init__(self):
     if self.list_samples:
@@ -58,10 +66,13 @@ def prepare(options: PrepareOptions, log) -> dict:
   if options.samples:
     samples.install(log=log)
     return prepare_samples(options.out, log, replace=options.replace)
-  return prepare_folder(options.src, options.out, log, replace=options.replace)
+  return prepare_folder(options.src, options.out, log, options.brain_masks,
+                        replace=options.replace)
 
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
+HCP_MASK = os.path.join("T1w", "brainmask_fs.nii.gz")  # HCP's FreeSurfer brain mask, same grid
+BIDS_MASK = "_desc-brain_mask"
 # The demo data set: three real heads held out for testing, Colin27 at 1 mm first (its other
 # two volumes are the same person and stay out), then pycortex's S1 and BrainBrowser's head;
 # the pydeface mean head is the validation volume.
@@ -74,24 +85,66 @@ DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 DEMO_MASKS = {"colin27_1mm": "colin27_1mm_bet"}
 
 
-def find_subjects(src) -> list:
-  """[(subject id, path)] of HCP subject folders and plain NIfTI files directly in `src`."""
+class Candidate(typing.NamedTuple):
+  """A volume found in a source folder: its subject id, path and brain mask (or None)."""
+  subject: str
+  path: str
+  mask: str | None = None
+
+
+def bids_mask_path(path) -> str:
+  """Where a BIDS-style brain mask of the plain NIfTI `path` would be: SUB_T1w.nii.gz ->
+  SUB_desc-brain_mask.nii.gz (X.nii.gz -> X_desc-brain_mask.nii.gz), same suffix."""
+  folder, name = os.path.split(path)
+  stem = naming.strip_nifti_suffix(name)
+  stem = stem[:-len("_T1w")] if stem.endswith("_T1w") else stem
+  return os.path.join(folder, stem + BIDS_MASK + naming.nifti_suffix(name))
+
+
+def _hcp_folder(src, name, masks, log):
+  """The Candidate of the HCP subject folder src/name, or None after logging why not."""
+  t1w = os.path.join(src, name, HCP_T1W)
+  if os.path.isfile(t1w):
+    mask = os.path.join(src, name, HCP_MASK)
+    return Candidate(name, t1w, mask if masks and os.path.isfile(mask) else None)
+  folder = os.path.dirname(t1w)
+  if not os.path.isdir(folder):
+    why = "has no T1w folder"
+  elif not os.listdir(folder):
+    why = "its T1w folder is empty"
+  else:
+    why = f"its T1w folder holds no {os.path.basename(HCP_T1W)}"
+  log(f"skipped: {os.path.join(src, name)}: missing {HCP_T1W} ({why})")
+  return None
+
+
+def find_subjects(src, masks=True, log=print) -> tuple:
+  """([Candidate] of the HCP subject folders and plain NIfTI files directly in `src`, the
+  number of entries seen). Each folder without HCP's T1w volume is one `skipped:` line
+  through `log`; brain masks (HCP's T1w/brainmask_fs.nii.gz, a plain file's BIDS-style
+  *_desc-brain_mask) are taken when `masks` is on and never count as subjects."""
   if not os.path.isdir(src):
     raise InputError(f"{src}: no such folder")
-  found = [(os.path.basename(os.path.dirname(os.path.dirname(path))), path)
-           for path in sorted(glob.glob(os.path.join(glob.escape(src), "*", HCP_T1W)))]
-  for name in sorted(os.listdir(src)):
+  names = sorted(n for n in os.listdir(src) if not n.startswith("."))
+  found = []
+  for name in names:
     path = os.path.join(src, name)
-    if os.path.isfile(path) and nifti.is_nifti_path(name):
-      found.append((name[:-len(".nii.gz")] if name.endswith(".gz") else name[:-len(".nii")], path))
+    if os.path.isdir(path):
+      found.append(_hcp_folder(src, name, masks, log))
+    elif nifti.is_nifti_path(name) and not naming.strip_nifti_suffix(name).endswith(BIDS_MASK):
+      mask = bids_mask_path(path)
+      found.append(Candidate(naming.strip_nifti_suffix(name), path,
+                             mask if masks and os.path.isfile(mask) else None))
+  found = [candidate for candidate in found if candidate is not None]
   seen = {}
-  for subject, path in found:
-    if subject in seen:
-      raise InputError(f"{src}: subject {subject} twice ({seen[subject]} and {path})")
-    seen[subject] = path
+  for candidate in found:
+    if candidate.subject in seen:
+      raise InputError(f"{src}: subject {candidate.subject} twice ({seen[candidate.subject]} "
+                       f"and {candidate.path})")
+    seen[candidate.subject] = candidate.path
   if not found:
     raise InputError(f"{src}: no NIfTI files and no */{HCP_T1W}")
-  return found
+  return found, len(names)
 
 
 def split_counts(n_subjects) -> dict:
@@ -117,39 +170,57 @@ def assign_splits(subject_ids) -> dict:
   return splits
 
 
-def describe(name, subject, path, split) -> dict:
-  """The manifest entry of one volume (its voxel size in mm); InputError if the file is
-  unusable or too small."""
+def describe(name, subject, path, split, mask=None, log=print) -> dict:
+  """The manifest entry of one volume (its voxel size in mm), with `mask` when it is on the
+  volume's grid (else one `warning:` line through `log` and no mask); InputError if the
+  volume is unusable or too small."""
   volume, image = nifti.load_volume(path)
   nifti.check_size(path, volume.shape)
   intensity.intensity_of(volume, name=os.fspath(path))  # a constant volume teaches nothing
-  return {"name": name, "subject": subject, "path": os.path.abspath(path),
-          "shape": list(volume.shape), "zooms": list(nifti.voxel_size_mm(image, path)),
-          "split": split}
+  entry = {"name": name, "subject": subject, "path": os.path.abspath(path),
+           "shape": list(volume.shape), "zooms": list(nifti.voxel_size_mm(image, path)),
+           "split": split}
+  if mask is not None:
+    try:
+      if nifti.load_mask(mask, image, path).any():
+        entry["mask"] = os.path.abspath(mask)
+      else:
+        log(f"warning: {mask}: brain mask has no non-zero voxel; {name} is left without one")
+    except InputError as error:
+      log(f"warning: {error}; {name} is left without a brain mask")
+  return entry
 
 
 def describe_all(candidates, log) -> list:
-  """Entries of the usable (name, subject, path, split) candidates; each bad file is one
-  line through `log`."""
+  """Entries of the usable (name, subject, path, split[, mask]) candidates; each bad file is
+  one line through `log`."""
   entries = []
-  for name, subject, path, split in tqdm(candidates, desc="checking volumes", unit="volume",
-                                          disable=len(candidates) < 20):
+  for name, subject, path, split, *mask in tqdm(candidates, desc="checking volumes",
+                                                unit="volume",
+                                                disable=len(candidates) < 20
+                                                or not sys.stderr.isatty()):
     try:
-      entries.append(describe(name, subject, path, split))
+      entries.append(describe(name, subject, path, split, *mask, log=log))
     except InputError as error:
       log(f"skipped: {error}")
   return entries
 
 
-def prepare_folder(src, out, log=print, replace=False) -> dict:
-  """Manifest of the subjects under `src`, split by subject; returns the manifest."""
-  found = find_subjects(src)
-  valid = describe_all([(subject, subject, path, None) for subject, path in found], log)
+def prepare_folder(src, out, log=print, masks=True, replace=False) -> dict:
+  """Manifest of the subjects under `src`, split by subject, each with its brain mask when
+  `masks` is on and it has one; writes the manifest and the subject list beside it, and
+  reports through `log` what it saw, used and skipped. Returns the manifest."""
+  found, seen = find_subjects(src, masks, log)
+  valid = describe_all([(c.subject, c.subject, c.path, None, c.mask) for c in found], log)
   if not valid:
     raise InputError(f"{src}: none of the {len(found)} volumes is usable")
   splits = assign_splits(entry["subject"] for entry in valid)
   for entry in valid:
     entry["split"] = splits[entry["subject"]]
+  with_mask = sum("mask" in entry for entry in valid)
+  log(f"{src}: {seen} entries seen, {len(found)} volumes found, {len(valid)} used "
+      f"({with_mask} with a brain mask{'' if masks else ', masks off'}), "
+      f"{seen - len(valid)} not used")
   return manifest.write(out, valid, os.path.abspath(src), replace)
 
 

@@ -3,7 +3,8 @@
 {"source": ..., "counts": {split: n}, "subjects": [entry, ...]}, one entry per volume:
 {"name", "subject", "path", "split", "shape", "zooms"}, and optionally "mask": a NIfTI on
 the volume's grid whose non-zero voxels are where the evaluation also reports its figures
-(docs/evaluation.md). `prepare` writes absolute paths; a hand-written manifest may give
+(docs/evaluation.md). Beside it, splits.tsv lists which subject went to which split, for
+people; nothing reads it back. `prepare` writes absolute paths; a hand-written manifest may give
 paths, the volume's and the mask's, relative to its own folder. Reading checks the
 structure entry by entry, so a hand-written manifest's mistake is one line naming the
 manifest and the entry, not a KeyError deep inside tf.data; a subject found in two splits
@@ -17,6 +18,7 @@ from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 SPLITS = ("train", "validation", "evaluation", "test")
 FILE_NAME = "manifest.json"
+SPLITS_FILE = "splits.tsv"  # beside it: subject, split and file per volume, for people
 REQUIRED_TEXT = ("name", "path", "split")
 FILE_FIELDS = ("path", "mask")  # relative to the manifest's folder when not absolute
 
@@ -25,6 +27,17 @@ def manifest_path(path) -> str:
   """`path` itself, or FOLDER/manifest.json when `path` is a folder."""
   path = os.fspath(path)
   return os.path.join(path, FILE_NAME) if os.path.isdir(path) else path
+
+
+def splits_text(entries) -> str:
+  """A tab-separated table, split by split in SPLITS' order and by subject within one:
+  subject, split, path and mask ("" without one) of every entry."""
+  rank = {split: index for index, split in enumerate(SPLITS)}
+  rows = sorted(entries, key=lambda e: (rank[e["split"]], str(e.get("subject") or e["name"])))
+  lines = ["subject\tsplit\tpath\tmask"] + [
+      f"{e.get('subject') or e['name']}\t{e['split']}\t{e['path']}\t{e.get('mask', '')}"
+      for e in rows]
+  return "\n".join(lines) + "\n"
 
 
 def check_destination(folder, replace=False):
@@ -38,12 +51,14 @@ def check_destination(folder, replace=False):
 
 
 def write(folder, entries, source, replace=False) -> dict:
-  """Writes FOLDER/manifest.json atomically; returns the manifest."""
+  """Writes FOLDER/manifest.json and, beside it, FOLDER/splits.tsv (splits_text), both
+  atomically; returns the manifest."""
   check_destination(folder, replace)
   os.makedirs(folder, exist_ok=True)
   counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
   manifest = {"source": source, "counts": counts, "subjects": list(entries)}
   write_text_atomically(os.path.join(folder, FILE_NAME), json_text(manifest, indent=1))
+  write_text_atomically(os.path.join(folder, SPLITS_FILE), splits_text(entries))
   return manifest
 
 

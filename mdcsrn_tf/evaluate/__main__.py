@@ -5,18 +5,27 @@ Subjects come from a data set manifest (--manifest, --split) or from NIfTI files
 (--volumes), read one at a time; a subject with a mask (the manifest entry's "mask", or
 --masks) is also scored inside it, beside the whole volume. Each subject's rows are written to OUT_DIR/per_subject.csv
 as soon as they are scored, and a rerun with the same flags skips the subjects already
-there; at the end OUT_DIR/summary.json is written and the table printed.
+there; at the end OUT_DIR/summary.json is written, and the command prints each subject's
+figures, the table and where it wrote. Subjects given as --volumes are named by the first
+part of their paths that differs (HCP: the subject folder), so that no two share a row.
 """
+import os
+
 from mdcsrn_tf import cli
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.evaluate.evaluation import EvaluateOptions, evaluate
 
 
 def main(options: EvaluateOptions, arguments):
   if arguments:
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
-  _, table = evaluate(options)
+  outcome, table = evaluate(options)
+  print(scoring.format_subject_table(outcome["subjects"]))
+  print()
   print(table)
+  print(f"\nwrote {os.path.join(options.out_dir, results.CSV_NAME)} (one row per subject and "
+        f"method) and {os.path.join(options.out_dir, results.SUMMARY_NAME)}")
 
 
 def run():

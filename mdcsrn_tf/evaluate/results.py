@@ -11,9 +11,12 @@ import io
 import json
 import os
 
+from mdcsrn_tf import metrics
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.evaluate.scoring import MASKED, METRICS
+from mdcsrn_tf.evaluate.scoring import METRICS
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
+
+CSV_NAME, SETTINGS_NAME, SUMMARY_NAME = "per_subject.csv", "settings.json", "summary.json"
 
 
 def results_csv(per_subject: dict) -> str:
@@ -36,7 +39,7 @@ def read_results_csv(path) -> dict:
   with open(path, newline="", encoding="utf-8") as file:
     for row in csv.DictReader(file):
       per_subject.setdefault(row["subject"], {})[row["method"]] = {
-          metric: float(row[metric]) for metric in METRICS if row[metric]}
+          metric: float(row[metric]) for metric in METRICS if row.get(metric)}
   return per_subject
 
 
@@ -46,14 +49,14 @@ class ResultsRecord:
   stopped; with other settings it refuses, since mixing them would mix two evaluations.
 
   `methods` maps each method to what identifies it beyond its name (a network: its weights'
-  path and SHA-256; a baseline: nothing), kept in settings.json under "methods". A method
-  whose identity changed since (weights retrained into the same path) loses its rows, which
-  are scored again, and `log` says so; the other methods' rows are kept.
+  SHA-256; a baseline: nothing), kept in settings.json under "methods". A method whose
+  identity changed since (weights retrained into the same path) loses its rows, which are
+  scored again, and `log` says so; the other methods' rows are kept.
   """
 
   def __init__(self, out_dir, settings: dict, methods: dict | None = None, log=print):
-    self.csv_path = os.path.join(out_dir, "per_subject.csv")
-    settings_path = os.path.join(out_dir, "settings.json")
+    self.csv_path = os.path.join(out_dir, CSV_NAME)
+    settings_path = os.path.join(out_dir, SETTINGS_NAME)
     settings = json.loads(json_text(settings))
     methods = json.loads(json_text(methods or {}))
     earlier = None
@@ -77,9 +80,11 @@ class ResultsRecord:
   def scored(self, subject, methods, masked=False) -> bool:
     """Whether every method's rows of `subject` are here, with in-mask figures exactly when
     the subject now has a mask (a mask added to a manifest since, or taken out, rescores
-    it)."""
+    it) and every figure of the metric registry (one added since rescores it)."""
     rows = self.per_subject.get(subject, {})
-    return all(method in rows and (MASKED[0] in rows[method]) == masked for method in methods)
+    wanted = metrics.NAMES + (metrics.MASKED_NAMES if masked else ())
+    return all(method in rows and set(wanted) <= set(rows[method])
+               and (metrics.MASKED_NAMES[0] in rows[method]) == masked for method in methods)
 
   def add(self, subject, results: dict):
     self.per_subject[subject] = results

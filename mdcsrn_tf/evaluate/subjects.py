@@ -1,6 +1,7 @@
 """The subjects an evaluation scores, loaded one at a time.
 
-A subject is a Subject(name, load, masked): `load()` reads the volume, crops it to a central
+A subject is a Subject(name, load, masked), its name unique among the subjects scored
+together (naming.py: a manifest entry's name, or the first part of the paths that differs): `load()` reads the volume, crops it to a central
 cube when asked and divides it by its maximum only when it is scored, so memory holds one
 volume whatever the split's size; it also reads the subject's mask when it has one (a
 manifest entry's "mask", a --masks file: docs/evaluation.md), cropped alike. Every
@@ -14,7 +15,7 @@ import functools
 import os
 import typing
 
-from mdcsrn_tf.data import intensity, manifest, nifti
+from mdcsrn_tf.data import intensity, manifest, naming, nifti
 from mdcsrn_tf.errors import InputError
 
 
@@ -82,13 +83,15 @@ def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:
   when it names one; `load()` gives the volume, cropped to a central cube of `crop` voxels
   when > 0, divided by its maximum."""
   entries = manifest.split_entries(manifest_path, split)
-  return [_subject(entry["name"], entry["path"], entry.get("mask"), crop)
-          for entry in (entries[:limit] if limit else entries)]
+  entries = entries[:limit] if limit else entries
+  names = naming.unique_names([e["name"] for e in entries], [e["path"] for e in entries])
+  return [_subject(name, entry["path"], entry.get("mask"), crop)
+          for name, entry in zip(names, entries)]
 
 
 def file_subjects(paths, crop=0, masks=()) -> list:
-  """[Subject] of NIfTI files, named by their file names, with one mask file per path when
-  `masks` is given; as manifest_subjects."""
+  """[Subject] of NIfTI files, named by naming.subject_names (HCP: the subject folder), with
+  one mask file per path when `masks` is given; as manifest_subjects."""
   masks = tuple(masks) or (None,) * len(paths)
-  return [_subject(os.path.basename(os.fspath(path)), path, mask, crop)
-          for path, mask in zip(paths, masks)]
+  return [_subject(name, path, mask, crop)
+          for name, path, mask in zip(naming.subject_names(paths), paths, masks)]

@@ -20,7 +20,7 @@ it (docs/serving.md).
 import dataclasses
 import os
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, paper
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_folder_atomically
 
@@ -45,7 +45,7 @@ class ExportOptions:
   out: str
   model: str | None = None
   tile: str = "auto"
-  margin: int = 3
+  margin: int = paper.MARGIN
   memory_limit: int | None = None
   unverified_weights: bool = False
 
@@ -59,7 +59,7 @@ NOT_FINITE_ERROR = "volume has NaN or Inf voxels; count:"
 NO_RANGE_ERROR = "volume has no positive voxel (nothing to super-resolve); maximum:"
 
 
-def serving_function(model, tile=64, margin=3, memory_limit=None):
+def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None):
   """The exported computation: `volume` -> {"sr": its super-resolution, same shape}.
   `tile` None plans the tiles in the graph from the volume's shape and `memory_limit` MiB,
   as inference.auto_plan does."""
@@ -116,7 +116,8 @@ def check_export_folder(out_dir) -> str:
   return out_dir
 
 
-def export_saved_model(model, out_dir, tile=64, margin=3, memory_limit=None):
+def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
+                       memory_limit=None):
   """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
   import keras
   import tensorflow as tf
@@ -143,6 +144,6 @@ def export(options: ExportOptions) -> str:
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
-  model = weights.load_generator(options.weights, options.model, options.unverified_weights)
+  model, _ = weights.load_generator(options.weights, options.model, options.unverified_weights)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit)

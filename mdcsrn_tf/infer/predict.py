@@ -1,13 +1,14 @@
 """Super-resolution of NIfTI files: the library behind `mdcsrn-sr` (infer/__main__.py).
 
 A scan already on the HR grid is super-resolved as it is. With `scale`/`target_voxel`, a
-coarser scan is first interpolated onto the finer grid exactly as the model's training
-inputs were made (its card's lr_mode: "linear", or "zero_filled" = Fourier interpolation;
-kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
-gets the finer voxel size and a header over the same field of view. Before that, a grid that
-would not fit in the memory available is refused. Intensities are mapped onto [0, 1] going
-in and back coming out (data/intensity.py: by the maximum, or by the range for a volume with
-negative voxels), so the output keeps the input's range.
+coarser scan is first placed onto the finer grid exactly as the model's training inputs
+were (its card's acquisition: the placement, e.g. "linear", or "zero_filled" = Fourier
+interpolation; kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the
+output gets the finer voxel size and a header over the same field of view. Before that, a
+grid change the weights were not trained for (per-axis factors other than their card's)
+and a grid that would not fit in the memory available are refused. Intensities are mapped
+onto [0, 1] going in and back coming out (data/intensity.py: by the maximum, or by the range
+for a volume with negative voxels), so the output keeps the input's range.
 Outputs are written atomically, never over an input, and never from a non-finite network
 output.
 """
@@ -18,9 +19,11 @@ import sys
 
 import numpy as np
 
-from mdcsrn_tf import cli, hardware
-from mdcsrn_tf.data import intensity, nifti
+from mdcsrn_tf import cli, hardware, paper
+from mdcsrn_tf.acquisition import PAPER, Acquisition
+from mdcsrn_tf.data import intensity, naming, nifti
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import outputs
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -41,11 +44,18 @@ class PredictOptions:
       --tile auto (default 4096, the same on every machine, so that the output is too);
       with a fixed --tile, the largest tile batch that fits replaces --batch.
     jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
-    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
-    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it (the
-      header's spatial unit, mm, micron or metre, is honoured).
-    out_dir: output folder for several inputs or a folder input (each to
-      OUT_DIR/<name>_sr.nii.gz).
+    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1; they must be
+      the factors the weights were trained for (their card's acquisition).
+    target_voxel: HR voxel size in mm (the header's spatial unit, mm, micron or metre, is
+      honoured): axes with larger voxels are interpolated to it (the factors this makes
+      must be the ones the weights were trained for).
+    out_dir: output folder for several inputs, folders or glob patterns, made when missing:
+      each input to OUT_DIR/<name>_sr.nii.gz, its name the first part of the input paths
+      that differs (HCP: the subject folder), or as --out_layout says.
+    out_layout: names (OUT_DIR/<name>_sr.nii.gz) or mirror (each input's path below the
+      folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
+    recursive: folder inputs: also the NIfTI files in their subfolders.
+    overwrite: with --out_dir, replace outputs an earlier run left there (refused without).
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
   """
@@ -53,40 +63,53 @@ class PredictOptions:
   gan: bool = False
   model: str | None = None
   tile: str = "auto"
-  margin: int = 3
+  margin: int = paper.MARGIN
   batch: int = 1
   memory_limit: int | None = None
   jit_compile: bool = False
   scale: tuple[float, ...] | None = None
   target_voxel: float | None = None
   out_dir: str | None = None
+  out_layout: str = "names"
+  recursive: bool = False
+  overwrite: bool = False
   unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
     cli.int_or_word(self, "tile", "auto")
     check_grid_flags(self.scale, self.target_voxel)
+    if self.out_layout not in outputs.OUT_LAYOUTS:
+      raise InputError(f"--out_layout must be one of {', '.join(outputs.OUT_LAYOUTS)}, got "
+                       f"{self.out_layout!r}")
 
 
 def super_resolve_files(options: PredictOptions, paths) -> list:
   """Super-resolves the inputs the command line names (INPUT OUTPUT, or inputs with
   --out_dir); returns the outputs written. Every input and output is checked, and every
   grid change sized, before the model loads."""
-  pairs = plan_outputs(paths, options.out_dir)
+  pairs = outputs.plan_outputs(paths, options.out_dir, options.recursive, options.out_layout)
   inputs = [input_path for input_path, _ in pairs]
-  for input_path, output_path in pairs:
-    nifti.check_output_path(output_path, inputs=inputs)
-    check_input(input_path, options.scale, options.target_voxel)
   weights_path = weights_to_use(options.weights, options.gan)
-  model, lr_mode = load_model(weights_path, options.model,
-                              allow_unverified=options.unverified_weights)
+  acquisition = trained_acquisition(weights_path, options.model)
+  for input_path, _ in pairs:
+    check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
+  if options.out_dir is not None:
+    outputs.prepare_out_dir(pairs, options.overwrite)
+    note = naming.naming_note(inputs, naming.subject_names(inputs))
+    if note and options.out_layout == "names":
+      print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
+  for _, output_path in pairs:
+    nifti.check_output_path(output_path, inputs=inputs)
+  model, card = load_model(weights_path, options.model,
+                           allow_unverified=options.unverified_weights)
   written = []
   for input_path, output_path in pairs:
     written.append(super_resolve_file(
         input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
         options.margin, options.batch, options.scale, options.target_voxel,
         progress=sys.stderr.isatty(),  # a bar for a person, not a log
-        jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path,
+        jit_compile=options.jit_compile, acquisition=card.acquisition, weights_name=weights_path,
         memory_limit=options.memory_limit))
   return written
 
@@ -111,11 +134,29 @@ def check_grid_flags(scale=None, target_voxel=None):
                      f"{','.join(str(s) for s in scale)}")
 
 
-def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
-  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+def requested_scale(zooms, scale=None, target_voxel=None):
+  """The per-axis factors `--scale` or `--target_voxel` ask for (None: neither)."""
   check_grid_flags(scale, target_voxel)
   if target_voxel is not None:
-    scale = [max(z / target_voxel, 1.0) for z in zooms]
+    return tuple(max(z / target_voxel, 1.0) for z in zooms)
+  return None if scale is None else tuple(scale)
+
+
+def check_trained_grid(path, scale, acquisition: Acquisition, weights_name="the weights"):
+  """InputError unless a grid change by `scale` is the one the weights were trained for:
+  each axis' factor their acquisition's (within 0.1%, the rounding of voxel sizes)."""
+  if scale is None or all(s == 1 for s in scale):
+    return
+  if not all(abs(s - f) <= 1e-3 * f for s, f in zip(scale, acquisition.factors)):
+    raise InputError(
+        f"{path}: --scale/--target_voxel ask for factors {','.join(f'{s:g}' for s in scale)}, "
+        f"but {weights_name} were trained for {acquisition.describe()}; give a scan whose "
+        "grid they fit, or weights trained for this one (mdcsrn-train --factors)")
+
+
+def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
+  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+  scale = requested_scale(zooms, scale, target_voxel)
   if scale is None:
     return tuple(shape), (1.0, 1.0, 1.0)
   sizes = [n * s for n, s in zip(shape, scale)]
@@ -143,43 +184,51 @@ def grid_map(factors):
   return np.diag([1 / f for f in factors] + [1.0])
 
 
-def check_input(path, scale=None, target_voxel=None):
-  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
-  or an HR grid that does not fit in memory. Nothing is interpolated yet."""
+def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,
+                weights_name="the weights"):
+  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file,
+  a grid change `acquisition` (the weights', when given) was not trained for, or an HR grid
+  that does not fit in memory. Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
   zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
   if hr_shape != volume.shape:
     check_memory(path, hr_shape)
+  if acquisition is not None:
+    check_trained_grid(path, requested_scale(zooms, scale, target_voxel), acquisition,
+                       weights_name)
   return volume, image, hr_shape, factors
 
 
-def load_input(path, scale=None, target_voxel=None, interpolation="linear"):
+def load_input(path, scale=None, target_voxel=None, acquisition: Acquisition = PAPER):
   """(volume on the HR grid, reference image, map from its voxels to the reference's or
-  None when the grid is the input's) of one input scan."""
-  volume, image, hr_shape, factors = check_input(path, scale, target_voxel)
+  None when the grid is the input's) of one input scan, placed on the HR grid as
+  `acquisition` says."""
+  volume, image, hr_shape, factors = check_input(path, scale, target_voxel, acquisition)
   if hr_shape == volume.shape:
     return volume, image, None
   from mdcsrn_tf.data import kspace  # TensorFlow only when a grid change needs it
 
   axes = tuple(a for a in range(3) if hr_shape[a] != volume.shape[a])
-  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes, interpolation=interpolation),
-                      np.float32)
+  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes,
+                                      placement=acquisition.placement), np.float32)
   return volume, image, grid_map(factors)
 
 
-def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
-                       target_voxel=None, progress=True, jit_compile=False,
-                       interpolation="linear", weights_name="the weights", memory_limit=None):
-  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input);
-  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). `tile` None
+def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=paper.MARGIN,
+                       batch=1, scale=None, target_voxel=None, progress=True, jit_compile=False,
+                       acquisition: Acquisition = PAPER, weights_name="the weights",
+                       memory_limit=None):
+  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input); a
+  coarser scan goes on the HR grid as the model's `acquisition` says, and only by the
+  factors it names. `tile` None
   plans the tiles and batch from `memory_limit` MiB (inference.auto_plan); with a tile
   edge, `memory_limit` (if given) sets the batch. A network output with NaN or Inf voxels
   is an InputError naming the input and `weights_name`, and nothing is written."""
   from mdcsrn_tf.infer import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
-  volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
+  volume, image, to_input = load_input(input_path, scale, target_voxel, acquisition)
   normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
   if tile is None:
     tile, batch = inference.auto_plan(
@@ -197,45 +246,6 @@ def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=
   return output_path
 
 
-def output_name(input_path, out_dir):
-  name = os.path.basename(os.fspath(input_path))
-  suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
-  return os.path.join(out_dir, name[:-len(suffix)] + "_sr" + suffix)
-
-
-def plan_outputs(paths, out_dir=None):
-  """[(input, output)] from the command line's paths: INPUT OUTPUT, or inputs (files or
-  folders of NIfTI files) with --out_dir."""
-  if out_dir is None:
-    if len(paths) != 2:
-      raise InputError("give INPUT OUTPUT, or inputs (files or a folder) with --out_dir DIR")
-    return [tuple(paths)]
-  if not os.path.isdir(out_dir):
-    raise InputError(f"--out_dir {out_dir}: no such folder")
-  inputs = []
-  for path in paths:
-    if os.path.isdir(path):
-      # hidden names are skipped: among them the temporary files of an interrupted write
-      found = sorted(os.path.join(path, n) for n in os.listdir(path)
-                     if nifti.is_nifti_path(n) and not n.startswith("."))
-      if not found:
-        raise InputError(f"{path}: folder holds no .nii or .nii.gz file (hidden ones skipped)")
-      inputs += found
-    else:
-      inputs.append(path)
-  if not inputs:
-    raise InputError("no input given")
-  pairs = [(path, output_name(path, out_dir)) for path in inputs]
-  written_by = {}
-  for source, target in pairs:
-    key = os.path.abspath(target)
-    if key in written_by:
-      raise InputError(f"{written_by[key]} and {source} would both be written to {target}; "
-                       "super-resolve them in separate runs or rename one")
-    written_by[key] = source
-  return pairs
-
-
 def weights_to_use(weights_path=None, gan=False):
   """The weights the user named, or the shipped L1 (or GAN) ones."""
   from mdcsrn_tf import weights
@@ -243,16 +253,24 @@ def weights_to_use(weights_path=None, gan=False):
   return weights_path or weights.default_weights("gan" if gan else "l1")
 
 
-def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
-  """(generator, the network input its card names: "linear" without a card); a warning on
-  stderr when the model card says the weights do not meet the project's quality bar."""
+def trained_acquisition(weights_path, model_name=None) -> Acquisition:
+  """The acquisition the weights' card names (the paper's for weights without a card),
+  read before the model loads."""
   from mdcsrn_tf import weights
 
-  path = weights_to_use(weights_path, gan)
-  model = weights.load_generator(path, model_name, allow_unverified)
-  if not os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
-    return model, "linear"
-  card = weights.read_card(path)
+  if model_name is not None and not os.path.exists(weights.base_path(weights_path)
+                                                   + weights.CARD_SUFFIX):
+    return PAPER
+  return weights.read_card(weights_path).acquisition
+
+
+def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
+  """(generator, its model card); a warning on stderr when the card says the weights do not
+  meet the project's quality bar."""
+  from mdcsrn_tf import weights
+
+  model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name,
+                                       allow_unverified)
   if card.warning:
     print(f"warning: {card.warning}", file=sys.stderr)
-  return model, card.lr_mode
+  return model, card

@@ -21,14 +21,13 @@ import os
 import shutil
 import time
 
-from mdcsrn_tf import weights
+from mdcsrn_tf import metrics, paper, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.evaluate import metrics, scoring, subjects
+from mdcsrn_tf.evaluate import scoring, subjects
 
 REQUIRED_GAIN_DB = 1.0  # PSNR above the bicubic baseline
 GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
-CHECK_TILE, CHECK_MARGIN = 64, 3  # the paper's tiling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +82,13 @@ class ReleaseOptions:
     return base
 
 
-def held_out_metrics(model, hr, lr_mode, batch=1, mask=None):
-  """{method: metrics} of the model and the baselines on one normalised HR volume, inside
-  `mask` too when given."""
+def held_out_metrics(model, hr, acquisition, batch=1, mask=None):
+  """{method: metrics} (every figure of the metric registry) of the model and the
+  baselines on one normalised HR volume acquired as `acquisition` (the model card's),
+  inside `mask` too when given."""
   return scoring.evaluate_volume(
       hr, {"linear": None, "cubic": None, "zero_filled": None, "model": model},
-      lr_mode=lr_mode, tile=CHECK_TILE, margin=CHECK_MARGIN, batch=batch, mask=mask)
+      acquisition=acquisition, tile=paper.TILE, margin=paper.MARGIN, batch=batch, mask=mask)
 
 
 def quality_shortfalls(whole: dict, l1=None) -> list:
@@ -98,7 +98,8 @@ def quality_shortfalls(whole: dict, l1=None) -> list:
   model, cubic = whole["model"], whole["cubic"]
   shortfalls = []
   for figure, (ssim, psnr) in (("whole-volume", ("ssim", "psnr")),
-                               ("in-mask", (metrics.MASKED["ssim"], metrics.MASKED["psnr"]))):
+                               ("in-mask", (metrics.BY_NAME["ssim"].masked_name,
+                                            metrics.BY_NAME["psnr"].masked_name))):
     if psnr not in model:  # a test subject without a mask
       continue
     if model[psnr] < cubic[psnr] + REQUIRED_GAIN_DB:
@@ -165,8 +166,7 @@ def release(options: ReleaseOptions, log=print) -> str:
   written base path. InputError for weights below the bar (nothing is written)."""
   destination = options.destination()
   source = _source(options.weights)
-  card = weights.read_card(source)
-  model = weights.load_generator(source, allow_unverified=options.unverified_weights)
+  model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
   dataset = options.dataset or card.dataset
   if not dataset:
     raise InputError(f"{source}: the model card names no data set; give --dataset")
@@ -174,7 +174,7 @@ def release(options: ReleaseOptions, log=print) -> str:
   per_volume, first = {}, None
   for entry in entries:
     hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
-    per_volume[entry["name"]] = held_out_metrics(model, hr, card.lr_mode, options.batch, mask)
+    per_volume[entry["name"]] = held_out_metrics(model, hr, card.acquisition, options.batch, mask)
     first = first or (hr, mask)
   hr, mask = first
   crop, starts = subjects.central_crop(hr, options.check_crop)
@@ -184,10 +184,10 @@ def release(options: ReleaseOptions, log=print) -> str:
               "mask": entries[0].get("mask", ""),
               "normalisation": "mapped onto [0, 1] by the volume's maximum (its range when it "
                                "has negative voxels)",
-              "tile": CHECK_TILE, "margin": CHECK_MARGIN, "whole_volume": whole,
+              "tile": paper.TILE, "margin": paper.MARGIN, "whole_volume": whole,
               "per_volume": per_volume,
               "check_crop": {"start": starts, "edge": options.check_crop,
-                             "metrics": held_out_metrics(model, crop, card.lr_mode,
+                             "metrics": held_out_metrics(model, crop, card.acquisition,
                                                          options.batch, crop_mask)}}
   on_gpu = bool(card.machine.get("gpus"))
   note = "" if on_gpu else (

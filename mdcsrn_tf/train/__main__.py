@@ -3,8 +3,12 @@
 
 Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
 Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
-repeat the run) and WORKDIR/config.json. Running the same command again resumes from WORKDIR's newest intact
-checkpoint; a command whose model, phase or precision differ from the run's is refused.
+repeat the run) and WORKDIR/config.json. Running the same command again resumes from
+WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay or
+acquisition (and in the GAN phase patch_size) differ from the run's is
+refused (docs/training.md#workdir). A run that has exported its generator after --steps
+steps is finished: the same command again says so and does nothing (a larger --steps
+trains on).
 
 One trainer works in a WORKDIR at a time: WORKDIR/.lock is held while it runs (a second one
 is refused; a lock left by a killed run is free, docs/training.md). In a multi-worker run
@@ -21,8 +25,9 @@ from mdcsrn_tf import cli, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.files import FolderLock
-from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_patch_memory,
-                                    check_resumable, patch_memory_bytes)
+from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_init_generator,
+                                    check_patch_memory, check_resumable, finished_card,
+                                    patch_memory_bytes)
 
 EXIT_DIVERGED = 3
 
@@ -32,13 +37,22 @@ def main(config: TrainConfig, arguments):
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
   config.validate()
   # a hand-written manifest's mistake, volumes too small, too little memory: before any work
-  shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), config.factor,
+  factor = max(config.acquisition.factors)
+  shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), factor,
                                 config.patch_size)
-  manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), config.factor)
+  manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), factor)
   check_patch_memory(config, max(shapes, key=lambda shape: patch_memory_bytes(config, shape)),
                      hardware.available_memory())
   cache_folder(config)
   check_resumable(config)
+  check_init_generator(config)
+  done = finished_card(config)
+  if done is not None:
+    print(f"{config.workdir}: finished, {weights.exported_generator(config.workdir)} holds the "
+          f"generator after {done.steps} steps (validation PSNR "
+          f"{done.validation.get('psnr', float('nan')):.2f} dB); nothing to do; a larger "
+          "--steps trains on")
+    return 0
   if not _is_chief(config):
     return _train(config)
   with FolderLock(config.workdir, "training workdir"):

@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import signal
+import sys
 import time
 
 import keras
@@ -76,8 +77,7 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
   the precision policy in force while the layers are built."""
   policy = None if config.precision == "float32" else config.precision
   with strategy.scope():
-    options = {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
-    generator = models.build_model(config.model, policy=policy, **options)
+    generator = models.build_model(config.model, policy=policy, **model_arguments(config))
     updates = config.updates()
     networks = _Networks(generator, _optimizer(
         config.generator_lr, config, updates[schedule.GENERATOR], generator.trainable_variables))
@@ -86,6 +86,11 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
       networks.critic_optimizer = _optimizer(config.critic_lr, config, updates[schedule.CRITIC],
                                              networks.critic.trainable_variables)
   return networks
+
+
+def model_arguments(config: TrainConfig) -> dict:
+  """The generator's arguments to models.build_model, besides its name (the card keeps them)."""
+  return {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
 
 
 def _first_non_finite(values: dict) -> str | None:
@@ -205,6 +210,8 @@ def train(config: TrainConfig) -> ModelCard | None:
     validator = validation.Validator(config, data_config, networks.generator,
                                      os.path.join(workdir, "logs") if chief else None,
                                      log=tqdm.write)
+    if start_step < config.steps:
+      validator.log_marks(start_step)
     last_metrics = _loop(config, strategy, networks, checkpoints, patches,
                          itertools.chain([first], batches), validator)
   finally:
@@ -214,7 +221,8 @@ def train(config: TrainConfig) -> ModelCard | None:
   if not chief:
     return None
   card = ModelCard(
-      model=config.model, lr_mode=config.lr_mode, training=dataclasses.asdict(config),
+      model=config.model, model_arguments=model_arguments(config),
+      acquisition=config.acquisition, training=dataclasses.asdict(config),
       resumed_from_step=start_step,
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
@@ -228,8 +236,8 @@ def train(config: TrainConfig) -> ModelCard | None:
 def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
   """The data pipeline's settings of a run."""
   return pipeline.PipelineConfig(
-      patch_size=config.patch_size, batch_size=config.batch_size, lr_mode=config.lr_mode,
-      factor=config.factor, plane_axes=tuple(config.plane_axes), seed=seed,
+      patch_size=config.patch_size, batch_size=config.batch_size,
+      acquisition=config.acquisition, seed=seed,
       augment=config.augment, patches_per_volume=config.patches_per_volume,
       parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
       cache_dir=(config.cache_dir or volume_store.default_cache_dir()) if config.disk_cache
@@ -243,8 +251,10 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
+  interactive = sys.stderr.isatty()  # a bar for a person; for a log, a line per summary
   with _Signals() as signals, tqdm(total=config.steps, initial=int(step.numpy()), unit="step",
-                                   desc=config.phase, dynamic_ncols=True) as bar:
+                                   desc=config.phase, dynamic_ncols=True,
+                                   disable=not interactive) as bar:
     while int(step.numpy()) < config.steps:
       current = int(step.numpy())
       network = _network_for_step(config, current)
@@ -259,7 +269,9 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
       done = current + 1
       bar.update(1)
       bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-      validator.log_step(done, network, values, networks)
+      written = validator.log_step(done, network, values, networks)
+      if written and not interactive:
+        tqdm.write(validation.summary_line(done, config.steps, written, time.time() - started))
       # Validation first, so that the checkpoint of this step holds the updated best PSNR.
       if config.validate_every and done % config.validate_every == 0:
         last_metrics = _validate(validator, done, checkpoints)

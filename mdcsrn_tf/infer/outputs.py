@@ -1,0 +1,97 @@
+"""Which files `mdcsrn-sr` reads and where it writes each one (infer/predict.py).
+
+Inputs are files, folders (their .nii/.nii.gz files, the subfolders' too with --recursive;
+hidden names skipped, among them the temporary files of a killed write) and quoted glob
+patterns (`'/data/HCP/*/T1w/T1w_acpc_dc_restore.nii.gz'`, `**` crossing folders). With
+--out_dir each output is named by its input's subject name (naming.subject_names: the first
+part of the input paths that differs, HCP's subject folder) or, with --out_layout mirror,
+placed at the input's path below the folders all inputs share. The output folders are made
+when missing; an output an earlier run left is replaced only with --overwrite.
+"""
+import glob
+import os
+
+from mdcsrn_tf.data import naming, nifti
+from mdcsrn_tf.errors import InputError
+
+OUT_LAYOUTS = ("names", "mirror")
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def _sr_name(name) -> str:
+  """NAME.nii.gz -> NAME_sr.nii.gz (.nii alike)."""
+  return f"{naming.strip_nifti_suffix(name)}_sr{naming.nifti_suffix(name)}"
+
+
+def _nifti_files(folder, recursive):
+  """The .nii/.nii.gz files in `folder` (and its subfolders when `recursive`), sorted;
+  hidden files and folders are skipped, among them the temporary files of a killed write."""
+  found = []
+  for root, folders, names in os.walk(folder):
+    folders[:] = sorted(f for f in folders if not f.startswith(".")) if recursive else []
+    found += [os.path.join(root, n) for n in names
+              if nifti.is_nifti_path(n) and not n.startswith(".")]
+  return sorted(found)
+
+
+def expand_inputs(paths, recursive=False) -> list:
+  """The input files of the command line's paths: a file as it is, a folder's NIfTI files
+  (with its subfolders' when `recursive`), a quoted glob pattern's matches (`**` crosses
+  folders); InputError for a folder or pattern that finds nothing."""
+  inputs = []
+  for path in paths:
+    if os.path.isdir(path):
+      found = _nifti_files(path, recursive)
+      where = "folder and its subfolders hold" if recursive else "folder holds"
+      if not found:
+        raise InputError(f"{path}: {where} no .nii or .nii.gz file (hidden ones skipped)")
+      inputs += found
+    elif not os.path.exists(path) and GLOB_CHARACTERS & set(path):
+      found = sorted(p for p in glob.glob(path, recursive=True)
+                     if nifti.is_nifti_path(p) and not os.path.basename(p).startswith("."))
+      if not found:
+        raise InputError(f"{path}: the pattern matches no .nii or .nii.gz file")
+      inputs += found
+    else:
+      inputs.append(path)
+  if not inputs:
+    raise InputError("no input given")
+  return inputs
+
+
+def plan_outputs(paths, out_dir=None, recursive=False, layout="names") -> list:
+  """[(input, output)] from the command line's paths: INPUT OUTPUT, or inputs (files,
+  folders, glob patterns) with --out_dir. Layout "names": OUT_DIR/<name>_sr.nii.gz with
+  each input's subject name (naming.subject_names: HCP's subject folder); "mirror": the
+  inputs' paths below the folders they share, recreated under OUT_DIR."""
+  if out_dir is None:
+    if len(paths) != 2:
+      raise InputError("give INPUT OUTPUT, or inputs (files, folders or a quoted glob "
+                       "pattern) with --out_dir DIR")
+    return [tuple(paths)]
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise InputError(f"--out_dir {out_dir}: exists and is not a folder")
+  inputs = expand_inputs(paths, recursive)
+  names = naming.subject_names(inputs)
+  if layout == "names":
+    return [(path, os.path.join(out_dir, f"{name}_sr{naming.nifti_suffix(path)}"))
+            for path, name in zip(inputs, names)]
+  relative = naming.relative_parts(inputs)
+  return [(path, os.path.join(out_dir, *parts[:-1], _sr_name(parts[-1])))
+          for path, parts in zip(inputs, relative)]
+
+
+def prepare_out_dir(pairs, overwrite=False):
+  """Makes the output folders of --out_dir's `pairs`; InputError, before any folder is
+  made, when an output exists already and `overwrite` is off (an earlier run's result is
+  never replaced unasked). An output that is an input is left to nifti.check_output_path,
+  which refuses it whatever `overwrite` says."""
+  inputs = {os.path.abspath(source) for source, _ in pairs}
+  existing = [output for _, output in pairs
+              if os.path.exists(output) and os.path.abspath(output) not in inputs]
+  if existing and not overwrite:
+    more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+    raise InputError(f"{existing[0]}: exists already{more}; pass --overwrite to replace, or "
+                     "choose another --out_dir")
+  for _, output in pairs:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
