@@ -25,14 +25,14 @@ from mdcsrn_tf.infer import inference, tiling
 from mdcsrn_tf.models import GENERATOR_NAMES, analysis, build_model
 
 FULL_SHAPE = paper.VOLUME_SHAPE
-MARGIN = 3
+MARGIN = paper.MARGIN
 
 
 def plan(model, name, memory_mib, batch):
   """(tile edges, batch) of the "paper" or "auto" plan for the whole volume."""
   if name == "auto":
     return inference.auto_plan(model, FULL_SHAPE, MARGIN, memory_mib * 2**20)
-  return (64, 64, 64), batch
+  return (paper.TILE,) * 3, batch
 
 
 def time_one(name, precision, jit_compile, plan_name, keras_pass, memory_mib, batch, repeats,

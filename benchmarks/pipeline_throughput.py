@@ -118,6 +118,7 @@ def degradation_rows(work, source) -> list:
   import nibabel as nib  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
+  from mdcsrn_tf.acquisition import Acquisition  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.data import volume_store  # pylint: disable=import-outside-toplevel
 
   image = nib.load(source)
@@ -128,10 +129,10 @@ def degradation_rows(work, source) -> list:
   rows = []
   for name, path in (("MNI152 197x233x189", source), ("HCP-sized 260x311x260", hcp)):
     for lr_mode in ("linear", "zero_filled"):
-      degradation = volume_store.Degradation(lr_mode)
-      volume_store.degraded_pair(path, degradation)  # warm-up: TensorFlow's kernels
+      acquisition = Acquisition(placement=lr_mode)
+      volume_store.degraded_pair(path, acquisition)  # warm-up: TensorFlow's kernels
       start = time.perf_counter()
-      volume_store.degraded_pair(path, degradation)
+      volume_store.degraded_pair(path, acquisition)
       rows.append({"volume": name, "lr_mode": lr_mode, "seconds": time.perf_counter() - start})
       print(f"degrading {name} ({lr_mode}): {rows[-1]['seconds']:.2f} s", flush=True)
   return rows

@@ -81,7 +81,7 @@ def bench(session):
     machine.reset_device_memory_peak()
 
     def run(model=model, tile=tile, batch=batch, xla=xla):
-      return inference.super_resolve(model, volume, tile=tile, margin=3, batch=batch,
+      return inference.super_resolve(model, volume, tile=tile, margin=paper.MARGIN, batch=batch,
                                      jit_compile=xla, progress=False)
 
     started = time.perf_counter()
@@ -234,8 +234,8 @@ def score(session, exported, dataset) -> dict:
   shipped = weights.default_weights("l1")
   record = {"volume": name, "shape": list(hr.shape)}
   for label, base in (("trained", exported), ("shipped", shipped)):
-    record[label] = held_out_metrics(weights.load_generator(base), hr,
-                                     weights.read_card(base).lr_mode, mask=mask)
+    model, card = weights.load_generator(base)
+    record[label] = held_out_metrics(model, hr, card.acquisition, mask=mask)
   trained, ship = record["trained"]["model"], record["shipped"]["model"]
   record["beats_shipped"] = bool(trained["psnr"] > ship["psnr"] and trained["ssim"] >= ship["ssim"])
   session.log(f"held-out {name}: trained PSNR {trained['psnr']:.2f} dB SSIM {trained['ssim']:.4f}; "

@@ -1,5 +1,5 @@
 """The paper's own figures, in one place: Tables 1 and 2 as printed, the volume they time,
-and the panels of Figure 2 (docs/paper.md#the-papers-figures).
+the panels of Figure 2 (docs/paper.md#the-papers-figures) and its inference tiling.
 
 Everything that puts our numbers beside the paper's (the model summary, the notebooks'
 tables, the benchmarks and their report) reads them from here.
@@ -36,3 +36,4 @@ TABLE2 = ("cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
 FIGURE2 = ("nearest", "cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
 VOLUME_SHAPE = (320, 320, 256)  # the timed volume: HCP at 0.7 mm
 GPU = "GTX 1080 Ti"
+TILE, MARGIN = 64, 3  # inference: 64^3 output tiles, each with 3 voxels of context per side

@@ -15,7 +15,7 @@ from mdcsrn_tf import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "mdcsrn_tf")
-LAYERS = ("top", "data", "models", "weights", "infer", "evaluate", "train", "export", "release",
+LAYERS = ("top", "data", "models", "weights", "infer", "train", "evaluate", "export", "release",
           "demo")
 COMMANDS = ("data", "models", "train", "infer", "evaluate", "export", "release", "demo")
 
@@ -86,6 +86,13 @@ def test_nothing_imports_a_later_stage_or_a_command():
     for imported in real_imports(key):
       assert layer(imported) <= layer(key), f"{key} imports {imported}"
       assert not imported.endswith("__main__"), f"{key} imports the command {imported}"
+
+
+def test_training_and_evaluation_never_import_each_other():
+  for key in MODULES:
+    stage = key.split("/")[0]
+    for imported in real_imports(key):
+      assert {stage, imported.split("/")[0]} != {"train", "evaluate"}, f"{key} imports {imported}"
 
 
 HELP_WITHOUT_TENSORFLOW = """

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -84,9 +85,24 @@ CASES = [
     (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
      "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
      ["{run_b1u8}/config.json"]),
-    ("evaluate --volumes={scan} --weights=l1={shipped} --lr_mode=linear --out_dir={out}/eval", 2,
-     "{shipped}: its model card says the network was trained on zero_filled input, not "
-     "--lr_mode=linear", []),
+    ("evaluate --volumes={scan} --weights=l1={shipped} --factors=1,1,4 --out_dir={out}/eval", 2,
+     "--weights l1: its model card says it was trained for factors 2,2,1 (k-space), "
+     "zero_filled placement, not the factors 1,1,4 the flags give; *", []),
+    ("evaluate --volumes={scan} --plane_axes=0,0 --out_dir={out}/eval", 2,
+     "--plane_axes 0,0: expected two distinct axes of 0, 1, 2", ["{out}/eval"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --plane_axes=0,0", 2,
+     "--plane_axes 0,0: expected two distinct axes of 0, 1, 2", ["{out}/run"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --factors=2,2,4 --slice_profile=gaussian", 2,
+     "--slice_profile=gaussian averages thick slices along one axis: --factors needs exactly "
+     "one factor > 1, got 2,2,4", ["{out}/run"]),
+    (SMOKE + " --dataset={good} --workdir={out}/run --placement=linear --lr_mode=zero_filled", 2,
+     "--placement=linear and --lr_mode=zero_filled contradict each other *", ["{out}/run"]),
+    ("predict {scan} {out}/sr.nii.gz --weights {bad_lr_mode} --scale=2,2,1", 2,
+     "{bad_lr_mode}.json: --placement 'bicubic': expected one of nearest, linear, cubic, "
+     "zero_filled", ["{out}/sr.nii.gz"]),
+    ("predict {scan} {out}/sr.nii.gz --scale=1,1,4", 2,
+     "{scan}: --scale/--target_voxel ask for factors 1,1,4, but *b4u4_l1 were trained for "
+     "factors 2,2,1 (k-space), zero_filled placement; *", ["{out}/sr.nii.gz"]),
     ("evaluate --volumes={scan},{scan} --out_dir={out}/eval", 2, "{scan}: named twice",
      ["{out}/eval"]),
     ("evaluate --volumes={scan} --masks={mask_small} --out_dir={out}/eval", 2,
@@ -139,6 +155,13 @@ def world(tmp_path_factory, colin27_crop):
   kernel = model.get_layer("first_conv").kernel
   kernel.assign(np.full(kernel.shape, np.nan, np.float32))
   paths["nan_weights"] = weights.save_generator(model, root / "nan", ModelCard("b2u4"))
+  # a card written before the acquisition was recorded, naming an input that never existed
+  paths["bad_lr_mode"] = str(root / "bad_lr_mode")
+  shutil.copy(paths["weights"] + weights.WEIGHTS_SUFFIX, paths["bad_lr_mode"] + weights.WEIGHTS_SUFFIX)
+  card = json.load(open(paths["weights"] + weights.CARD_SUFFIX, encoding="utf-8"))
+  del card["acquisition"]
+  with open(paths["bad_lr_mode"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
+    json.dump({**card, "lr_mode": "bicubic"}, file)
   for name, voxels in {"flat": np.ones((8, 9)), "series": np.ones((4, 5, 6, 3)),
                        "nan_volume": np.full((4, 5, 6), np.nan)}.items():
     paths[name] = str(root / f"{name}.nii.gz")

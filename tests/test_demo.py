@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf import weights
 from mdcsrn_tf.data import kspace
 from mdcsrn_tf.evaluate import figures
@@ -56,9 +57,9 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
 
   results = json.loads((out / "metrics.json").read_text())
   # colin27_lr, the volume for mdcsrn-sr, is the shipped weights' network input
-  lr_mode = results["lr_mode"]
+  placement = results["acquisition"]["placement"]
   np.testing.assert_array_equal(nib.load(out / "colin27_lr.nii.gz").get_fdata(),
-                                nib.load(out / f"colin27_{lr_mode}.nii.gz").get_fdata())
+                                nib.load(out / f"colin27_{placement}.nii.gz").get_fdata())
   scores = results["summary"]
   assert set(scores) == methods - {"hr", "lr"}
   psnr = {method: scores[method]["psnr"]["mean"] for method in scores}
@@ -91,13 +92,13 @@ def test_error_row_outlines_the_brain_on_one_colour_scale(tmp_path, sample):
   hr = nib.load(sample("colin27_1mm")).get_fdata(dtype=np.float32)
   hr /= hr.max()
   brain = nib.load(sample("colin27_1mm_bet")).get_fdata() > 0
-  slices = {name: figures.degraded_plane_slice(kspace.degrade(hr, 2, (0, 1), method))
+  slices = {name: PAPER.plane_slice(kspace.degrade(hr, Acquisition(placement=method)))
             for name, method in (("LR", "zero_filled"), ("bicubic", "cubic"))}
-  slices["HR"] = figures.degraded_plane_slice(hr)
+  slices["HR"] = PAPER.plane_slice(hr)
   figures.comparison_figure(
       slices, tmp_path / "errors.png",
       errors={name: np.abs(slices[name] - slices["HR"]) for name in ("LR", "bicubic")},
-      outline=figures.degraded_plane_slice(brain))
+      outline=PAPER.plane_slice(brain))
   picture = matplotlib.image.imread(tmp_path / "errors.png")[..., :3]
   cyan = (picture[..., 0] < 0.4) & (picture[..., 1] > 0.6) & (picture[..., 2] > 0.6)
   third = picture.shape[0] // 3

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import weights
 from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.evaluate.subjects import Subject
@@ -37,7 +38,7 @@ def test_metrics_agree_with_numpy():
   hr /= hr.max()
   results = scoring.evaluate_volume(hr, ["linear", "zero_filled"])
   for method, values in results.items():
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float64)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float64)
     assert abs(values["psnr"] - numpy_psnr(hr, sr)) < 1e-6
     assert abs(values["nrmse"] - numpy_nrmse(hr, sr)) < 1e-6
     assert 0 < values["ssim"] < 1 and values["seconds"] >= 0
@@ -120,7 +121,8 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):
   volume = write_nifti(np.random.default_rng(3).random((16, 18, 12)).astype(np.float32))
   shipped_l1 = weights.shipped()["l1"]  # its card: trained on zero-filled input
   for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"],
-               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--lr_mode=linear"]):
+               [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--factors=1,1,4"],
+               [f"--volumes={volume}", "--plane_axes=0,0"]):
     result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
@@ -133,7 +135,8 @@ def test_each_model_gets_the_input_it_was_trained_on():
   identity = build_model("b1u8")
   scores = scoring.evaluate_volume(
       hr, {"linear": None, "zero_filled": None, "on_linear": identity, "on_zero_filled": identity},
-      lr_mode={"on_linear": "linear", "on_zero_filled": "zero_filled"}, tile=16)
+      acquisition={"on_linear": Acquisition(placement="linear"),
+                   "on_zero_filled": Acquisition(placement="zero_filled")}, tile=16)
   for mode in ("linear", "zero_filled"):
     for metric in ("psnr", "ssim", "nrmse"):
       assert scores[f"on_{mode}"][metric] == pytest.approx(scores[mode][metric], rel=1e-5)

@@ -11,6 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf import metrics
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import kspace
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import scoring, subjects
@@ -58,7 +60,7 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
   counted[3:-3, 3:-3, :] = True
   for method, figures in scores.items():
     h = hr.astype(np.float64)
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float32)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float32)
     sr = sr.astype(np.float64)
     error = (h - sr)[brain]
     assert figures["psnr_mask"] == pytest.approx(10 * np.log10(1 / np.mean(error ** 2)), abs=1e-9)
@@ -76,8 +78,8 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
 def test_a_mask_of_every_voxel_gives_the_whole_volume_figures(top_of_head):
   hr, _ = top_of_head
   everywhere = scoring.evaluate_volume(hr, ["cubic"], mask=np.ones(hr.shape, bool))["cubic"]
-  for figure in scoring.FIGURES:
-    assert everywhere[f"{figure}_mask"] == pytest.approx(everywhere[figure], rel=1e-12)
+  for metric in metrics.REGISTRY:  # every registered figure, sharpness included
+    assert everywhere[metric.masked_name] == pytest.approx(everywhere[metric.name], rel=1e-12)
 
 
 def test_a_mask_with_no_voxel_inside_the_crop_is_refused(write_nifti):
@@ -130,7 +132,7 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
   hr = normalised(tmp_path / "top.nii.gz")
   expected = {}
   for method in ("cubic", "zero_filled"):
-    sr = np.asarray(kspace.degrade(hr, 2, (0, 1), interpolation=method), np.float32)
+    sr = np.asarray(kspace.degrade(hr, Acquisition(placement=method)), np.float32)
     error = (hr.astype(np.float64) - sr)[brain]
     expected[method] = 10 * np.log10(1 / np.mean(error ** 2))
     assert float(rows[("top", method)]["psnr_mask"]) == pytest.approx(expected[method], abs=1e-6)
@@ -139,10 +141,12 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
     assert rows[("centre", method)]["psnr_mask"] == "" and rows[("centre", method)]["psnr"]
   assert table[0].split() == ["whole", "volume", "inside", "the", "mask", "(1", "of", "2",
                               "subjects)"]
-  assert table[1].split()[:7] == ["method", "SSIM", "PSNR", "NRMSE", "SSIM", "PSNR", "NRMSE"]
+  figures = ["SSIM", "PSNR", "NRMSE", "sharpness", "band", "fidelity"]
+  assert table[1].split()[:13] == ["method", *figures, *figures]
   printed = {line.split()[0]: line.split() for line in table[3:]}
   for method, psnr in expected.items():  # a mean over the one subject with a mask
-    assert printed[method][9] == f"{psnr:.2f}" and printed[method][10] == "(0.00)"
+    # method, five whole-volume "mean (std)" cells, then the in-mask SSIM and PSNR
+    assert printed[method][13] == f"{psnr:.2f}" and printed[method][14] == "(0.00)"
 
   entries[1]["mask"] = "centre_brain.nii.gz"
   manifest.write_text(json.dumps({"subjects": entries}))

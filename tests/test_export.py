@@ -46,7 +46,7 @@ def export_random_b2u4(root, seed, *flags, umask=0o022):
                            f"--out={out}", *flags],
                           capture_output=True, text=True, timeout=300, umask=umask)
   assert result.returncode == 0, result.stderr
-  return weights.load_generator(base), out
+  return weights.load_generator(base)[0], out
 
 
 @pytest.fixture(scope="module")

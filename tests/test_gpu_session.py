@@ -69,7 +69,7 @@ def test_smoke_session_writes_a_consistent_summary_and_scored_weights(small_real
   card = weights.read_card(out / "generator")
   assert card.steps == training["steps"] and card.model == "b4u4"
   assert card.validation == training["validation"]
-  model = weights.load_generator(out / "generator")  # the copied pair, checksum verified
+  model, _ = weights.load_generator(out / "generator")  # the copied pair, checksum verified
   assert model.name == "b4u4"
 
   held_out = phases["held_out"]

@@ -121,7 +121,7 @@ def test_generator_round_trip_through_weights_and_card(tmp_path, tiny_generator)
                                 ModelCard("b2u4", resumed_from_step=7))
   assert base == str(tmp_path / "gen")
   assert json.loads((tmp_path / "gen.json").read_text())["resumed_from_step"] == 7
-  loaded = weights.load_generator(tmp_path / "gen")
+  loaded, _ = weights.load_generator(tmp_path / "gen")
   x = np.random.default_rng(1).random((1, 8, 9, 10, 1), dtype=np.float32)
   np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
   assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]

@@ -6,9 +6,14 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from mdcsrn_tf.evaluate import metrics
+from mdcsrn_tf import metrics
+from mdcsrn_tf.acquisition import PLACEMENTS, Acquisition, paper_factors
 from mdcsrn_tf.data import kspace, nifti
 from mdcsrn_tf.errors import InputError
+
+
+def paper_acquisition(factor=2, axes=(0, 1), placement="linear"):
+  return Acquisition(paper_factors(factor, axes), placement=placement)
 
 def reference_degrade(hr, factor, axes, interpolation):
   """The paper's recipe (docs/paper.md#degradation-lr-generation) written directly: np.fft,
@@ -44,10 +49,10 @@ def assert_relative_close(actual, expected, tolerance=1e-4):
 @pytest.mark.parametrize("shape,factor,axes", [
     ((16, 12, 10), 2, (0, 1)), ((17, 13, 9), 2, (0, 1)), ((15, 11, 14), 2, (1, 2)),
     ((18, 10, 12), 3, (0, 2))])
-@pytest.mark.parametrize("interpolation", kspace.INTERPOLATIONS)
+@pytest.mark.parametrize("interpolation", PLACEMENTS)
 def test_degrade_matches_numpy_reference(shape, factor, axes, interpolation):
   hr = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
-  lr = kspace.degrade(hr, factor, axes, interpolation)
+  lr = kspace.degrade(hr, paper_acquisition(factor, axes, interpolation))
   assert isinstance(lr, np.ndarray) and lr.dtype == np.float32 and lr.shape == shape
   assert np.all(lr >= 0)
   assert_relative_close(lr, reference_degrade(hr, factor, axes, interpolation))
@@ -62,8 +67,9 @@ def test_tensor_in_tensor_out_and_inside_tf_data_with_unknown_shape():
   dataset = tf.data.Dataset.from_generator(
       lambda: iter([hr]), output_signature=tf.TensorSpec([None, None, None], tf.float32))
   for interpolation in ("linear", "cubic"):
-    (mapped,) = list(dataset.map(lambda v, i=interpolation: kspace.degrade(v, interpolation=i)))
-    np.testing.assert_allclose(mapped.numpy(), kspace.degrade(hr, interpolation=interpolation),
+    acquisition = paper_acquisition(placement=interpolation)
+    (mapped,) = list(dataset.map(lambda v, a=acquisition: kspace.degrade(v, a)))
+    np.testing.assert_allclose(mapped.numpy(), kspace.degrade(hr, acquisition),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -72,7 +78,7 @@ def test_small_image_spectrum_is_the_central_crop_of_the_hr_spectrum():
   # around a positive offset, positive, so the magnitude keeps it. With n = 2m, LR voxel i
   # sits exactly on HR voxel 2i, where linear interpolation returns the small image itself.
   hr = 2 + 0.2 * np.random.default_rng(2).random((18, 14, 5))
-  small = kspace.degrade(hr, 2, (0, 1), "linear")[::2, ::2, :].astype(np.float64)
+  small = kspace.degrade(hr, paper_acquisition())[::2, ::2, :].astype(np.float64)
   small_spectrum = np.fft.fftshift(np.fft.fftn(small)) * (18 * 14) / (9 * 7)
   hr_spectrum = np.fft.fftshift(np.fft.fftn(hr))
   central = hr_spectrum[9 - 4:9 - 4 + 9, 7 - 3:7 - 3 + 7, :]
@@ -92,14 +98,15 @@ def band_limited_volume(shape, keep):
 
 def test_band_limited_volume_passes_through_up_to_interpolation():
   hr = band_limited_volume((20, 16, 6), keep=3).astype(np.float32)
-  np.testing.assert_allclose(kspace.degrade(hr, interpolation="zero_filled"), hr, rtol=1e-5)
-  linear = kspace.degrade(hr, interpolation="linear")
+  np.testing.assert_allclose(kspace.degrade(hr, paper_acquisition(placement="zero_filled")), hr,
+                             rtol=1e-5)
+  linear = kspace.degrade(hr, paper_acquisition())
   # on the nodes of the small grid the LR is the HR itself; between them, the mean of its
   # neighbours (periodic)
   np.testing.assert_allclose(linear[::2, ::2], hr[::2, ::2], rtol=1e-5)
   between = 0.5 * (hr[::2, ::2] + np.roll(hr[::2, ::2], -1, axis=0))
   np.testing.assert_allclose(linear[1::2, ::2], between, rtol=1e-5)
-  cubic = kspace.degrade(hr, interpolation="cubic")
+  cubic = kspace.degrade(hr, paper_acquisition(placement="cubic"))
   assert np.abs(cubic - hr).mean() < np.abs(linear - hr).mean()
 
 
@@ -107,7 +114,7 @@ def test_band_limited_volume_passes_through_up_to_interpolation():
 @pytest.mark.parametrize("interpolation", ["linear", "cubic"])
 def test_upsample_alignment_matches_reference(small_shape, shape, interpolation):
   small = np.random.default_rng(4).random(small_shape, dtype=np.float32)
-  up = kspace.upsample(small, shape, axes=(0, 1), interpolation=interpolation)
+  up = kspace.upsample(small, shape, axes=(0, 1), placement=interpolation)
   assert up.shape == shape and up.dtype == np.float32
   assert_relative_close(up, reference_upsample(small.astype(np.float64), shape, interpolation))
   np.testing.assert_allclose(up[0, 0], small[0, 0], rtol=1e-5)  # voxel 0 stays in place
@@ -118,10 +125,10 @@ def test_zero_filled_upsample_is_exact_on_a_band_limited_volume():
   whose spectrum fits the small grid from every other voxel; linear interpolation cannot."""
   hr = band_limited_volume((20, 16, 6), keep=3).astype(np.float32)
   small = hr[::2, ::2]
-  up = kspace.upsample(small, hr.shape, axes=(0, 1), interpolation="zero_filled")
+  up = kspace.upsample(small, hr.shape, axes=(0, 1), placement="zero_filled")
   assert up.shape == hr.shape and up.dtype == np.float32
   np.testing.assert_allclose(up, hr, rtol=1e-5)
-  linear = kspace.upsample(small, hr.shape, axes=(0, 1), interpolation="linear")
+  linear = kspace.upsample(small, hr.shape, axes=(0, 1), placement="linear")
   assert np.abs(linear - hr).max() > 100 * np.abs(up - hr).max()
   # an odd target size keeps the centring of degrade's spectrum crop
   odd = band_limited_volume((21, 17, 6), keep=3)
@@ -130,7 +137,7 @@ def test_zero_filled_upsample_is_exact_on_a_band_limited_volume():
                  for n in odd.shape[:2])
   reduced = np.real(np.fft.ifftn(np.fft.ifftshift(spectrum[window], axes=(0, 1)))) * 80 / 357
   up_odd = kspace.upsample(reduced.astype(np.float32), odd.shape, axes=(0, 1),
-                           interpolation="zero_filled")
+                           placement="zero_filled")
   np.testing.assert_allclose(up_odd, odd, rtol=1e-4)
 
 
@@ -139,17 +146,18 @@ def test_bad_arguments_are_refused():
     kspace.degrade(np.ones((8, 8), np.float32))
   with pytest.raises(InputError, match="fewer than the factor"):
     kspace.degrade(np.ones((1, 8, 8), np.float32))
-  with pytest.raises(ValueError, match="interpolation"):
-    kspace.degrade(np.ones((8, 8, 8), np.float32), interpolation="bicubic")
+  with pytest.raises(ValueError, match="placement"):
+    kspace.upsample(np.ones((8, 8, 8), np.float32), (16, 16, 8), placement="bicubic")
   with pytest.raises(ValueError, match="axes"):
-    kspace.degrade(np.ones((8, 8, 8), np.float32), axes=(0, 3))
+    kspace.upsample(np.ones((8, 8, 8), np.float32), (16, 16, 8), axes=(0, 3))
 
 
 def test_colin27_figures_match_the_reference_recipe_and_the_docs(sample):
   volume, _ = nifti.load_volume(sample("colin27_1mm"))
   hr = volume / volume.max()
   documented = {"linear": 35.46, "cubic": 38.51, "zero_filled": 39.80}  # docs/data.md
-  measured = {name: metrics.psnr(hr, kspace.degrade(hr, 2, (0, 1), name)) for name in documented}
+  measured = {name: metrics.psnr(hr, kspace.degrade(hr, paper_acquisition(placement=name)))
+              for name in documented}
   for name, value in documented.items():
     reference = metrics.psnr(hr, reference_degrade(hr, 2, (0, 1), name))
     assert abs(measured[name] - reference) < 0.01, (name, measured[name], reference)

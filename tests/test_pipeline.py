@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import dataset, kspace, manifest, pipeline, volume_store
 from mdcsrn_tf.errors import InputError
 
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(), np.float32)
+
+ZERO_FILLED = Acquisition(placement="zero_filled")
 
 
 def make_dataset(tmp_path, volumes):
@@ -88,14 +91,14 @@ def test_augmentation_is_the_same_on_lr_and_hr_and_keeps_the_plane(tmp_path):
   # must equal the augmented LR patch.
   cube = HEAD[6:24, 10:28, 3:21]
   manifest_path = make_dataset(tmp_path, {"cube": cube})
-  config = pipeline.PipelineConfig(patch_size=18, batch_size=1, lr_mode="zero_filled",
+  config = pipeline.PipelineConfig(patch_size=18, batch_size=1, acquisition=ZERO_FILLED,
                                    min_foreground=0.0, shuffle_patches=1)
   normalised = cube / cube.max()
   allowed = list(plane_keeping_transforms(normalised))
   seen = set()
   for lr, hr in take(manifest_path, config, 12):
     hr, lr = hr[0, ..., 0], lr[0, ..., 0]
-    np.testing.assert_allclose(lr, kspace.degrade(hr, 2, (0, 1), "zero_filled"), atol=2e-6)
+    np.testing.assert_allclose(lr, kspace.degrade(hr, ZERO_FILLED), atol=2e-6)
     matches = [i for i, t in enumerate(allowed) if np.allclose(hr, t, atol=1e-6)]
     assert matches, "patch is not a plane-keeping transform of the volume"
     seen.add(matches[0])
@@ -106,13 +109,13 @@ def test_augmentation_is_the_same_on_lr_and_hr_and_keeps_the_plane(tmp_path):
 
 def test_volume_pairs_yield_normalised_degraded_volumes_in_manifest_order(tmp_path):
   manifest_path = make_dataset(tmp_path, {"a": HEAD, "b": 3 * HEAD[:20, :22, :11]})
-  config = pipeline.PipelineConfig(lr_mode="zero_filled")
+  config = pipeline.PipelineConfig(acquisition=ZERO_FILLED)
   items = list(pipeline.volume_pairs(manifest_path, "train", config))
   assert [entry["name"] for entry, _, _ in items] == [
       entry["name"] for entry in manifest.read(manifest_path)["train"]]
   for _, lr, hr in items:
     assert hr.max() == 1.0 and hr.shape == lr.shape
-    np.testing.assert_allclose(lr, kspace.degrade(hr, interpolation="zero_filled"), atol=1e-6)
+    np.testing.assert_allclose(lr, kspace.degrade(hr, ZERO_FILLED), atol=1e-6)
   assert len(list(pipeline.volume_pairs(manifest_path, "train", config, limit=1))) == 1
 
 
@@ -125,5 +128,5 @@ def test_bad_manifest_and_empty_split_are_input_errors(tmp_path):
   manifest_path = make_dataset(tmp_path, {"head": HEAD})
   with pytest.raises(InputError, match="has no volume"):
     next(pipeline.volume_pairs(manifest_path, "test", pipeline.PipelineConfig()))
-  with pytest.raises(InputError, match="lr_mode"):
-    pipeline.PipelineConfig(lr_mode="cubic")
+  with pytest.raises(InputError, match="placement"):
+    pipeline.PipelineConfig(acquisition=Acquisition(placement="bicubic"))

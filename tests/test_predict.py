@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import files, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.infer import inference, outputs, predict
@@ -62,7 +63,7 @@ def test_cli_keeps_geometry_and_intensity_range_and_leaves_input_alone(tmp_path,
   np.testing.assert_allclose(written.header.get_zooms(), source.header.get_zooms())
   # the same numbers as the library: normalise, tiled SR, de-normalise
   volume = source.get_fdata(dtype=np.float32)
-  model = weights.load_generator(generator_weights)
+  model, _ = weights.load_generator(generator_weights)
   expected = inference.super_resolve(model, volume / volume.max(), tile=12, margin=3,
                                      progress=False) * volume.max()
   np.testing.assert_allclose(written.get_fdata(dtype=np.float32), expected, rtol=1e-4,
@@ -75,7 +76,7 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   lowres_affine = AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0])
   small = np.random.default_rng(4).random((10, 13, 17)).astype(np.float32) * 100
   lowres = write_nifti(small, "lowres.nii.gz", affine=lowres_affine)
-  model = weights.load_generator(generator_weights)
+  model, _ = weights.load_generator(generator_weights)
   out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
                                    scale=[2, 2, 1], progress=False)
   written = nib.load(out)
@@ -92,17 +93,18 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
 
 
 def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
-  """Weights whose card says lr_mode zero_filled get a Fourier-interpolated input."""
+  """Weights whose card's acquisition places zero-filled get a Fourier-interpolated input."""
   keras.utils.set_random_seed(6)
   base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "zf",
-                                ModelCard("b2u4", lr_mode="zero_filled"))
-  model, lr_mode = predict.load_model(base)
-  assert lr_mode == "zero_filled"
-  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1] == "zero_filled"
+                                ModelCard("b2u4", acquisition=Acquisition(placement="zero_filled")))
+  model, card = predict.load_model(base)
+  assert card.acquisition.placement == "zero_filled"
+  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1].acquisition == card.acquisition
   small = (np.random.default_rng(7).random((10, 13, 17)) * 100 + 50).astype(np.float32)
   lowres = write_nifti(small, "lowres.nii.gz", affine=AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0]))
   out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
-                                       scale=[2, 2, 1], progress=False, interpolation=lr_mode)
+                                       scale=[2, 2, 1], progress=False,
+                                       acquisition=card.acquisition)
   fourier = np.abs(np.fft.ifftn(np.fft.ifftshift(np.pad(
       np.fft.fftshift(np.fft.fftn(small, axes=(0, 1)), axes=(0, 1)),
       [(5, 5), (7, 6), (0, 0)]), axes=(0, 1)), axes=(0, 1))) * 4
@@ -221,7 +223,7 @@ def test_scale_keeps_the_header_coherent(tmp_path, colin27_crop, generator_weigh
   nib.Nifti1Image(np.asarray(crop.dataobj), None, header).to_filename(source)
   before = nib.load(source).header
   out = predict.super_resolve_file(source, tmp_path / "sr.nii.gz",
-                                       weights.load_generator(generator_weights), tile=16,
+                                       weights.load_generator(generator_weights)[0], tile=16,
                                        scale=[2, 2, 1], progress=False)
   after = nib.load(out).header
   np.testing.assert_allclose(after.get_zooms(), np.multiply(before.get_zooms(), [0.5, 0.5, 1]),
@@ -277,7 +279,7 @@ def test_shipped_l1_weights_are_the_default(tmp_path, scan):
   result = run_cli(scan, tmp_path / "out.nii.gz", "--tile", "32")
   assert result.returncode == 0 and not result.stderr, result.stderr
   volume = nib.load(scan).get_fdata(dtype=np.float32)
-  shipped = weights.load_generator(weights.shipped()["l1"])
+  shipped, _ = weights.load_generator(weights.shipped()["l1"])
   expected = inference.super_resolve(shipped, volume / volume.max(), tile=32, margin=3,
                                      progress=False) * volume.max()
   np.testing.assert_allclose(nib.load(tmp_path / "out.nii.gz").get_fdata(dtype=np.float32),

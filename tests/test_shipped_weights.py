@@ -6,7 +6,7 @@ figure it is about."""
 import numpy as np
 import pytest
 
-from mdcsrn_tf import models, release, weights
+from mdcsrn_tf import models, paper, release, weights
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.evaluate import scoring, subjects
 
@@ -27,11 +27,11 @@ def measured(held_out_crop):
   """{kind: metrics of the shipped model and the baselines on the held-out crop}."""
   results = {}
   for kind, base in SHIPPED.items():
-    card = weights.read_card(base)
+    model, card = weights.load_generator(base)
     hr, brain = held_out_crop
     results[kind] = scoring.evaluate_volume(
-        hr, {"cubic": None, "model": weights.load_generator(base)},
-        lr_mode=card.lr_mode, tile=64, margin=3, mask=brain)
+        hr, {"cubic": None, "model": model},
+        acquisition=card.acquisition, tile=paper.TILE, margin=paper.MARGIN, mask=brain)
   return results
 
 
@@ -40,7 +40,7 @@ def test_both_kinds_are_shipped_and_load_into_b4u4():
   for kind, base in SHIPPED.items():
     card = weights.read_card(base)
     assert card.model == "b4u4" and card.shipped_as == kind
-    assert weights.load_generator(base).count_params() == models.build_model("b4u4").count_params()
+    assert weights.load_generator(base)[0].count_params() == models.build_model("b4u4").count_params()
 
 
 def test_the_held_out_subject_never_trained_or_validated_the_weights():

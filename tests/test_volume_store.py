@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import kspace, manifest, pipeline, volume_store
 from mdcsrn_tf.errors import InputError
 
 HEAD = np.asarray(nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(), np.float32)
-LINEAR = volume_store.Degradation("linear", 2, (0, 1))
+LINEAR = Acquisition()
 
 
 def write_volume(path, volume):
@@ -22,10 +23,9 @@ def write_volume(path, volume):
   return str(path)
 
 
-def expected_pair(volume, degradation=LINEAR):
+def expected_pair(volume, acquisition=LINEAR):
   hr = volume / volume.max()
-  return np.stack([kspace.degrade(hr, degradation.factor, degradation.plane_axes,
-                                  degradation.lr_mode), hr])
+  return np.stack([kspace.degrade(hr, acquisition), hr])
 
 
 def cache_entries(folder, kind=".npy"):
@@ -59,12 +59,11 @@ def test_changed_source_or_degradation_never_reads_a_stale_entry(tmp_path):
   os.utime(source, ns=(os.stat(source).st_atime_ns, os.stat(source).st_mtime_ns + 10**9))
   np.testing.assert_allclose(volume_store.VolumeStore(LINEAR, cache).pair(str(source)),
                              expected_pair(changed), atol=1e-6)
-  for other in (volume_store.Degradation("zero_filled", 2, (0, 1)),
-                volume_store.Degradation("linear", 2, (0, 2)),
-                volume_store.Degradation("linear", 3, (0, 1))):
+  for other in (Acquisition(placement="zero_filled"), Acquisition((2, 1, 2)),
+                Acquisition((3, 3, 1)), Acquisition((1, 1, 4), "boxcar")):
     np.testing.assert_allclose(volume_store.VolumeStore(other, cache).pair(str(source)),
                                expected_pair(changed, other), atol=1e-6)
-  assert len(cache_entries(cache)) == 5
+  assert len(cache_entries(cache)) == 6
 
 
 def test_a_killed_write_leaves_no_entry_and_a_damaged_one_is_recomputed(tmp_path, monkeypatch):

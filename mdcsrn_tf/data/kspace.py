@@ -1,23 +1,29 @@
-"""The paper's LR generation in k-space (section 2.6; docs/paper.md#degradation-lr-generation).
+"""The LR volume of an Acquisition, on the HR grid (docs/paper.md#degradation-lr-generation,
+docs/data.md#the-acquisition).
 
-`degrade(hr)`:
+`degrade(hr, acquisition)` with the paper's k-space truncation (slice_profile "none"):
 1. centred 3D FFT of the HR volume;
-2. centred crop of the spectrum to n // factor along each axis in `axes` (the "2x2 plane";
-   the other axis is untouched);
+2. centred crop of the spectrum to n // factor along each axis whose factor is above 1
+   (the paper: the "2x2 plane", factors 2,2,1);
 3. inverse FFT on that small grid, scaled by (small size / HR size) so intensities keep
    their level, and magnitude;
-4. back onto the HR grid with `upsample`: LR voxel i sits at HR voxel i * n_hr / n_lr and
-   the volume is periodic, as the FFT sees it. This alignment is what the reference
-   figures need; `tf.image.resize` (half-pixel centres) or corner alignment shift the grid
-   by a fraction of a voxel and cost 3-10 dB.
+4. back onto the HR grid with `upsample` and the acquisition's placement: LR voxel i sits
+   at HR voxel i * n_hr / n_lr and the volume is periodic, as the FFT sees it. This
+   alignment is what the reference figures need; `tf.image.resize` (half-pixel centres) or
+   corner alignment shift the grid by a fraction of a voxel and cost 3-10 dB.
 
-`interpolation` picks step 4: "linear" (the network input: bilinear in each slice of the
-plane), "nearest" (the first panel of the paper's Figure 2), "cubic" (the paper's bicubic baseline, as scipy's cubic B-spline, order 3, periodic)
-or "zero_filled" (no step 3/4: the cropped spectrum padded back with zeros and inverted on
-the HR grid, the reading of public re-implementations).
+With a slice profile, step 1-3 are replaced by the weighted average of thick slices along
+the profile's axis (Acquisition.slice_weights), then placed back alike.
 
-Nearest, linear and zero-filled run in TensorFlow (inside tf.data, on GPU); cubic goes through
-scipy (`tf.numpy_function` for tensors). NumPy in gives NumPy out, a tensor gives a tensor.
+Placements (acquisition.PLACEMENTS): "linear" (linear along each degraded axis), "nearest"
+(the first panel of the paper's Figure 2), "cubic" (the paper's bicubic baseline, as scipy's
+cubic B-spline, order 3, periodic) or "zero_filled" (for k-space truncation no step 3/4: the
+cropped spectrum padded back with zeros and inverted on the HR grid, the reading of public
+re-implementations; for thick slices, Fourier interpolation of the slices).
+
+Nearest, linear and zero-filled k-space run in TensorFlow (inside tf.data, on GPU); cubic
+and Fourier interpolation go through NumPy/scipy (`tf.numpy_function` for tensors). NumPy
+in gives NumPy out, a tensor gives a tensor.
 """
 import functools
 
@@ -25,53 +31,67 @@ import numpy as np
 
 import tensorflow as tf
 
-from mdcsrn_tf.data.degradation import INTERPOLATIONS
+from mdcsrn_tf.acquisition import PAPER, PLACEMENTS, Acquisition
 from mdcsrn_tf.errors import InputError
 
 
-def degrade(hr, factor=2, axes=(0, 1), interpolation="linear"):
-  """The LR volume of `hr` (3D, on the HR grid), float32 and of `hr`'s shape."""
-  _check_arguments(axes, interpolation, INTERPOLATIONS)
-  if not isinstance(factor, (int, np.integer)) or factor < 1:
-    raise ValueError(f"factor must be a positive integer, got {factor!r}")
+def degrade(hr, acquisition: Acquisition = PAPER):
+  """The LR volume of `hr` (3D) as `acquisition` makes it, on the HR grid: float32 and of
+  `hr`'s shape."""
   is_tensor = tf.is_tensor(hr)
   hr = tf.convert_to_tensor(hr if is_tensor else np.asarray(hr, np.float32), tf.float32)
-  _check_volume(hr, factor, axes)
-  spectrum, begin, small_size = _cropped_spectrum(hr, factor, axes)
-  if interpolation == "zero_filled":
+  if hr.shape.rank != 3:
+    raise InputError(f"expected a 3D volume, got shape {tuple(hr.shape)}")
+  acquisition.check_shape(hr.shape.as_list())
+  axes = acquisition.degraded_axes
+  if acquisition.slice_profile != "none":
+    (axis,) = axes
+    n = hr.shape[axis]
+    if n is None:
+      raise ValueError("a slice profile needs the volume's size along its axis")
+    weights = tf.constant(acquisition.slice_weights(n), tf.float32)
+    small = tf.experimental.numpy.moveaxis(
+        tf.tensordot(weights, tf.experimental.numpy.moveaxis(hr, axis, 0), axes=1), 0, axis)
+    lr = upsample(small, tf.shape(hr), axes, acquisition.placement)
+  elif acquisition.placement == "zero_filled":
+    spectrum, begin, small_size = _cropped_spectrum(hr, acquisition.factors)
     padding = tf.stack([begin, tf.shape(hr) - begin - small_size], axis=1)
     lr = tf.abs(tf.signal.ifft3d(tf.signal.ifftshift(tf.pad(spectrum, padding))))
   else:
+    spectrum, _, small_size = _cropped_spectrum(hr, acquisition.factors)
     size_ratio = (tf.cast(tf.reduce_prod(small_size), tf.float32)
                   / tf.cast(tf.reduce_prod(tf.shape(hr)), tf.float32))
     small = tf.abs(tf.signal.ifft3d(tf.signal.ifftshift(spectrum))) * size_ratio
-    lr = upsample(small, tf.shape(hr), axes, interpolation)
+    lr = upsample(small, tf.shape(hr), axes, acquisition.placement)
   lr = tf.ensure_shape(lr, hr.shape)
   return lr if is_tensor else lr.numpy()
 
 
-def upsample(small, shape, axes=(0, 1), interpolation="linear"):
+def upsample(small, shape, axes=(0, 1), placement="linear"):
   """Puts a volume sampled on a coarse grid back onto a grid of `shape`.
 
   Along each axis in `axes`, output voxel j reads input coordinate j * n_small / n,
   periodically (LR voxel i lands on HR voxel i * n / n_small); other axes are kept.
-  `interpolation` is "nearest", "linear", "cubic" (B-spline, order 3) or "zero_filled"
+  `placement` is "nearest", "linear", "cubic" (B-spline, order 3) or "zero_filled"
   (Fourier interpolation: the centred spectrum zero-padded, as `degrade` makes it; the
   magnitude is kept, so the result is >= 0).
   """
-  _check_arguments(axes, interpolation, INTERPOLATIONS)
+  if placement not in PLACEMENTS:
+    raise ValueError(f"placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
+  if len(set(axes)) != len(axes) or not set(axes) <= {0, 1, 2}:
+    raise ValueError(f"axes must be distinct axes of a 3D volume, got {axes!r}")
   is_tensor = tf.is_tensor(small)
   small = tf.convert_to_tensor(small if is_tensor else np.asarray(small, np.float32), tf.float32)
   if small.shape.rank != 3:
     raise InputError(f"expected a 3D volume, got shape {tuple(small.shape)}")
   shape = tf.cast(tf.convert_to_tensor(shape), tf.int32)
-  if interpolation in ("nearest", "linear"):
-    along = _nearest_along if interpolation == "nearest" else _linear_along
+  if placement in ("nearest", "linear"):
+    along = _nearest_along if placement == "nearest" else _linear_along
     volume = small
     for axis in axes:
       volume = along(volume, axis, shape[axis])
   else:
-    resample = _cubic_numpy if interpolation == "cubic" else _zero_filled_numpy
+    resample = _cubic_numpy if placement == "cubic" else _zero_filled_numpy
     volume = tf.numpy_function(
         lambda array, size: resample(array, size, axes), [small, shape], tf.float32,
         stateful=False)
@@ -83,33 +103,16 @@ def upsample(small, shape, axes=(0, 1), interpolation="linear"):
   return volume if is_tensor else volume.numpy()
 
 
-def _check_arguments(axes, interpolation, allowed):
-  if interpolation not in allowed:
-    raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(allowed)}")
-  if len(set(axes)) != len(axes) or not set(axes) <= {0, 1, 2}:
-    raise ValueError(f"axes must be distinct axes of a 3D volume, got {axes!r}")
-
-
-def _check_volume(hr, factor, axes):
-  if hr.shape.rank != 3:
-    raise InputError(f"expected a 3D volume, got shape {tuple(hr.shape)}")
-  for axis in axes:
-    n = hr.shape[axis]
-    if n is not None and n < factor:
-      raise InputError(f"axis {axis} has {n} voxels, fewer than the factor {factor}")
-
-
-def _cropped_spectrum(hr, factor, axes):
-  """(centred spectrum cropped to n // factor along `axes`, crop start, crop size).
+def _cropped_spectrum(hr, factors):
+  """(centred spectrum cropped to n // factor along each axis, crop start, crop size).
 
   The crop keeps the zero frequency of the HR spectrum (index n // 2 after the shift) at the
   small grid's zero-frequency index (m // 2), so odd and even sizes both stay centred.
   """
   spectrum = tf.signal.fftshift(tf.signal.fft3d(tf.complex(hr, tf.zeros_like(hr))))
   shape = tf.shape(hr)
-  cropped = tf.constant([axis in axes for axis in range(3)])
-  small_size = tf.where(cropped, shape // factor, shape)
-  begin = tf.where(cropped, shape // 2 - small_size // 2, 0)
+  small_size = shape // tf.constant(factors, tf.int32)
+  begin = shape // 2 - small_size // 2
   return tf.slice(spectrum, begin, small_size), begin, small_size
 
 

@@ -9,9 +9,9 @@ Training patches stream in memory set by the configuration, not by the number of
    VolumeStore (the disk cache, or decoded, divided by its maximum and degraded in k-space
    now), then `patches_per_volume` cubes are cut at random among the corners whose patch is
    mostly head (at least `min_foreground` of its voxels above FOREGROUND_LEVEL) and
-   augmented with one of the 16 transforms that keep the degraded plane (a swap of the two
-   plane axes, flips along any axis), the same on LR and HR. The untouched axis never moves
-   into the plane.
+   augmented with one of the 16 transforms that keep the acquisition (a swap of two axes
+   with equal factors, flips along any axis), the same on LR and HR. An axis never moves to
+   where the factor differs.
 3. The patches of several volumes are mixed in a shuffle buffer of `shuffle_patches` patches
    and batched.
 
@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.data.degradation import Degradation
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data.volume_store import HR, LR, VolumeStore, corner_stride
 from mdcsrn_tf.errors import InputError
 
@@ -43,9 +43,7 @@ class PipelineConfig:
   Attributes:
     patch_size: patch edge in voxels.
     batch_size: patches per batch.
-    lr_mode: the network input, "linear" (the paper's) or "zero_filled".
-    factor: k-space truncation factor along the plane axes.
-    plane_axes: the two degraded axes.
+    acquisition: how the network input is made from HR (acquisition.Acquisition).
     seed: seeds the visit order, the patches and the shuffle.
     augment: random plane-keeping flips and swaps of the patches.
     min_foreground: the fraction of head a patch needs.
@@ -57,9 +55,7 @@ class PipelineConfig:
   """
   patch_size: int = 64
   batch_size: int = 2
-  lr_mode: str = "linear"
-  factor: int = 2
-  plane_axes: tuple = (0, 1)
+  acquisition: Acquisition = PAPER
   seed: int = 0
   augment: bool = True
   min_foreground: float = 0.5
@@ -70,18 +66,13 @@ class PipelineConfig:
   memory_volumes: int = 0
 
   def __post_init__(self):
-    Degradation(self.lr_mode, self.factor, tuple(self.plane_axes))  # its checks
     if min(self.patch_size, self.batch_size, self.patches_per_volume, self.parallel_volumes,
            self.shuffle_patches) < 1 or self.memory_volumes < 0 or self.seed < 0:
       raise InputError("patch_size, batch_size, patches_per_volume, parallel_volumes and "
                        "shuffle_patches must be >= 1, memory_volumes and seed >= 0")
 
-  @property
-  def degradation(self) -> Degradation:
-    return Degradation(self.lr_mode, self.factor, tuple(self.plane_axes))
-
   def store(self, log=None) -> VolumeStore:
-    return VolumeStore(self.degradation, self.cache_dir, self.memory_volumes, log)
+    return VolumeStore(self.acquisition, self.cache_dir, self.memory_volumes, log)
 
 
 def _pad_to_patch(pair, patch_size):
@@ -92,11 +83,12 @@ def _pad_to_patch(pair, patch_size):
   return np.pad(pair, [(0, 0)] + [(m // 2, m - m // 2) for m in missing])
 
 
-def augment(pair, draws, plane_axes):
-  """One of the 16 plane-keeping transforms of a [C, P, P, P] stack, chosen by `draws`
-  (4 uniforms in [0, 1)): swap the plane axes, then flip each spatial axis."""
-  if draws[0] < 0.5:
-    pair = np.swapaxes(pair, 1 + plane_axes[0], 1 + plane_axes[1])
+def augment(pair, draws, swap_axes):
+  """One of the 16 acquisition-keeping transforms of a [C, P, P, P] stack, chosen by
+  `draws` (4 uniforms in [0, 1)): swap `swap_axes` (two axes with equal factors; None:
+  never), then flip each spatial axis."""
+  if draws[0] < 0.5 and swap_axes is not None:
+    pair = np.swapaxes(pair, 1 + swap_axes[0], 1 + swap_axes[1])
   flips = [1 + axis for axis in range(3) if draws[1 + axis] < 0.5]
   return np.flip(pair, flips) if flips else pair
 
@@ -149,7 +141,7 @@ class PatchStream:
     for k, start in enumerate(starts):
       patch = pair[(slice(None), *(slice(s, s + size) for s in start))]
       if config.augment:
-        patch = augment(patch, rng.random(4), config.plane_axes)
+        patch = augment(patch, rng.random(4), config.acquisition.swap_axes)
       lr[k, ..., 0], hr[k, ..., 0] = patch[LR], patch[HR]
     return lr, hr
 

@@ -1,13 +1,13 @@
 """(LR, HR) volume pairs, each source volume degraded once, not once per visit.
 
 A pair is float32 [2, D, H, W]: index 0 the network input (`kspace.degrade` of HR with the
-run's Degradation), index 1 HR (the volume divided by its maximum, `intensity.normalise`).
+run's Acquisition), index 1 HR (the volume divided by its maximum, `intensity.normalise`).
 A training run of 780 subjects visits each one every epoch; decoding a 260x311x260 NIfTI and
 its 3D FFT cost about a second each, so `VolumeStore` keeps what it computed:
 
 - on disk (`cache_dir`): one .npy file per source volume and degradation, named
   `<file stem>-<key>.npy`, where the key is a SHA-256 over the source's real path, size and
-  modification time (ns), the lr_mode, factor and plane axes and the entry format. A source
+  modification time (ns), the acquisition (`Acquisition.to_dict`) and the entry format. A source
   that changes gets a new key, so a stale entry is never read (it lingers until the cache is
   cleared: docs/data.md). Entries are written to a temporary file in the cache folder and
   renamed into place, so a killed run leaves no half entry; one that cannot be read anyway
@@ -27,10 +27,10 @@ import threading
 import numpy as np
 
 from mdcsrn_tf.data import intensity, nifti
-from mdcsrn_tf.data.degradation import Degradation
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.files import write_atomically
 
-FORMAT = 1
+FORMAT = 2
 LR, HR = 0, 1
 FOREGROUND_LEVEL = 0.1  # of the volume's maximum: above the background and noise of a head
 
@@ -47,13 +47,12 @@ def load_normalised(path) -> np.ndarray:
   return intensity.normalise(volume, name=os.fspath(path))[0]
 
 
-def degraded_pair(path, degradation: Degradation) -> np.ndarray:
+def degraded_pair(path, acquisition: Acquisition) -> np.ndarray:
   """[2, D, H, W]: the network input and HR of the volume at `path`, computed now."""
   from mdcsrn_tf.data import kspace  # TensorFlow: only when a pair is really computed
 
   hr = load_normalised(path)
-  lr = kspace.degrade(hr, degradation.factor, tuple(degradation.plane_axes),
-                      interpolation=degradation.lr_mode)
+  lr = kspace.degrade(hr, acquisition)
   return np.stack([lr, hr])
 
 
@@ -78,14 +77,14 @@ def foreground_corners(hr, patch_size, min_foreground) -> np.ndarray:
 
 
 class VolumeStore:
-  """Pairs of source volumes for one Degradation, from memory, the disk cache or computed.
+  """Pairs of source volumes for one Acquisition, from memory, the disk cache or computed.
 
   Thread-safe: tf.data calls it from several threads at once. `cache_dir` None: no disk
   cache. `log` receives one line per damaged cache entry that was replaced.
   """
 
-  def __init__(self, degradation: Degradation, cache_dir=None, memory_volumes=0, log=None):
-    self.degradation = degradation
+  def __init__(self, acquisition: Acquisition, cache_dir=None, memory_volumes=0, log=None):
+    self.acquisition = acquisition
     self.cache_dir = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
     self._memory_volumes = memory_volumes
     self._memory = collections.OrderedDict()
@@ -97,8 +96,7 @@ class VolumeStore:
     real = os.path.realpath(os.fspath(path))
     status = os.stat(real)
     key = json.dumps([FORMAT, real, status.st_size, status.st_mtime_ns,
-                      self.degradation.lr_mode, self.degradation.factor,
-                      list(self.degradation.plane_axes)])
+                      self.acquisition.to_dict()], sort_keys=True)
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
     stem = os.path.basename(real).split(".")[0] or "volume"
     return os.path.join(self.cache_dir or "", f"{stem}-{digest}")
@@ -114,10 +112,10 @@ class VolumeStore:
       entry = self.entry_base(path) + ".npy"
       pair = self._read(entry, np.float32, ndim=4)
       if pair is None:
-        pair = degraded_pair(path, self.degradation)
+        pair = degraded_pair(path, self.acquisition)
         self._write(entry, pair)
     else:
-      pair = degraded_pair(path, self.degradation)
+      pair = degraded_pair(path, self.acquisition)
     if self._memory_volumes:
       with self._lock:
         self._memory[path] = pair

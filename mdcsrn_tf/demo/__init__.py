@@ -2,9 +2,11 @@
 
 1. builds the bundled demo data set from the registry volumes (data/dataset.py);
 2. takes its test subject, Colin27 (never trained or tuned on), divides it by its maximum
-   and degrades it in k-space as the paper does (docs/paper.md#degradation-lr-generation);
+   and acquires it as the shipped weights' cards say (the paper's k-space truncation,
+   docs/paper.md#degradation-lr-generation);
 3. scores the baselines (linear, cubic = the paper's bicubic, zero-filled) and the shipped
-   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py, on the whole volume and inside
+   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py, every figure of the metric
+   registry (SSIM, PSNR, NRMSE, sharpness, ...), on the whole volume and inside
    the brain (the data set's mask of Colin27: the skull-stripped ch2bet, voxels > 0). The
    two differ: the network improves the brain and slightly worsens scalp, skull and neck,
    which its mostly brain-only training volumes never showed it (docs/reproducing.md);
@@ -16,7 +18,7 @@
 import dataclasses
 import os
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, paper
 
 PANELS = {"LR": "lr", "bicubic": "cubic", "mDCSRN": "mdcsrn", "mDCSRN-GAN": "mdcsrn_gan",
           "HR": "hr"}
@@ -36,7 +38,7 @@ class DemoOptions:
   """
   out: str = "demo_out"
   crop: int = 0
-  tile: int = 64
+  tile: int = paper.TILE
   batch: int = 1
 
   def __post_init__(self):
@@ -47,7 +49,7 @@ def shipped_generators() -> dict:
   """{method name: (model, card)} for the shipped weights that exist."""
   from mdcsrn_tf import weights
 
-  return {SHIPPED_METHODS[kind]: (weights.load_generator(path), weights.read_card(path))
+  return {SHIPPED_METHODS[kind]: weights.load_generator(path)
           for kind, path in weights.shipped().items()}
 
 
@@ -70,13 +72,14 @@ def run_demo(options: DemoOptions) -> dict:
                                                           subject["mask"])
 
   generators = shipped_generators()
-  lr_mode = weights.common_lr_mode(card for _, card in generators.values())
+  acquisition = weights.common_acquisition(card for _, card in generators.values())
+  placement = acquisition.placement
   volumes = {}
   results = scoring.evaluate_volume(
       hr, {**dict.fromkeys(scoring.BASELINES),
            **{method: model for method, (model, _) in generators.items()}},
-      lr_mode=lr_mode, tile=options.tile, batch=options.batch, outputs=volumes, mask=brain)
-  volumes["hr"], volumes["lr"] = hr, volumes[lr_mode]
+      acquisition=acquisition, tile=options.tile, batch=options.batch, outputs=volumes, mask=brain)
+  volumes["hr"], volumes["lr"] = hr, volumes[placement]
 
   crop_to_volume = np.eye(4)
   crop_to_volume[:3, 3] = starts
@@ -84,15 +87,15 @@ def run_demo(options: DemoOptions) -> dict:
     nifti.save_volume(intensity.denormalise(normalised, scale),
                       os.path.join(out_dir, f"colin27_{method}.nii.gz"), image,
                       to_reference=crop_to_volume, inputs=(subject["path"],))
-  shown = {(f"LR ({lr_mode.replace('_', '-')})" if method == "lr" else label): method
+  shown = {(f"LR ({placement.replace('_', '-')})" if method == "lr" else label): method
            for label, method in PANELS.items() if method in volumes}
   figures.comparison_figure(
-      {label: figures.degraded_plane_slice(volumes[method]) for label, method in shown.items()},
+      {label: acquisition.plane_slice(volumes[method]) for label, method in shown.items()},
       os.path.join(out_dir, "comparison.png"),
-      title=f"Colin27 (held out), degraded plane, network input: {lr_mode}",
-      errors={label: figures.degraded_plane_slice(np.abs(volumes[method] - hr))
+      title=f"Colin27 (held out), degraded plane, network input: {placement}",
+      errors={label: acquisition.plane_slice(np.abs(volumes[method] - hr))
               for label, method in shown.items() if method != "hr"},
-      outline=figures.degraded_plane_slice(brain))
+      outline=acquisition.plane_slice(brain))
 
   summary = scoring.summarise({subject["subject"]: results})
   table = scoring.format_table(summary, {
@@ -106,7 +109,7 @@ def run_demo(options: DemoOptions) -> dict:
   result_files.write_results(
       {"subjects": {subject["subject"]: results}, "summary": summary},
       os.path.join(out_dir, "metrics.csv"), os.path.join(out_dir, "metrics.json"),
-      card={"crop": options.crop, "lr_mode": lr_mode, "mask": subject["mask"],
+      card={"crop": options.crop, "acquisition": acquisition.to_dict(), "mask": subject["mask"],
             "weights": {m: dataclasses.asdict(c) for m, (_, c) in generators.items()}})
   print(f"wrote {out_dir}/: colin27_*.nii.gz, comparison.png, metrics.csv, metrics.json")
   return results

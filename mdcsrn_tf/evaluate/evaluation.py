@@ -2,8 +2,8 @@
 on a manifest split or on NIfTI files (docs/evaluation.md).
 
 Subjects are read one at a time; the baselines and every named network are scored on each,
-every network on the input its model card names, on the whole volume and, for a subject
-with a mask (a manifest entry's "mask", or --masks beside --volumes), inside the mask too.
+every network on the input its model card's acquisition makes (the baselines on the same
+acquisition, each with its own placement), on the whole volume and, for a subject with a mask (a manifest entry's "mask", or --masks beside --volumes), inside the mask too.
 Each subject's rows are written to OUT_DIR/per_subject.csv as soon as they are scored, and a
 rerun with the same options skips the subjects already there; at the end
 OUT_DIR/summary.json holds the settings and the mean and std per method.
@@ -12,9 +12,9 @@ import dataclasses
 import os
 import sys
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import acquisition as acquisitions
+from mdcsrn_tf import cli, paper
 from mdcsrn_tf.data import naming, nifti
-from mdcsrn_tf.data.degradation import LR_MODES, Degradation
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
@@ -32,10 +32,12 @@ class EvaluateOptions:
       (a manifest gives masks in its entries' "mask" field instead).
     baselines: baselines to score, of nearest, linear, cubic and zero_filled.
     weights: NAME=PATH of each generator to score (PATH.weights.h5 with its PATH.json card).
-    lr_mode: the input of networks whose card does not name one (default linear); a card's
-      lr_mode always wins, and a flag that contradicts it is refused.
-    factor: k-space truncation factor along each plane axis.
-    plane_axes: the two degraded axes.
+    factors: per-axis factors of the acquisition the baselines are scored on without
+      --weights (default 2,2,1, the paper's); networks are scored on their card's, and a
+      flag that contradicts it is refused.
+    slice_profile: none (k-space truncation), boxcar or gaussian, as --factors.
+    factor: the older spelling of --factors: this factor along the two --plane_axes.
+    plane_axes: with --factor, the two axes it applies to (default 0,1).
     tile: inference tile edge (the paper's 64).
     margin: inference tile margin (the paper's 3).
     batch: tiles per forward pass.
@@ -48,11 +50,12 @@ class EvaluateOptions:
   masks: tuple[str, ...] = ()
   baselines: tuple[str, ...] = ("linear", "cubic", "zero_filled")
   weights: tuple[str, ...] = ()
-  lr_mode: str | None = None
-  factor: int = 2
-  plane_axes: tuple[int, ...] = (0, 1)
-  tile: int = 64
-  margin: int = 3
+  factors: tuple[int, ...] | None = None
+  slice_profile: str | None = None
+  factor: int | None = None
+  plane_axes: tuple[int, ...] | None = None
+  tile: int = paper.TILE
+  margin: int = paper.MARGIN
   batch: int = 1
   out_dir: str = "runs/eval"
 
@@ -67,9 +70,17 @@ class EvaluateOptions:
     if unknown:
       raise InputError(f"unknown baselines {sorted(unknown)}; choose from "
                        f"{', '.join(scoring.BASELINES)}")
-    if self.lr_mode is not None and self.lr_mode not in LR_MODES:
-      raise InputError(f"--lr_mode must be one of {', '.join(LR_MODES)}, got {self.lr_mode!r}")
-    Degradation("linear", self.factor, self.plane_axes)  # its checks
+    self.flag_acquisition  # noqa: B018  (validates it)
+
+  @property
+  def flag_acquisition(self):
+    """The acquisition the flags describe (the paper's when none is given)."""
+    return acquisitions.from_flags(self.factors, self.slice_profile, factor=self.factor,
+                                   plane_axes=self.plane_axes)
+
+  def flags_given(self) -> bool:
+    return any(value is not None for value in (self.factors, self.slice_profile, self.factor,
+                                                self.plane_axes))
 
   def weight_paths(self) -> dict:
     """{name: path} from the NAME=PATH entries."""
@@ -82,19 +93,27 @@ class EvaluateOptions:
     return parsed
 
 
-def lr_modes(weight_paths, flag_value) -> dict:
-  """{model name: the input its card names}; InputError when --lr_mode contradicts a card,
-  since scoring a network on another input than it learnt says nothing about it."""
-  from mdcsrn_tf import weights
-
-  modes = {}
-  for name, path in weight_paths.items():
-    card = weights.read_card(path)
-    if flag_value and card.lr_mode != flag_value:
-      raise InputError(f"{path}: its model card says the network was trained on "
-                       f"{card.lr_mode} input, not --lr_mode={flag_value}")
-    modes[name] = card.lr_mode
-  return modes
+def acquisitions_of(options: EvaluateOptions, cards: dict) -> tuple:
+  """(the baselines' acquisition, {model name: its card's}); InputError when the cards'
+  factors or slice profiles differ (the baselines are scored on one), or contradict the
+  flags, since scoring a network on another acquisition than it learnt says nothing
+  about it."""
+  of_model = {name: card.acquisition for name, card in cards.items()}
+  if not of_model:
+    return options.flag_acquisition, of_model
+  name, first = next(iter(of_model.items()))
+  for other, acquisition in of_model.items():
+    if (acquisition.factors, acquisition.slice_profile) != (first.factors, first.slice_profile):
+      raise InputError(f"--weights {name} and {other} were trained for different acquisitions "
+                       f"({first.describe()}; {acquisition.describe()}): score them in "
+                       "separate evaluations")
+  flagged = options.flag_acquisition
+  if options.flags_given() and (flagged.factors, flagged.slice_profile) != (
+      first.factors, first.slice_profile):
+    raise InputError(f"--weights {name}: its model card says it was trained for "
+                     f"{first.describe()}, not the {flagged.describe().split(' (')[0]} the "
+                     "flags give; leave the flags out to use the card's")
+  return dataclasses.replace(first, placement=acquisitions.PAPER.placement), of_model
 
 
 def evaluate(options: EvaluateOptions) -> tuple:
@@ -103,16 +122,19 @@ def evaluate(options: EvaluateOptions) -> tuple:
   from mdcsrn_tf.models import analysis
 
   weight_paths = options.weight_paths()
+  cards = {name: weights.read_card(path) for name, path in weight_paths.items()}
+  baseline, of_model = acquisitions_of(options, cards)
   for path in options.volumes:  # every file checked before the slow part (masks: below)
     nifti.load_volume(path)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
-  inputs = lr_modes(weight_paths, options.lr_mode)
-  settings = {**dataclasses.asdict(options), "weights": weight_paths, "lr_mode": inputs}
+  settings = {**dataclasses.asdict(options), "weights": weight_paths,
+              "acquisition": {"baselines": baseline.to_dict(),
+                              **{name: a.to_dict() for name, a in of_model.items()}}}
   del settings["batch"]  # how fast, not what: a rerun may change it
   record = results.ResultsRecord(options.out_dir, settings)
   methods = dict.fromkeys(options.baselines)
-  methods.update({name: weights.load_generator(path) for name, path in weight_paths.items()})
+  methods.update({name: weights.load_generator(path)[0] for name, path in weight_paths.items()})
   done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
@@ -120,8 +142,8 @@ def evaluate(options: EvaluateOptions) -> tuple:
   if note:
     print(f"{note}; they name the rows of {record.csv_path}", file=sys.stderr)
   outcome = scoring.evaluate_methods(
-      scored, methods, record=record, progress=sys.stderr.isatty(), factor=options.factor,
-      plane_axes=options.plane_axes, lr_mode=inputs, tile=options.tile, margin=options.margin,
+      scored, methods, record=record, progress=sys.stderr.isatty(),
+      acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
       batch=options.batch)
   results.write_results(outcome, record.csv_path,
                         os.path.join(options.out_dir, results.SUMMARY_NAME), settings)

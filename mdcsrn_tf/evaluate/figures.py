@@ -1,19 +1,10 @@
 """Side-by-side slices in the degraded plane, as the paper's Figure 2, written to PNG.
 
-matplotlib loads only when a figure is drawn: training takes its validation slices from
-here too and has no use for it.
+The slices come from Acquisition.plane_slice; matplotlib loads only when a figure is drawn.
 """
 import numpy as np
 
 from mdcsrn_tf.files import write_atomically
-
-
-def degraded_plane_slice(volume, index=None, plane_axes=(0, 1)):
-  """The 2D slice at `index` (default: the middle) along the axis the degradation left
-  untouched, so the slice lies in the degraded plane."""
-  (through_axis,) = {0, 1, 2} - set(plane_axes)
-  index = volume.shape[through_axis] // 2 if index is None else index
-  return np.take(volume, index, axis=through_axis)
 
 
 def central_square(shape, fraction=0.25):

@@ -11,8 +11,9 @@ import io
 import json
 import os
 
+from mdcsrn_tf import metrics
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.evaluate.scoring import MASKED, METRICS
+from mdcsrn_tf.evaluate.scoring import METRICS
 from mdcsrn_tf.files import read_json, write_text_atomically
 
 CSV_NAME, SETTINGS_NAME, SUMMARY_NAME = "per_subject.csv", "settings.json", "summary.json"
@@ -38,7 +39,7 @@ def read_results_csv(path) -> dict:
   with open(path, newline="", encoding="utf-8") as file:
     for row in csv.DictReader(file):
       per_subject.setdefault(row["subject"], {})[row["method"]] = {
-          metric: float(row[metric]) for metric in METRICS if row[metric]}
+          metric: float(row[metric]) for metric in METRICS if row.get(metric)}
   return per_subject
 
 
@@ -62,9 +63,11 @@ class ResultsRecord:
   def scored(self, subject, methods, masked=False) -> bool:
     """Whether every method's rows of `subject` are here, with in-mask figures exactly when
     the subject now has a mask (a mask added to a manifest since, or taken out, rescores
-    it)."""
+    it) and every figure of the metric registry (one added since rescores it)."""
     rows = self.per_subject.get(subject, {})
-    return all(method in rows and (MASKED[0] in rows[method]) == masked for method in methods)
+    wanted = metrics.NAMES + (metrics.MASKED_NAMES if masked else ())
+    return all(method in rows and set(wanted) <= set(rows[method])
+               and (metrics.MASKED_NAMES[0] in rows[method]) == masked for method in methods)
 
   def add(self, subject, results: dict):
     self.per_subject[subject] = results

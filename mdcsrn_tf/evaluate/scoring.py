@@ -1,36 +1,32 @@
 """Scoring methods as the paper's Tables 1 and 2 do (docs/evaluation.md, docs/paper.md#metrics).
 
-For each test subject the HR volume is divided by its maximum, degraded in k-space
-(kspace.degrade: the central 1/factor of the spectrum along the two plane axes), and every
-method produces an SR volume on the HR grid:
+For each test subject the HR volume is divided by its maximum, acquired as an Acquisition
+says (kspace.degrade; the paper's: the central half of the spectrum along the first two
+axes), and every method produces an SR volume on the HR grid:
 
-- "nearest": the reduced image by nearest neighbour (the paper's Figure 2),
-- "linear": the reduced image interpolated linearly (the networks' input),
-- "cubic": the same with a cubic B-spline (the paper's "bicubic interpolation" baseline),
-- "zero_filled": the inverse FFT of the zero-padded cropped spectrum,
-- a model: tiled whole-volume inference (inference.super_resolve) on its `lr_mode` input,
-  the one its model card says it was trained on.
+- a baseline, one per placement (acquisition.PLACEMENTS): "nearest" (the paper's Figure
+  2), "linear", "cubic" (the paper's "bicubic interpolation" baseline) and "zero_filled";
+- a model: tiled whole-volume inference (inference.super_resolve) on the input its model
+  card's acquisition makes.
 
-SSIM (in-plane), PSNR and NRMSE come from metrics.py: data range 1 (HR max), on the whole
-volume and, for a subject with a mask, inside the mask too (ssim_mask, psnr_mask,
-nrmse_mask). Seconds are wall-clock for the whole volume: the degradation for a baseline,
+Every figure of the metric registry (mdcsrn_tf/metrics.py) is computed: data range 1 (HR
+max), on the whole volume and, for a subject with a mask, inside the mask too. Seconds are wall-clock for the whole volume: the degradation for a baseline,
 the tiled inference for a model. Subjects are summarised by mean and sample std, each
 in-mask figure over the subjects that have a mask.
 
 Subjects (subjects.py) stream one at a time; a ResultsRecord (results.py) keeps each
 subject's rows as soon as they are scored.
 """
+import dataclasses
 import time
 
 import numpy as np
 
-from mdcsrn_tf.data.degradation import INTERPOLATIONS
-from mdcsrn_tf.evaluate import metrics
+from mdcsrn_tf import metrics, paper
+from mdcsrn_tf.acquisition import PAPER, PLACEMENTS, Acquisition
 
-BASELINES = INTERPOLATIONS
-FIGURES = ("ssim", "psnr", "nrmse")
-MASKED = tuple(metrics.MASKED[figure] for figure in FIGURES)
-METRICS = (*FIGURES, *MASKED, "seconds")  # a subject without a mask has no MASKED ones
+BASELINES = PLACEMENTS
+METRICS = (*metrics.NAMES, *metrics.MASKED_NAMES, "seconds")  # no masked ones without a mask
 
 
 def _timed(compute):
@@ -39,15 +35,16 @@ def _timed(compute):
   return result, time.perf_counter() - start
 
 
-def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), lr_mode="linear", tile=64,
-                    margin=3, batch=1, outputs=None, mask=None):
-  """{method: {"ssim", "psnr", "nrmse", "seconds"}} for one normalised HR volume, with
-  "ssim_mask", "psnr_mask" and "nrmse_mask" too when a boolean `mask` on its grid is given.
+def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=paper.TILE,
+                    margin=paper.MARGIN, batch=1, outputs=None, mask=None):
+  """{method: {metric: value, "seconds": s}} for one normalised HR volume: every figure of
+  metrics.REGISTRY, and their in-mask variants too when a boolean `mask` on its grid is given.
 
   `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
-  plain list of baseline names works too). `lr_mode` is the network input of every model,
-  or {model name: lr_mode} for models trained on different inputs. A dict passed as
-  `outputs` receives each method's volume (the demo writes them).
+  plain list of baseline names works too). `acquisition` is every model's, or {model name:
+  Acquisition} for models trained on different ones; the baselines take the first model's
+  factors and slice profile (PAPER's without models) with their own placement. A dict
+  passed as `outputs` receives each method's volume (the demo writes them).
   """
   from mdcsrn_tf.data import kspace
   from mdcsrn_tf.infer import inference
@@ -57,23 +54,27 @@ def evaluate_volume(hr, methods, factor=2, plane_axes=(0, 1), lr_mode="linear", 
   for name, model in methods.items():
     if model is None and name not in BASELINES:
       raise ValueError(f"{name!r} is neither a baseline ({', '.join(BASELINES)}) nor a model")
-  inputs = {}  # lr_mode: network input volume, made once
+  of_model = {name: acquisition if isinstance(acquisition, Acquisition) else acquisition[name]
+              for name, model in methods.items() if model is not None}
+  baseline_acquisition = next(iter(of_model.values()), acquisition if isinstance(
+      acquisition, Acquisition) else PAPER)
+  inputs = {}  # Acquisition: network input volume, made once
 
   def input_of(name):
-    mode = lr_mode if isinstance(lr_mode, str) else lr_mode[name]
-    if mode not in inputs:
-      inputs[mode] = kspace.degrade(hr, factor, plane_axes, interpolation=mode)
-    return inputs[mode]
+    if of_model[name] not in inputs:
+      inputs[of_model[name]] = kspace.degrade(hr, of_model[name])
+    return inputs[of_model[name]]
 
   results = {}
   for name, model in methods.items():
     if model is None:
-      sr, seconds = _timed(lambda: kspace.degrade(hr, factor, plane_axes, interpolation=name))
+      used = dataclasses.replace(baseline_acquisition, placement=name)
+      sr, seconds = _timed(lambda: kspace.degrade(hr, used))
     else:
-      network_lr = input_of(name)
+      used, network_lr = of_model[name], input_of(name)
       sr, seconds = _timed(lambda: inference.super_resolve(
           model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
-    results[name] = {**metrics.quality(hr, sr, plane_axes, mask), "seconds": seconds}
+    results[name] = {**metrics.quality(hr, sr, used, mask), "seconds": seconds}
     if outputs is not None:
       outputs[name] = sr
   return results
@@ -123,22 +124,25 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
 
 def format_table(summary: dict, parameters: dict | None = None,
                  mask_label="inside the mask") -> str:
-  """The paper's Tables 1-2 layout: mean (std) per metric (the mean alone for one subject),
-  parameters and seconds; when the subjects had masks, the in-mask figures beside the whole
-  volume's, under `mask_label` (with how many subjects they cover when not all)."""
+  """The paper's Tables 1-2 layout: mean (std) of every figure metrics.IN_TABLES lists (the
+  mean alone for one subject), parameters and seconds; when the subjects had masks, the
+  in-mask figures beside the whole volume's, under `mask_label` (with how many subjects
+  they cover when not all)."""
   parameters = parameters or {}
   first = next(iter(summary.values()))
   with_std = first["psnr"]["n"] > 1
-  widths = (15, 13, 15) if with_std else (7, 6, 7)
-  groups = [FIGURES]
+  shown = metrics.IN_TABLES
+  widths = [max(len(m.label), (3 + m.digits) * (2 if with_std else 1) + 3 * with_std)
+            for m in shown]
+  groups = [[m.name for m in shown]]
   lines = []
-  if MASKED[1] in first:
-    groups.append(MASKED)
-    covered, total = first[MASKED[1]]["n"], first["psnr"]["n"]
+  if shown[1].masked_name in first:
+    groups.append([m.masked_name for m in shown])
+    covered, total = first[shown[1].masked_name]["n"], first["psnr"]["n"]
     label = mask_label + (f" ({covered} of {total} subjects)" if covered < total else "")
-    lines.append(f"{'':<14} {'whole volume':<{sum(widths) + 2}} {label}")
+    lines.append(f"{'':<14} {'whole volume':<{sum(widths) + len(widths) - 1}} {label}")
   header = (f"{'method':<14} " + " ".join(
-      " ".join(f"{name:<{width}}" for name, width in zip(("SSIM", "PSNR", "NRMSE"), widths))
+      " ".join(f"{m.label:<{width}}" for m, width in zip(shown, widths))
       for _ in groups) + f" {'params':>8} {'time (s)':>9}")
   lines += [header, "-" * len(header)]
   for method, values in summary.items():
@@ -165,10 +169,10 @@ def format_subject_table(per_subject: dict) -> str:
 
 
 def _figure_cells(values, keys, with_std, widths) -> str:
-  """SSIM, PSNR, NRMSE as "mean (std)", or the mean alone, under format_table's headers."""
+  """Each figure as "mean (std)", or the mean alone, under format_table's headers."""
   cells = []
-  for key, digits, width in zip(keys, (4, 2, 4), widths):
-    figure = values[key]
+  for key, metric, width in zip(keys, metrics.IN_TABLES, widths):
+    figure, digits = values[key], metric.digits
     text = f"{figure['mean']:.{digits}f}" + (f" ({figure['std']:.{digits}f})" if with_std else "")
     cells.append(f"{text:<{width}}")
   return " ".join(cells)

@@ -1,7 +1,7 @@
 """Tables 1 and 2 of the paper next to ours (the notebooks in notebooks/ call this).
 
-Our figures come from scoring.py (metrics, seconds per volume) and models.analysis
-(parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
+Our figures come from scoring.py (the metric registry's, seconds per volume) and
+models.analysis (parameters, ops); the paper's from mdcsrn_tf.paper. When the manifest's test entries carry
 masks (the bundled data set: Colin27's brain), our figures inside the mask stand beside the
 whole volume's; the paper gives no such figure. Each network comes from its training run in
 the checkpoints folder when there is one, else from the weights shipped with the package
@@ -11,8 +11,9 @@ neither gets a row that says so, never invented numbers.
 import dataclasses
 import os
 
-from mdcsrn_tf import paper, weights
-from mdcsrn_tf.evaluate import figures, metrics, scoring, subjects
+from mdcsrn_tf import metrics, paper, weights
+from mdcsrn_tf.acquisition import PAPER
+from mdcsrn_tf.evaluate import figures, scoring, subjects
 from mdcsrn_tf.models import analysis
 
 LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
@@ -39,8 +40,8 @@ class TableSettings:
   crop: int = 0
   max_subjects: int = 0
   use_shipped: bool = True
-  tile: int = 64
-  margin: int = 3
+  tile: int = paper.TILE
+  margin: int = paper.MARGIN
   batch: int = 1
 
 
@@ -65,9 +66,9 @@ def test_subjects(settings: TableSettings):
 
 
 def _load_models(methods, settings: TableSettings):
-  """(models, sources, missing, {method: lr_mode}) for the non-baseline `methods`;
-  each model gets the input its model card says it was trained on."""
-  models, sources, missing, lr_modes = {}, {}, {}, {}
+  """(models, sources, missing, {method: Acquisition}) for the non-baseline `methods`;
+  each model gets the input its model card's acquisition makes."""
+  models, sources, missing, acquisitions = {}, {}, {}, {}
   for method in methods:
     if method in scoring.BASELINES:
       continue
@@ -75,9 +76,9 @@ def _load_models(methods, settings: TableSettings):
     if path is None:
       missing[method] = source
       continue
-    models[method], sources[method] = weights.load_generator(path), source
-    lr_modes[method] = weights.read_card(path).lr_mode
-  return models, sources, missing, lr_modes
+    (models[method], card), sources[method] = weights.load_generator(path), source
+    acquisitions[method] = card.acquisition
+  return models, sources, missing, acquisitions
 
 
 def reproduce(methods, settings: TableSettings) -> dict:
@@ -86,11 +87,11 @@ def reproduce(methods, settings: TableSettings) -> dict:
   Returns {"rows": [...], "missing": {method: reason}, "sources": {method: where its
   weights come from}, "subjects": [...]}.
   """
-  models, sources, missing, lr_modes = _load_models(methods, settings)
+  models, sources, missing, acquisitions = _load_models(methods, settings)
   baselines = [m for m in methods if m in scoring.BASELINES]
   results = scoring.evaluate_methods(
       test_subjects(settings), {**dict.fromkeys(baselines), **models},
-      lr_mode=lr_modes, tile=settings.tile, margin=settings.margin,
+      acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
       batch=settings.batch)
   rows = [_row(method, results["summary"].get(method), models.get(method),
                missing.get(method, sources.get(method, "")))
@@ -104,16 +105,17 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
 
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
-  models, _, missing, lr_modes = _load_models(methods, settings)
+  models, _, missing, acquisitions = _load_models(methods, settings)
   name, load, _ = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
   hr, _ = load()
   volumes = {}
   scoring.evaluate_volume(
       hr, {**{m: None for m in methods if m in scoring.BASELINES}, **models},
-      lr_mode=lr_modes, tile=settings.tile, margin=settings.margin,
+      acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
       batch=settings.batch, outputs=volumes)
   volumes["hr"] = hr
-  slices = {LABELS.get(m, m): figures.degraded_plane_slice(volumes[m])
+  shown = next(iter(acquisitions.values()), PAPER)
+  slices = {LABELS.get(m, m): shown.plane_slice(volumes[m])
             for m in (*methods, "hr") if m in volumes}
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   figures.comparison_figure(slices, path, title=f"{name}, middle slice of the degraded plane")
@@ -124,23 +126,23 @@ def _row(method, summary, model, note):
   theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
   row = {"method": LABELS.get(method, method), "note": note,
          "n": summary["psnr"]["n"] if summary else 0}
-  for metric in ("ssim", "psnr", "nrmse"):
-    ours = summary[metric] if summary else None
-    in_mask = (summary or {}).get(metrics.MASKED[metric])  # only for subjects with masks
-    theirs = getattr(theirs_row, metric) if theirs_row else (None, None)
-    row[metric] = (ours["mean"], ours["std"]) if ours else None
-    row[metrics.MASKED[metric]] = (in_mask["mean"], in_mask["std"]) if in_mask else None
-    row[f"paper_{metric}"] = theirs[0]
-    row[f"diff_{metric}"] = ours["mean"] - theirs[0] if ours and theirs[0] is not None else None
+  for metric in metrics.IN_TABLES:
+    ours = summary[metric.name] if summary else None
+    in_mask = (summary or {}).get(metric.masked_name)  # only for subjects with masks
+    # the paper prints SSIM, PSNR and NRMSE only
+    theirs = getattr(theirs_row, metric.name, None) if theirs_row else None
+    theirs = theirs or (None, None)
+    row[metric.name] = (ours["mean"], ours["std"]) if ours else None
+    row[metric.masked_name] = (in_mask["mean"], in_mask["std"]) if in_mask else None
+    row[f"paper_{metric.name}"] = theirs[0]
+    row[f"diff_{metric.name}"] = (ours["mean"] - theirs[0] if ours and theirs[0] is not None
+                                  else None)
   row["seconds"] = summary["seconds"]["mean"] if summary else None
   row["paper_seconds"] = theirs_row.seconds if theirs_row else None
   if model is not None:
     row["params"] = analysis.trainable_parameters(model)
     row["ops_per_voxel"] = analysis.ops_per_voxel(model)
   return row
-
-
-FIGURES = (("ssim", "SSIM", 4), ("psnr", "PSNR", 2), ("nrmse", "NRMSE", 4))  # key, label, digits
 
 
 def markdown(rows) -> str:
@@ -155,19 +157,22 @@ def markdown(rows) -> str:
       return "-"
     return f"{value[0]:.{digits}f}" + (f" ({value[1]:.{digits}f})" if n > 1 else "")
 
-  masked = [(metrics.MASKED[key], label, digits) for key, label, digits in FIGURES
-            if any(row[metrics.MASKED[key]] for row in rows)]
+  figures_shown = [(m.name, m.label, m.digits) for m in metrics.IN_TABLES]
+  masked = [(m.masked_name, m.label, m.digits) for m in metrics.IN_TABLES
+            if any(row[m.masked_name] for row in rows)]
   header = ["method"]
-  for _, label, _ in FIGURES:
-    header += [label, f"paper {label}", f"diff {label}"]
+  in_paper = {field.name for field in dataclasses.fields(paper.PaperRow)}
+  for key, label, _ in figures_shown:
+    header += [label, f"paper {label}", f"diff {label}"] if key in in_paper else [label]
   header += [f"{label} in mask" for _, label, _ in masked]
   header += ["n", "params", "ops/voxel", "time (s)", "paper time (s)", "weights"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
     cells = [row["method"]]
-    for key, _, digits in FIGURES:
-      cells += [mean_std(row[key], digits, row["n"]), number(row[f"paper_{key}"], digits),
-                number(row[f"diff_{key}"], digits)]
+    for key, _, digits in figures_shown:
+      cells += [mean_std(row[key], digits, row["n"])] + ([
+          number(row[f"paper_{key}"], digits), number(row[f"diff_{key}"], digits)]
+          if key in in_paper else [])
     cells += [mean_std(row[key], digits, row["n"]) for key, _, digits in masked]
     cells += [str(row["n"] or "-"), f"{row['params']:,}" if "params" in row else "-",
               f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",

@@ -17,7 +17,7 @@ it (docs/serving.md).
 import dataclasses
 import os
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, paper
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_folder_atomically
 
@@ -40,7 +40,7 @@ class ExportOptions:
   out: str
   model: str | None = None
   tile: str = "auto"
-  margin: int = 3
+  margin: int = paper.MARGIN
   memory_limit: int | None = None
 
   def __post_init__(self):
@@ -51,7 +51,7 @@ class ExportOptions:
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
 
 
-def serving_function(model, tile=64, margin=3, memory_limit=None):
+def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None):
   """The exported computation: `volume` -> {"sr": its super-resolution, same shape}.
   `tile` None plans the tiles in the graph from the volume's shape and `memory_limit` MiB,
   as inference.auto_plan does."""
@@ -102,7 +102,8 @@ def check_export_folder(out_dir) -> str:
   return out_dir
 
 
-def export_saved_model(model, out_dir, tile=64, margin=3, memory_limit=None):
+def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
+                       memory_limit=None):
   """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
   import keras
   import tensorflow as tf
@@ -122,6 +123,6 @@ def export(options: ExportOptions) -> str:
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
-  model = weights.load_generator(options.weights, options.model)
+  model, _ = weights.load_generator(options.weights, options.model)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from mdcsrn_tf import paper
 from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
 from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, tile_edges
 
@@ -65,8 +66,8 @@ def _merge_tile(output, tile_output, plans, tile_index):
   output[tuple(target)] = tile_output[tuple(source)]
 
 
-def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress=True,
-                  jit_compile=False):
+def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN, batch=1,
+                  progress=True, jit_compile=False):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
@@ -95,14 +96,14 @@ def super_resolve(model, volume_normalised, tile=64, margin=3, batch=1, progress
   return np.maximum(output, 0.0, out=output)
 
 
-def batch_for_memory(model, memory_bytes: int, tile=64, margin=3) -> int:
+def batch_for_memory(model, memory_bytes: int, tile=paper.TILE, margin=paper.MARGIN) -> int:
   """The largest batch of (tile + 2 * margin)^3 windows whose activations fit in
   `memory_bytes` (at least 1), by forward.activation_bytes_per_voxel."""
   window = math.prod(t + 2 * margin for t in tile_edges(tile))
   return max(1, memory_bytes // (window * activation_bytes_per_voxel(model)))
 
 
-def auto_plan(model, shape, margin=3, memory_bytes=DEFAULT_MEMORY_MIB * 2**20):
+def auto_plan(model, shape, margin=paper.MARGIN, memory_bytes=DEFAULT_MEMORY_MIB * 2**20):
   """(tile edges per axis, tile batch) for `--tile auto`: the tiles that compute the fewest
   voxels with one window's activations within `memory_bytes` (tiling.auto_tile_edges),
   then as many windows per batch as still fit. The plan depends on the volume's shape, the

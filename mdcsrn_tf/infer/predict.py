@@ -1,11 +1,12 @@
 """Super-resolution of NIfTI files: the library behind `mdcsrn-sr` (infer/__main__.py).
 
 A scan already on the HR grid is super-resolved as it is. With `scale`/`target_voxel`, a
-coarser scan is first interpolated onto the finer grid exactly as the model's training
-inputs were made (its card's lr_mode: "linear", or "zero_filled" = Fourier interpolation;
-kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the output
-gets the finer voxel size and a header over the same field of view. Before that, a grid that
-would not fit in the memory available is refused. Intensities are divided by the scan's
+coarser scan is first placed onto the finer grid exactly as the model's training inputs
+were (its card's acquisition: the placement, e.g. "linear", or "zero_filled" = Fourier
+interpolation; kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the
+output gets the finer voxel size and a header over the same field of view. Before that, a
+grid change the weights were not trained for (per-axis factors other than their card's)
+and a grid that would not fit in the memory available are refused. Intensities are divided by the scan's
 maximum going in and multiplied back coming out, so the output keeps the input's range.
 Outputs are written atomically, never over an input, and never from a non-finite network
 output.
@@ -17,7 +18,8 @@ import sys
 
 import numpy as np
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, paper
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.infer import outputs
@@ -41,8 +43,10 @@ class PredictOptions:
       --tile auto (default 4096, the same on every machine, so that the output is too);
       with a fixed --tile, the largest tile batch that fits replaces --batch.
     jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
-    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1.
-    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it.
+    scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1; they must be
+      the factors the weights were trained for (their card's acquisition).
+    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it (the
+      factors this makes must be the ones the weights were trained for).
     out_dir: output folder for several inputs, folders or glob patterns, made when missing:
       each input to OUT_DIR/<name>_sr.nii.gz, its name the first part of the input paths
       that differs (HCP: the subject folder), or as --out_layout says.
@@ -55,7 +59,7 @@ class PredictOptions:
   gan: bool = False
   model: str | None = None
   tile: str = "auto"
-  margin: int = 3
+  margin: int = paper.MARGIN
   batch: int = 1
   memory_limit: int | None = None
   jit_compile: bool = False
@@ -81,8 +85,10 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   grid change sized, before the model loads."""
   pairs = outputs.plan_outputs(paths, options.out_dir, options.recursive, options.out_layout)
   inputs = [input_path for input_path, _ in pairs]
+  weights_path = weights_to_use(options.weights, options.gan)
+  acquisition = trained_acquisition(weights_path, options.model)
   for input_path, _ in pairs:
-    check_input(input_path, options.scale, options.target_voxel)
+    check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
   if options.out_dir is not None:
     outputs.prepare_out_dir(pairs, options.overwrite)
     note = naming.naming_note(inputs, naming.subject_names(inputs))
@@ -90,15 +96,14 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
       print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
   for _, output_path in pairs:
     nifti.check_output_path(output_path, inputs=inputs)
-  weights_path = weights_to_use(options.weights, options.gan)
-  model, lr_mode = load_model(weights_path, options.model)
+  model, card = load_model(weights_path, options.model)
   written = []
   for input_path, output_path in pairs:
     written.append(super_resolve_file(
         input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
         options.margin, options.batch, options.scale, options.target_voxel,
         progress=sys.stderr.isatty(),  # a bar for a person, not a log
-        jit_compile=options.jit_compile, interpolation=lr_mode, weights_name=weights_path,
+        jit_compile=options.jit_compile, acquisition=card.acquisition, weights_name=weights_path,
         memory_limit=options.memory_limit))
   return written
 
@@ -123,11 +128,29 @@ def check_grid_flags(scale=None, target_voxel=None):
                      f"{','.join(str(s) for s in scale)}")
 
 
-def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
-  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+def requested_scale(zooms, scale=None, target_voxel=None):
+  """The per-axis factors `--scale` or `--target_voxel` ask for (None: neither)."""
   check_grid_flags(scale, target_voxel)
   if target_voxel is not None:
-    scale = [max(z / target_voxel, 1.0) for z in zooms]
+    return tuple(max(z / target_voxel, 1.0) for z in zooms)
+  return None if scale is None else tuple(scale)
+
+
+def check_trained_grid(path, scale, acquisition: Acquisition, weights_name="the weights"):
+  """InputError unless a grid change by `scale` is the one the weights were trained for:
+  each axis' factor their acquisition's (within 0.1%, the rounding of voxel sizes)."""
+  if scale is None or all(s == 1 for s in scale):
+    return
+  if not all(abs(s - f) <= 1e-3 * f for s, f in zip(scale, acquisition.factors)):
+    raise InputError(
+        f"{path}: --scale/--target_voxel ask for factors {','.join(f'{s:g}' for s in scale)}, "
+        f"but {weights_name} were trained for {acquisition.describe()}; give a scan whose "
+        "grid they fit, or weights trained for this one (mdcsrn-train --factors)")
+
+
+def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
+  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
+  scale = requested_scale(zooms, scale, target_voxel)
   if scale is None:
     return tuple(shape), (1.0, 1.0, 1.0)
   sizes = [n * s for n, s in zip(shape, scale)]
@@ -166,43 +189,51 @@ def grid_map(factors):
   return np.diag([1 / f for f in factors] + [1.0])
 
 
-def check_input(path, scale=None, target_voxel=None):
-  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
-  or an HR grid that does not fit in memory. Nothing is interpolated yet."""
+def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,
+                weights_name="the weights"):
+  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file,
+  a grid change `acquisition` (the weights', when given) was not trained for, or an HR grid
+  that does not fit in memory. Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
   zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
   if hr_shape != volume.shape:
     check_memory(path, hr_shape)
+  if acquisition is not None:
+    check_trained_grid(path, requested_scale(zooms, scale, target_voxel), acquisition,
+                       weights_name)
   return volume, image, hr_shape, factors
 
 
-def load_input(path, scale=None, target_voxel=None, interpolation="linear"):
+def load_input(path, scale=None, target_voxel=None, acquisition: Acquisition = PAPER):
   """(volume on the HR grid, reference image, map from its voxels to the reference's or
-  None when the grid is the input's) of one input scan."""
-  volume, image, hr_shape, factors = check_input(path, scale, target_voxel)
+  None when the grid is the input's) of one input scan, placed on the HR grid as
+  `acquisition` says."""
+  volume, image, hr_shape, factors = check_input(path, scale, target_voxel, acquisition)
   if hr_shape == volume.shape:
     return volume, image, None
   from mdcsrn_tf.data import kspace  # TensorFlow only when a grid change needs it
 
   axes = tuple(a for a in range(3) if hr_shape[a] != volume.shape[a])
-  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes, interpolation=interpolation),
-                      np.float32)
+  volume = np.asarray(kspace.upsample(volume, hr_shape, axes=axes,
+                                      placement=acquisition.placement), np.float32)
   return volume, image, grid_map(factors)
 
 
-def super_resolve_file(input_path, output_path, model, tile=64, margin=3, batch=1, scale=None,
-                       target_voxel=None, progress=True, jit_compile=False,
-                       interpolation="linear", weights_name="the weights", memory_limit=None):
-  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input);
-  `interpolation` puts a coarser scan on the HR grid (the model's lr_mode). `tile` None
+def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=paper.MARGIN,
+                       batch=1, scale=None, target_voxel=None, progress=True, jit_compile=False,
+                       acquisition: Acquisition = PAPER, weights_name="the weights",
+                       memory_limit=None):
+  """Super-resolves one NIfTI file into `output_path` (atomic, never over the input); a
+  coarser scan goes on the HR grid as the model's `acquisition` says, and only by the
+  factors it names. `tile` None
   plans the tiles and batch from `memory_limit` MiB (inference.auto_plan); with a tile
   edge, `memory_limit` (if given) sets the batch. A network output with NaN or Inf voxels
   is an InputError naming the input and `weights_name`, and nothing is written."""
   from mdcsrn_tf.infer import inference
 
   nifti.check_output_path(output_path, inputs=[input_path])
-  volume, image, to_input = load_input(input_path, scale, target_voxel, interpolation)
+  volume, image, to_input = load_input(input_path, scale, target_voxel, acquisition)
   normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
   if tile is None:
     tile, batch = inference.auto_plan(
@@ -227,16 +258,23 @@ def weights_to_use(weights_path=None, gan=False):
   return weights_path or weights.default_weights("gan" if gan else "l1")
 
 
-def load_model(weights_path=None, model_name=None, gan=False):
-  """(generator, the network input its card names: "linear" without a card); a warning on
-  stderr when the model card says the weights do not meet the project's quality bar."""
+def trained_acquisition(weights_path, model_name=None) -> Acquisition:
+  """The acquisition the weights' card names (the paper's for weights without a card),
+  read before the model loads."""
   from mdcsrn_tf import weights
 
-  path = weights_to_use(weights_path, gan)
-  model = weights.load_generator(path, model_name)
-  if not os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
-    return model, "linear"
-  card = weights.read_card(path)
+  if model_name is not None and not os.path.exists(weights.base_path(weights_path)
+                                                   + weights.CARD_SUFFIX):
+    return PAPER
+  return weights.read_card(weights_path).acquisition
+
+
+def load_model(weights_path=None, model_name=None, gan=False):
+  """(generator, its model card); a warning on stderr when the card says the weights do not
+  meet the project's quality bar."""
+  from mdcsrn_tf import weights
+
+  model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name)
   if card.warning:
     print(f"warning: {card.warning}", file=sys.stderr)
-  return model, card.lr_mode
+  return model, card

@@ -15,14 +15,13 @@ shipped L1 weights.
 import dataclasses
 import os
 
-from mdcsrn_tf import weights
+from mdcsrn_tf import metrics, paper, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.evaluate import metrics, scoring, subjects
+from mdcsrn_tf.evaluate import scoring, subjects
 
 REQUIRED_GAIN_DB = 1.0  # PSNR above the bicubic baseline
 GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
-CHECK_TILE, CHECK_MARGIN = 64, 3  # the paper's tiling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +49,13 @@ class ReleaseOptions:
       raise InputError(f"--kind must be one of {', '.join(weights.SHIPPED)}, got {self.kind!r}")
 
 
-def held_out_metrics(model, hr, lr_mode, batch=1, mask=None):
-  """{method: metrics} of the model and the baselines on one normalised HR volume, inside
-  `mask` too when given."""
+def held_out_metrics(model, hr, acquisition, batch=1, mask=None):
+  """{method: metrics} (every figure of the metric registry) of the model and the
+  baselines on one normalised HR volume acquired as `acquisition` (the model card's),
+  inside `mask` too when given."""
   return scoring.evaluate_volume(
       hr, {"linear": None, "cubic": None, "zero_filled": None, "model": model},
-      lr_mode=lr_mode, tile=CHECK_TILE, margin=CHECK_MARGIN, batch=batch, mask=mask)
+      acquisition=acquisition, tile=paper.TILE, margin=paper.MARGIN, batch=batch, mask=mask)
 
 
 def quality_shortfalls(whole: dict, l1=None) -> list:
@@ -65,7 +65,8 @@ def quality_shortfalls(whole: dict, l1=None) -> list:
   model, cubic = whole["model"], whole["cubic"]
   shortfalls = []
   for figure, (ssim, psnr) in (("whole-volume", ("ssim", "psnr")),
-                               ("in-mask", (metrics.MASKED["ssim"], metrics.MASKED["psnr"]))):
+                               ("in-mask", (metrics.BY_NAME["ssim"].masked_name,
+                                            metrics.BY_NAME["psnr"].masked_name))):
     if psnr not in model:  # a test subject without a mask
       continue
     if model[psnr] < cubic[psnr] + REQUIRED_GAIN_DB:
@@ -89,8 +90,7 @@ def _source(path) -> str:
 def release(options: ReleaseOptions) -> str:
   """Scores and ships the generator; returns the shipped base path."""
   source = _source(options.weights)
-  card = weights.read_card(source)
-  model = weights.load_generator(source)
+  model, card = weights.load_generator(source)
   dataset = options.dataset or card.dataset
   if not dataset:
     raise InputError(f"{source}: the model card names no data set; give --dataset")
@@ -99,14 +99,14 @@ def release(options: ReleaseOptions) -> str:
     raise InputError(f"{dataset}: expected one held-out test subject, found {len(entries)}")
   (entry,) = entries
   hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
-  whole = held_out_metrics(model, hr, card.lr_mode, options.batch, mask)
+  whole = held_out_metrics(model, hr, card.acquisition, options.batch, mask)
   crop, starts = subjects.central_crop(hr, options.check_crop)
   crop_mask = None if mask is None else subjects.central_crop(mask, options.check_crop)[0]
   held_out = {"volume": entry["name"], "dataset": dataset, "mask": entry.get("mask", ""),
               "normalisation": "divided by the whole volume's maximum",
-              "tile": CHECK_TILE, "margin": CHECK_MARGIN, "whole_volume": whole,
+              "tile": paper.TILE, "margin": paper.MARGIN, "whole_volume": whole,
               "check_crop": {"start": starts, "edge": options.check_crop,
-                             "metrics": held_out_metrics(model, crop, card.lr_mode,
+                             "metrics": held_out_metrics(model, crop, card.acquisition,
                                                          options.batch, crop_mask)}}
   on_gpu = bool(card.machine.get("gpus"))
   note = "" if on_gpu else (

@@ -4,8 +4,8 @@
 Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
 Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
 repeat the run) and WORKDIR/config.json. Running the same command again resumes from
-WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay,
-lr_mode, factor or plane_axes (and in the GAN phase patch_size) differ from the run's is
+WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay or
+acquisition (and in the GAN phase patch_size) differ from the run's is
 refused (docs/training.md#workdir). A run that has exported its generator after --steps
 steps is finished: the same command again says so and does nothing (a larger --steps
 trains on).

@@ -10,8 +10,9 @@ import json
 import math
 import os
 
-from mdcsrn_tf import cli, models, weights
-from mdcsrn_tf.data.degradation import LR_MODES
+from mdcsrn_tf import acquisition as acquisitions
+from mdcsrn_tf import cli, models, paper, weights
+from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import read_json, write_text_atomically
 from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
@@ -23,9 +24,9 @@ LR_DECAYS = ("constant", "cosine")
 RUN_RECORD = "config.json"  # the resolved config of the run in WORKDIR
 FLAGFILE = "flags.cfg"
 # Settings a resumed run must share with the checkpoints it continues: they shape the
-# checkpoint (networks, optimisers, loss scaling, the critic's input) or the data it learns.
-RESUME_INVARIANTS = ("model", "phase", "precision", "lr_decay", "lr_mode", "factor",
-                     "plane_axes")
+# checkpoint (networks, optimisers, loss scaling, the critic's input) or the data it learns
+# (and so does the acquisition, compared as a whole).
+RESUME_INVARIANTS = ("model", "phase", "precision", "lr_decay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +42,15 @@ class TrainConfig:
     steps: total global steps; in the GAN phase one step updates one network.
     batch_size: global batch size, split over the replicas.
     patch_size: training patch edge in voxels (a multiple of 16 for the critic).
-    lr_mode: network input: linear (the paper's) or zero_filled.
-    factor: k-space truncation factor along the plane axes.
-    plane_axes: the two degraded axes.
+    factors: per-axis factors from the HR grid to the LR one (default 2,2,1, the paper's;
+      docs/data.md#the-acquisition).
+    slice_profile: none (the paper's k-space truncation), boxcar or gaussian (thick slices
+      averaged along the one axis with a factor > 1).
+    placement: how the LR volume returns to the HR grid as the network's input: linear
+      (default, the paper's), zero_filled, cubic or nearest.
+    lr_mode: the older name of --placement (the paper's flagfiles).
+    factor: the older spelling of --factors: this factor along the two --plane_axes.
+    plane_axes: with --factor, the two axes it applies to (default 0,1).
     augment: random plane-keeping flips and swaps of training patches.
     patches_per_volume: patches cut from a volume per visit.
     parallel_volumes: volumes prepared at once; with the shuffle buffer it bounds the
@@ -88,9 +95,12 @@ class TrainConfig:
   steps: int = 500_000
   batch_size: int = 2
   patch_size: int = 64
-  lr_mode: str = "linear"
-  factor: int = 2
-  plane_axes: tuple[int, ...] = (0, 1)
+  factors: tuple[int, ...] | None = None
+  slice_profile: str = "none"
+  placement: str | None = None
+  lr_mode: str | None = None
+  factor: int | None = None
+  plane_axes: tuple[int, ...] | None = None
   augment: bool = True
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -114,8 +124,8 @@ class TrainConfig:
   keep_checkpoints: int = 5
   validate_every: int = 10_000
   validation_subjects: int = 8
-  validation_tile: int = 64
-  validation_margin: int = 3
+  validation_tile: int = paper.TILE
+  validation_margin: int = paper.MARGIN
   summary_every: int = 100
   init_generator: str = ""
   seed: int = 0
@@ -125,6 +135,12 @@ class TrainConfig:
     if self.phase == "pretrain":
       return {GENERATOR: self.steps, CRITIC: 0}
     return count_steps(self.steps, self.critic_schedule)
+
+  @property
+  def acquisition(self) -> Acquisition:
+    """The acquisition the flags describe (InputError for an unusable one)."""
+    return acquisitions.from_flags(self.factors, self.slice_profile, self.placement,
+                                   self.lr_mode, self.factor, self.plane_axes)
 
   @property
   def critic_schedule(self) -> CriticSchedule:
@@ -141,7 +157,6 @@ class TrainConfig:
          f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
         (self.strategy in STRATEGIES,
          f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
-        (self.lr_mode in LR_MODES, f"--lr_mode must be one of {', '.join(LR_MODES)}"),
         (self.lr_decay in LR_DECAYS, f"--lr_decay must be one of {', '.join(LR_DECAYS)}"),
         (min(self.steps, self.batch_size, self.patch_size, self.checkpoint_every,
              self.keep_checkpoints, self.summary_every, self.validation_tile,
@@ -168,6 +183,7 @@ class TrainConfig:
     for ok, message in checks:
       if not ok:
         raise InputError(message)
+    self.acquisition  # noqa: B018  (validates the acquisition)
     try:
       self.critic_schedule  # noqa: B018  (validates the schedule's numbers)
     except ValueError as error:
@@ -193,6 +209,12 @@ def check_resumable(config: TrainConfig):
           f"{config.workdir}: holds a run with --{name}={_flag_value(earlier[name])}, this one "
           f"asks for --{name}={_flag_value(current[name])}; resume with the same setting or "
           "choose another --workdir")
+  before = acquisitions.from_record(earlier, where=os.path.join(config.workdir, RUN_RECORD))
+  if before != config.acquisition:
+    raise InputError(
+        f"{config.workdir}: holds a run of {before.describe()}, this one asks for "
+        f"{config.acquisition.describe()}; resume with the same acquisition or choose "
+        "another --workdir")
 
 
 def check_init_generator(config: TrainConfig):
@@ -228,8 +250,9 @@ def write_run_record(config: TrainConfig):
   """WORKDIR/flags.cfg (the run's flags, to repeat it) and WORKDIR/config.json."""
   os.makedirs(config.workdir, exist_ok=True)
   write_text_atomically(os.path.join(config.workdir, FLAGFILE), cli.flagfile_text(config))
+  record = {**dataclasses.asdict(config), "acquisition": config.acquisition.to_dict()}
   write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
-                        json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+                        json.dumps(record, indent=1) + "\n")
 
 
 def _flag_value(value) -> str:

@@ -77,8 +77,7 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
   the precision policy in force while the layers are built."""
   policy = None if config.precision == "float32" else config.precision
   with strategy.scope():
-    options = {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
-    generator = models.build_model(config.model, policy=policy, **options)
+    generator = models.build_model(config.model, policy=policy, **model_arguments(config))
     updates = config.updates()
     networks = _Networks(generator, _optimizer(
         config.generator_lr, config, updates[schedule.GENERATOR], generator.trainable_variables))
@@ -87,6 +86,11 @@ def build_networks(config: TrainConfig, strategy) -> _Networks:
       networks.critic_optimizer = _optimizer(config.critic_lr, config, updates[schedule.CRITIC],
                                              networks.critic.trainable_variables)
   return networks
+
+
+def model_arguments(config: TrainConfig) -> dict:
+  """The generator's arguments to models.build_model, besides its name (the card keeps them)."""
+  return {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
 
 
 def _first_non_finite(values: dict) -> str | None:
@@ -217,7 +221,8 @@ def train(config: TrainConfig) -> ModelCard | None:
   if not chief:
     return None
   card = ModelCard(
-      model=config.model, lr_mode=config.lr_mode, training=dataclasses.asdict(config),
+      model=config.model, model_arguments=model_arguments(config),
+      acquisition=config.acquisition, training=dataclasses.asdict(config),
       resumed_from_step=start_step,
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
@@ -231,8 +236,8 @@ def train(config: TrainConfig) -> ModelCard | None:
 def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
   """The data pipeline's settings of a run."""
   return pipeline.PipelineConfig(
-      patch_size=config.patch_size, batch_size=config.batch_size, lr_mode=config.lr_mode,
-      factor=config.factor, plane_axes=tuple(config.plane_axes), seed=seed,
+      patch_size=config.patch_size, batch_size=config.batch_size,
+      acquisition=config.acquisition, seed=seed,
       augment=config.augment, patches_per_volume=config.patches_per_volume,
       parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
       cache_dir=(config.cache_dir or volume_store.default_cache_dir()) if config.disk_cache

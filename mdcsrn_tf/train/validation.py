@@ -2,26 +2,29 @@
 
 Validation super-resolves whole volumes of the validation split with the tiled inference
 the paper uses (inference.super_resolve, 64^3 tiles, 3-voxel margin) and scores them as
-the paper does (metrics.quality: in-plane SSIM, PSNR, NRMSE; plus the mean L1), averaged
-over the subjects. Beside them, once when a run starts, the same figures of the network's
+every figure of the metric registry (metrics.quality: in-plane SSIM, PSNR, NRMSE,
+sharpness, band fidelity; plus the mean L1), averaged over the subjects. Beside them, once when a run starts, the same figures of the network's
 input and of the bicubic baseline on the same subjects, so that a validation PSNR can be
 read against what the network starts from (`baselines`). Summaries: each network's losses
 under "<network>/<loss>", averaged over `summary_every` steps, the learning rates, the
 validation metrics under "validation/", the baselines' under "validation_input/" and
-"validation_bicubic/" (at the run's first step), and a middle slice in the degraded plane
+"validation_bicubic/" (at the run's first step), and a middle slice in the acquisition's plane
 as one image: LR | SR | HR.
 
 Scalars are written as plain `simple_value` summaries, which TensorBoard and every event
 reader (EventAccumulator.Scalars among them) show; tf.summary.scalar writes TF2 tensor
 summaries that only TensorBoard's own loader turns back into scalars.
 """
+import dataclasses
+
 import numpy as np
 
 import tensorflow as tf
 
-from mdcsrn_tf.evaluate import figures, metrics
-from mdcsrn_tf.infer import inference
+from mdcsrn_tf import metrics
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import kspace, manifest, naming, pipeline
+from mdcsrn_tf.infer import inference
 
 
 def write_scalar(tag, value, step):
@@ -37,10 +40,9 @@ def summary_line(step, total, written, seconds) -> str:
   return f"step {step}/{total}: {values} ({seconds:.1f} s since start)"
 
 
-def comparison_image(lr, sr, hr, plane_axes=(0, 1)):
+def comparison_image(lr, sr, hr, acquisition: Acquisition = PAPER):
   """[1, H, 3W, 1] float32 image LR | SR | HR of the middle slices, clipped to [0, 1]."""
-  row = np.concatenate([figures.degraded_plane_slice(v, plane_axes=plane_axes)
-                        for v in (lr, sr, hr)], axis=1)
+  row = np.concatenate([acquisition.plane_slice(v) for v in (lr, sr, hr)], axis=1)
   return np.clip(row, 0.0, 1.0)[np.newaxis, ..., np.newaxis].astype(np.float32)
 
 
@@ -107,14 +109,14 @@ class Validator:
     """{"input": figures, "bicubic": figures} on the validation subjects: the network's input
     and the bicubic baseline, scored as `validate` scores the network; written to the
     summaries at `step` when `summarise`."""
-    config = self._config
+    config, acquisition = self._config, self._data_config.acquisition
     sums = {"input": [], "bicubic": []}
     for _, lr, hr in pipeline.volume_pairs(config.dataset, "validation", self._data_config,
                                            limit=self._count):
-      cubic = kspace.degrade(hr, config.factor, config.plane_axes, interpolation="cubic")
+      cubic = kspace.degrade(hr, dataclasses.replace(acquisition, placement="cubic"))
       for name, volume in (("input", lr), ("bicubic", cubic)):
         volume = np.asarray(volume, np.float32)
-        sums[name].append({**metrics.quality(hr, volume, config.plane_axes),
+        sums[name].append({**metrics.quality(hr, volume, acquisition),
                            "l1": float(np.mean(np.abs(volume - hr), dtype=np.float64))})
     means = {name: {m: float(np.mean([s[m] for s in scores])) for m in scores[0]}
              for name, scores in sums.items()}
@@ -130,8 +132,9 @@ class Validator:
     """Logs `baselines`, the marks a validation PSNR is read against; into the summaries
     only at a run's first step, so that a resumed run adds no second point."""
     figures_of = self.baselines(start_step, summarise=not start_step)
+    placement = self._data_config.acquisition.placement
     self._log("validation marks before training: " + "; ".join(
-        f"{f'input ({self._config.lr_mode})' if name == 'input' else name} PSNR "
+        f"{f'input ({placement})' if name == 'input' else name} PSNR "
         f"{values['psnr']:.2f} dB, SSIM {values['ssim']:.4f}"
         for name, values in figures_of.items()))
 
@@ -143,10 +146,10 @@ class Validator:
     for index, (_, lr, hr) in enumerate(volumes):
       sr = inference.super_resolve(self._generator, lr, tile=self._config.validation_tile,
                                    margin=self._config.validation_margin, progress=False)
-      scores.append({**metrics.quality(hr, sr, self._config.plane_axes),
+      scores.append({**metrics.quality(hr, sr, self._data_config.acquisition),
                      "l1": float(np.mean(np.abs(sr - hr), dtype=np.float64))})
       if index == 0:
-        image = comparison_image(lr, sr, hr, self._config.plane_axes)
+        image = comparison_image(lr, sr, hr, self._data_config.acquisition)
     means = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
     if self._writer is not None:
       with self._writer.as_default(step=step):

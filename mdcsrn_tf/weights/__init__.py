@@ -4,8 +4,9 @@
 one CPU budget (`<model>_l1`, `b4u4_gan`; docs/reproducing.md).
 
 The card says which network the weights belong to, so `load_generator(PATH)` can rebuild it
-by name with `models.build_model` before loading. Either file name or the bare PATH may be
-given. Every problem with the files is an `InputError` naming them.
+by name and arguments with `models.build_model` before loading, and returns the card with
+the model: callers take the acquisition the weights were trained for from it. Either file
+name or the bare PATH may be given. Every problem with the files is an `InputError` naming them.
 
 The card also records the SHA-256 of the weights file it was written with: a few flipped
 bytes in an HDF5 file still load, as NaN or garbage weights, so `load_generator` compares
@@ -15,6 +16,8 @@ import dataclasses
 import hashlib
 import os
 import warnings
+
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_atomically
@@ -88,9 +91,10 @@ def read_card(path) -> ModelCard:
   return cards.read(base_path(path))
 
 
-def load_generator(path, model_name=None):
-  """Builds the generator named by PATH.json (or `model_name`) and loads PATH.weights.h5,
-  after checking it against the card's checksum."""
+def load_generator(path, model_name=None) -> tuple:
+  """(generator, ModelCard): builds the generator named by PATH.json (or `model_name`, for
+  weights without a card, which get a card of that name and the paper's acquisition) and
+  loads PATH.weights.h5, after checking it against the card's checksum."""
   from mdcsrn_tf import models
 
   base = base_path(path)
@@ -106,7 +110,12 @@ def load_generator(path, model_name=None):
   if name not in models.GENERATOR_NAMES:
     raise InputError(f"{weights_path}: unknown generator {name!r} "
                      f"(one of {', '.join(models.GENERATOR_NAMES)})")
-  model = models.build_model(name)
+  card = card or ModelCard(model=name)
+  try:
+    model = models.build_model(name, **card.model_arguments)
+  except (TypeError, ValueError) as error:
+    raise InputError(f"{base + CARD_SUFFIX}: cannot build {name} with its model_arguments "
+                     f"{card.model_arguments} ({error})") from None
   try:
     with warnings.catch_warnings():
       # Keras only warns when a file lacks some layers and leaves them freshly initialised:
@@ -116,7 +125,7 @@ def load_generator(path, model_name=None):
   except (ValueError, OSError, KeyError, UserWarning) as error:
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     raise InputError(f"{weights_path}: cannot load weights into {name} ({first_line})") from None
-  return model
+  return model, card
 
 
 def default_weights(kind="l1") -> str:
@@ -144,10 +153,11 @@ def shipped_network(method):
   return base if os.path.isfile(base + WEIGHTS_SUFFIX) else None
 
 
-def common_lr_mode(cards_of_models) -> str:
-  """The network input every card names ("linear" when there is none); ValueError when
+def common_acquisition(cards_of_models) -> Acquisition:
+  """The acquisition every card names (the paper's when there is none); ValueError when
   they differ, since one input is shown for all of them."""
-  modes = {card.lr_mode for card in cards_of_models}
-  if len(modes) > 1:
-    raise ValueError(f"the models were trained on different inputs: {sorted(modes)}")
-  return modes.pop() if modes else "linear"
+  found = {card.acquisition for card in cards_of_models}
+  if len(found) > 1:
+    raise ValueError("the models were trained on different acquisitions: "
+                     + "; ".join(sorted(a.describe() for a in found)))
+  return found.pop() if found else PAPER

@@ -9,6 +9,8 @@ import dataclasses
 import json
 import os
 
+from mdcsrn_tf import acquisition as acquisitions
+from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import read_json, write_text_atomically
 
@@ -21,7 +23,8 @@ class ModelCard:
 
   Attributes:
     model: the generator's name (models.GENERATOR_NAMES), which rebuilds the network.
-    lr_mode: the network input it was trained on: "linear" or "zero_filled".
+    model_arguments: the arguments models.build_model built it with, besides the name.
+    acquisition: how the inputs it was trained on were made (acquisition.Acquisition).
     weights_sha256: SHA-256 of the weights file the card describes ("": not recorded).
     training: the whole resolved training configuration (train.config.TrainConfig as a
       mapping); empty for weights that did not come out of this project's training.
@@ -38,7 +41,8 @@ class ModelCard:
     warning: a shortfall that mdcsrn-sr prints whenever the weights are used ("": none).
   """
   model: str
-  lr_mode: str = "linear"
+  model_arguments: dict = dataclasses.field(default_factory=dict)
+  acquisition: Acquisition = PAPER
   weights_sha256: str = ""
   training: dict = dataclasses.field(default_factory=dict)
   resumed_from_step: int = 0
@@ -74,14 +78,20 @@ def write(base, card: ModelCard):
 
 
 def read(base) -> ModelCard:
-  """The card BASE.json; InputError when it is missing, unreadable or names no model.
-  Fields this version does not know are left out, so older cards still read."""
+  """The card BASE.json; InputError when it is missing, unreadable, names no model or an
+  unusable acquisition. Fields this version does not know are left out, so older cards
+  still read; a card written before the acquisition was recorded gets the one its
+  `lr_mode` and training settings describe."""
   path = path_of(base)
   fields = read_json(path, "model card", "for weights without one, pass the model name")
   if not isinstance(fields, dict) or not isinstance(fields.get("model"), str):
     raise InputError(f"{path}: model card has no 'model' name")
   known = {field.name for field in dataclasses.fields(ModelCard)}
   values = {name: value for name, value in fields.items() if name in known}
+  training = fields.get("training") if isinstance(fields.get("training"), dict) else {}
+  values["acquisition"] = acquisitions.from_record(
+      fields if "acquisition" in fields else {**training, "lr_mode": fields.get("lr_mode")},
+      where=path)
   try:
     return ModelCard(**values)
   except TypeError as error:
