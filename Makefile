@@ -41,11 +41,12 @@ bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
 # Tables 1 and 2 on the CPU: every L1 network of the tables with one budget
-# (flags/cpu_tables/pretrain.cfg), cheapest first, each in runs/cpu/<model>; a run that was
-# stopped resumes from its newest checkpoint (docs/reproducing.md).
+# (flags/cpu_tables/pretrain.cfg), b4u4 first (the GAN stage starts from it), SRResNet, the
+# costliest, last; each in runs/cpu/<model>; a run that was stopped resumes from its newest
+# checkpoint (docs/reproducing.md).
 TABLES_RUNS ?= runs/cpu
 tables-train: samples
-	for model in fsrcnn b2u4 b1u8 b3u4 b4u4 srresnet; do \
+	for model in b4u4 b2u4 b1u8 b3u4 fsrcnn srresnet; do \
 	  $(PY) -m mdcsrn_tf.train --flagfile=flags/cpu_tables/pretrain.cfg --model=$$model \
 	      --workdir=$(TABLES_RUNS)/$$model || exit 1; \
 	done
