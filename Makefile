@@ -7,7 +7,7 @@ TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[
 # Test files run in parallel, one worker per core (pytest-xdist).
 PYTEST_ARGS ?= -n auto
 
-.PHONY: venv samples test demo bench tables-train clean-venv
+.PHONY: venv samples browser test demo bench tables-train clean-venv
 
 venv: $(VENV)/.installed
 
@@ -23,7 +23,11 @@ $(VENV)/.installed: requirements.lock setup.py
 samples: venv
 	$(PY) -m mdcsrn_tf.data --samples --out data/samples
 
-test: samples
+# Headless Chromium (Debian's package) renders the QC report in tests/test_report.py.
+browser: venv
+	command -v chromium >/dev/null 2>&1 || $(PY) -c 'from mdcsrn_tf.data.registries import apt_install; apt_install(["chromium"], print)'
+
+test: samples browser
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # The held-out Colin27 brain degraded, scored and super-resolved (PNG, NIfTI, metrics), then

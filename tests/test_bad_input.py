@@ -28,7 +28,7 @@ from mdcsrn_tf.models import build_model
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.weights.card import ModelCard
 
-MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export",
+MODULES = {"predict": "mdcsrn_tf.infer", "bids": "mdcsrn_tf.bids", "export": "mdcsrn_tf.export",
            "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate",
            "prepare": "mdcsrn_tf.data", "release": "mdcsrn_tf.release",
            "models": "mdcsrn_tf.models"}
@@ -68,6 +68,28 @@ CASES = [
     ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
      "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
+    ("predict {scan} {out}/sr.nii.gz --report {out}/qc.txt", 2,
+     "{out}/qc.txt: a report is a PATH.html file", ["{out}/sr.nii.gz", "{out}/qc.txt"]),
+    ("bids {hidden_only} {out}/d participant", 2,
+     "{hidden_only}: not a BIDS dataset (no dataset_description.json)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01 07", 2,
+     "{bids}: no participant 07 (participants: 01, 02)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01_a", 2,
+     "'01_a' is not a BIDS label (letters and digits only)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --session_label c", 2,
+     "{bids}: no session c in the participants asked (sessions: a, b)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 02 --session_label a", 2,
+     "{bids}: no session a in the participants asked (sessions: none)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label --scale=1,1,2", 2,
+     "--participant_label needs at least one label", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --weights {absent}", 2,
+     "{absent}.weights.h5: no such weights file", ["{out}/d"]),
+    ("bids {bids} {out}/d group", 2, "analysis level 'group': this app has only participant",
+     ["{out}/d"]),
+    ("bids {bids} {bids}/sub-01/out participant", 2,
+     "{bids}/sub-01/out: the derivatives must not be written into the raw dataset's *", []),
+    ("bids {bids} {out}/no/d participant", 2, "{out}/no/d: its parent folder does not exist",
+     []),
     ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
     ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),
     ("predict {flat} {out}/sr.nii.gz", 2, "{flat}: 2D image *", []),
@@ -77,6 +99,12 @@ CASES = [
     ("export --weights {corrupted} --out {out}/serving/1", 2,
      "{corrupted}.weights.h5: SHA-256 *", ["{out}/serving"]),
     ("export --weights {weights} --out {out}", 2, "{out}: already exists*", []),
+    ("export --weights {weights} --format=onnx --out {out}/net.txt", 2,
+     "{out}/net.txt: an ONNX export is a PATH.onnx file", ["{out}/net.txt"]),
+    ("export --weights {weights} --format=onnx --out {scan}/net.onnx", 2,
+     "{scan}/net.onnx: {scan} is not a writable folder", []),
+    ("export --weights {weights} --format=tflite --out {out}/net", 2,
+     "--format must be one of saved_model, onnx, got 'tflite'", []),
     ("export --weights {weights} --out {scan}/1", 2, "{scan}/1: cannot be made, {scan} is *",
      []),
     (SMOKE + " --dataset={no_path} --workdir={out}/run", 2, '{no_path}: entry 1 has no "path"',
@@ -165,7 +193,7 @@ def save_crop(colin27_crop, path):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, colin27_crop):
+def world(tmp_path_factory, colin27_crop, bids_tree):
   """{name: path} of everything the cases refer to."""
   root = tmp_path_factory.mktemp("world")
   paths = {"scan": save_crop(colin27_crop, root / "a" / "scan.nii.gz"),
@@ -207,6 +235,7 @@ def world(tmp_path_factory, colin27_crop):
   write_masks(root, paths)
   write_reliability_cases(root, paths)
   paths["shipped"] = weights.shipped()["l1"]
+  paths["bids"] = bids_tree(root / "bids")
   paths["truncated"] = str(root / "truncated.nii.gz")
   with open(paths["truncated"], "wb") as file:
     file.write(gzip.compress(open(paths["scan"], "rb").read())[:200])

@@ -22,7 +22,7 @@ def test_smoke_session_writes_a_consistent_summary_and_scored_weights(small_real
   subprocess.run([sys.executable, script, f"--dataset={small_real_dataset}",
                   f"--pack_dataset={tmp_path / 'packed'}"], check=True, capture_output=True)
   assert sorted(p.name for p in (tmp_path / "packed").iterdir()) == [
-      "manifest.json", "s1.nii", "s2.nii", "s3.nii", "s4.nii"]
+      "manifest.json", "s1.nii", "s2.nii", "s3.nii", "s4.nii", "splits.tsv"]
   out = tmp_path / "session"
   result = subprocess.run(
       [sys.executable, script, "--smoke", "--minutes=4", f"--out={out}",

@@ -31,7 +31,10 @@ class ExportOptions:
 
   Attributes:
     weights: PATH(.weights.h5) of the generator, with its PATH.json model card.
-    out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1).
+    out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1);
+      with --format onnx, the PATH.onnx file to create.
+    format: saved_model (the tiled volume in, for TF Serving) or onnx (the network alone,
+      windows of any size in; the flags below are the SavedModel's).
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
       planned in the graph for each volume's shape as `mdcsrn-sr --tile auto` plans them.
@@ -43,6 +46,7 @@ class ExportOptions:
   """
   weights: str
   out: str
+  format: str = "saved_model"
   model: str | None = None
   tile: str = "auto"
   margin: int = paper.MARGIN
@@ -52,6 +56,11 @@ class ExportOptions:
   def __post_init__(self):
     cli.require_at_least(self, margin=0, memory_limit=1)
     cli.int_or_word(self, "tile", "auto")
+    if self.format not in FORMATS:
+      raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+
+
+FORMATS = ("saved_model", "onnx")
 
 
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
@@ -141,6 +150,10 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
 
 def export(options: ExportOptions) -> str:
   """The command: checks the destination before loading anything, then exports."""
+  if options.format == "onnx":
+    from mdcsrn_tf.export import onnx_graph
+
+    return onnx_graph.export_onnx(options.weights, options.out, options.model)
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 

@@ -23,7 +23,7 @@ from mdcsrn_tf import cli, hardware, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import outputs
+from mdcsrn_tf.infer import outputs, report
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -58,6 +58,8 @@ class PredictOptions:
     overwrite: with --out_dir, replace outputs an earlier run left there (refused without).
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
+    report: PATH.html: a QC report of the run (slices of every input and output, the
+      grids, the weights and their held-out figures), self-contained.
   """
   weights: str | None = None
   gan: bool = False
@@ -74,6 +76,7 @@ class PredictOptions:
   recursive: bool = False
   overwrite: bool = False
   unverified_weights: bool = False
+  report: str | None = None
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
@@ -101,6 +104,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
       print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
   for _, output_path in pairs:
     nifti.check_output_path(output_path, inputs=inputs)
+  if options.report:
+    report.check_report_path(options.report, [path for pair in pairs for path in pair])
   model, card = load_model(weights_path, options.model,
                            allow_unverified=options.unverified_weights)
   written = []
@@ -111,6 +116,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
         progress=sys.stderr.isatty(),  # a bar for a person, not a log
         jit_compile=options.jit_compile, acquisition=card.acquisition, weights_name=weights_path,
         memory_limit=options.memory_limit))
+  if options.report:
+    report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report")
   return written
 
 
