@@ -161,7 +161,8 @@ def format_subject_table(per_subject: dict) -> str:
   lines = [header, "-" * len(header)]
   for subject, by_method in per_subject.items():
     for method, values in by_method.items():
-      masked = (f"{values[MASKED[1]]:9.2f} {values[MASKED[0]]:9.4f}" if MASKED[1] in values
+      psnr_mask, ssim_mask = (metrics.BY_NAME[name].masked_name for name in ("psnr", "ssim"))
+      masked = (f"{values[psnr_mask]:9.2f} {values[ssim_mask]:9.4f}" if psnr_mask in values
                 else f"{'-':>9} {'-':>9}")
       lines.append(f"{subject:<{width}} {method:<14} {values['psnr']:7.2f} "
                    f"{values['ssim']:7.4f} {masked}")
