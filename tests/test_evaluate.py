@@ -104,11 +104,14 @@ def test_cli_writes_csv_json_and_table_for_baselines_and_a_model(tmp_path, write
                                                                        rel=1e-5)
   per_subject, table, where = result.stdout.strip().split("\n\n")
   per_subject = per_subject.splitlines()
-  assert per_subject[0].split() == ["subject", "method", "PSNR", "SSIM", "PSNR", "mask",
-                                    "SSIM", "mask"]
-  assert [line.split()[:3] for line in per_subject[2:]] == [
-      [r["subject"], r["method"], f"{float(r['psnr']):.2f}"] for r in rows]
-  assert all(line.split()[-2:] == ["-", "-"] for line in per_subject[2:])  # no masks
+  figures = ["SSIM", "PSNR", "NRMSE", "sharpness", "band", "fidelity"]
+  assert per_subject[0].split() == ["subject", "method", *figures,
+                                    *(" mask ".join(["SSIM", "PSNR", "NRMSE", "sharpness",
+                                                     "band fidelity"]) + " mask").split()]
+  assert [line.split()[:4] for line in per_subject[2:]] == [
+      [r["subject"], r["method"], f"{float(r['ssim']):.4f}", f"{float(r['psnr']):.2f}"]
+      for r in rows]
+  assert all(line.split()[-5:] == ["-"] * 5 for line in per_subject[2:])  # no masks
   table = table.splitlines()
   assert table[0].split()[:4] == ["method", "SSIM", "PSNR", "NRMSE"]
   assert [line.split()[0] for line in table[2:]] == ["linear", "cubic", "random"]

@@ -153,19 +153,22 @@ def format_table(summary: dict, parameters: dict | None = None,
 
 
 def format_subject_table(per_subject: dict) -> str:
-  """One line per (subject, method): PSNR and SSIM over the whole volume and, for a subject
-  with a mask, inside it ("-" without one)."""
+  """One line per (subject, method): every figure metrics.IN_TABLES lists, over the whole
+  volume and, for a subject with a mask, inside it ("-" without one)."""
+  shown = metrics.IN_TABLES
   width = max([len("subject")] + [len(name) for name in per_subject])
-  header = (f"{'subject':<{width}} {'method':<14} {'PSNR':>7} {'SSIM':>7} "
-            f"{'PSNR mask':>9} {'SSIM mask':>9}")
+  columns = [(m.name, m.label, m.digits) for m in shown] + [
+      (m.masked_name, f"{m.label} mask", m.digits) for m in shown]
+  widths = [max(len(label), 8) for _, label, _ in columns]
+  header = f"{'subject':<{width}} {'method':<14} " + " ".join(
+      f"{label:>{w}}" for (_, label, _), w in zip(columns, widths))
   lines = [header, "-" * len(header)]
   psnr_mask, ssim_mask = (metrics.BY_NAME[name].masked_name for name in ("psnr", "ssim"))
   for subject, by_method in per_subject.items():
     for method, values in by_method.items():
-      masked = (f"{values[psnr_mask]:9.2f} {values[ssim_mask]:9.4f}" if psnr_mask in values
-                else f"{'-':>9} {'-':>9}")
-      lines.append(f"{subject:<{width}} {method:<14} {values['psnr']:7.2f} "
-                   f"{values['ssim']:7.4f} {masked}")
+      cells = " ".join(f"{values[key]:{w}.{digits}f}" if key in values else f"{'-':>{w}}"
+                       for (key, _, digits), w in zip(columns, widths))
+      lines.append(f"{subject:<{width}} {method:<14} {cells}")
   return "\n".join(lines)
 
 
