@@ -163,7 +163,6 @@ def format_subject_table(per_subject: dict) -> str:
   header = f"{'subject':<{width}} {'method':<14} " + " ".join(
       f"{label:>{w}}" for (_, label, _), w in zip(columns, widths))
   lines = [header, "-" * len(header)]
-  psnr_mask, ssim_mask = (metrics.BY_NAME[name].masked_name for name in ("psnr", "ssim"))
   for subject, by_method in per_subject.items():
     for method, values in by_method.items():
       cells = " ".join(f"{values[key]:{w}.{digits}f}" if key in values else f"{'-':>{w}}"
