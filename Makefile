@@ -7,7 +7,7 @@ TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[
 # Test files run in parallel, one worker per core (pytest-xdist).
 PYTEST_ARGS ?= -n auto
 
-.PHONY: venv samples test demo bench tables-train clean-venv
+.PHONY: venv samples browser test demo bench tables-train clean-venv
 
 venv: $(VENV)/.installed
 
@@ -23,7 +23,11 @@ $(VENV)/.installed: requirements.lock setup.py
 samples: venv
 	$(PY) -m mdcsrn_tf.data --samples --out data/samples
 
-test: samples
+# Headless Chromium (Debian's package) renders the QC report in tests/test_report.py.
+browser: venv
+	command -v chromium >/dev/null 2>&1 || $(PY) -c 'from mdcsrn_tf.data.registries import apt_install; apt_install(["chromium"], print)'
+
+test: samples browser
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # The held-out Colin27 brain degraded, scored and super-resolved (PNG, NIfTI, metrics), then
@@ -37,11 +41,12 @@ bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
 # Tables 1 and 2 on the CPU: every L1 network of the tables with one budget
-# (flags/cpu_tables/pretrain.cfg), cheapest first, each in runs/cpu/<model>; a run that was
-# stopped resumes from its newest checkpoint (docs/reproducing.md).
+# (flags/cpu_tables/pretrain.cfg), b4u4 first (the GAN stage starts from it), SRResNet, the
+# costliest, last; each in runs/cpu/<model>; a run that was stopped resumes from its newest
+# checkpoint (docs/reproducing.md).
 TABLES_RUNS ?= runs/cpu
 tables-train: samples
-	for model in fsrcnn b2u4 b1u8 b3u4 b4u4 srresnet; do \
+	for model in b4u4 b2u4 b1u8 b3u4 fsrcnn srresnet; do \
 	  $(PY) -m mdcsrn_tf.train --flagfile=flags/cpu_tables/pretrain.cfg --model=$$model \
 	      --workdir=$(TABLES_RUNS)/$$model || exit 1; \
 	done

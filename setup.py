@@ -26,12 +26,15 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        # mdcsrn-export --format onnx; the runtimes check the file and serve it
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.0"],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
-                "ipykernel>=6.29"],
+                "ipykernel>=6.29", "onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.0"],
     },
     entry_points={
         "console_scripts": [
             "mdcsrn-sr=mdcsrn_tf.infer.__main__:run",
+            "mdcsrn-bids=mdcsrn_tf.bids.__main__:run",
             "mdcsrn-train=mdcsrn_tf.train.__main__:run",
             "mdcsrn-evaluate=mdcsrn_tf.evaluate.__main__:run",
             "mdcsrn-export=mdcsrn_tf.export.__main__:run",

@@ -1,5 +1,4 @@
 """What every benchmark records: the machine, a median timer, the peak FP32 rate."""
-import json
 import os
 import resource
 import statistics
@@ -8,7 +7,7 @@ import time
 import tensorflow as tf
 
 from mdcsrn_tf import hardware
-from mdcsrn_tf.files import write_text_atomically
+from mdcsrn_tf.files import json_text, write_text_atomically
 
 
 def machine() -> dict:
@@ -58,5 +57,5 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
 def write_json(path, record: dict):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
-  write_text_atomically(path, json.dumps(record, indent=2))
+  write_text_atomically(path, json_text(record, indent=2))
   print(f"wrote {path}")

@@ -28,6 +28,7 @@ def main(argv=None):
           ["pipeline_throughput.py", f"--manifest={args.manifest}",
            f"--out={args.out}/pipeline_throughput.json"],
           ["command_startup.py", f"--out={args.out}/command_startup.json"],
+          ["onnx_runtimes.py", f"--out={args.out}/onnx_runtimes.json"],
           ["report.py", f"--results={args.out}"]]
   for script, *options in runs:
     print(f"== {script}", flush=True)

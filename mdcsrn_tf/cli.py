@@ -9,8 +9,12 @@ own, so two commands never clash in one process (the test suite runs several). I
 calls `main(options, arguments)` with the options dataclass and the positional arguments.
 
 Exit status: what `main` returns (0 when it returns None); 2 for bad input (InputError, an
-unreadable or unwritable file: one `error:` line naming it); 128 + 15 after SIGTERM, which
-unwinds like Ctrl-C (errors.Terminated) so that temporary files are removed on the way out.
+unreadable or unwritable file: one `error:` line naming it); 128 + N after SIGTERM (15) or
+SIGINT (2, Ctrl-C): both unwind as errors.Terminated, one line and no traceback, so that
+temporary files are removed on the way out. A signal is answered within `exit_within`
+seconds even while the main thread sits in one long TensorFlow call, where Python cannot
+run a handler: a watcher thread, woken by the signal itself (signal.set_wakeup_fd), removes
+the temporary files being written (files.IN_PROGRESS) and ends the process.
 """
 import dataclasses
 import importlib.abc
@@ -18,13 +22,17 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import sys
+import threading
+import time
 import types
 import typing
 
 from absl import flags, logging
 
-from mdcsrn_tf.errors import EXIT_INPUT_ERROR, EXIT_TERMINATED, InputError, Terminated
+from mdcsrn_tf import files
+from mdcsrn_tf.errors import EXIT_INPUT_ERROR, InputError, Terminated, exit_status
 
 
 def field_docs(options_class) -> dict:
@@ -212,14 +220,46 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     return spec
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_announced = threading.Lock()
+_WAKEUP = []
+
+
 def _raise_terminated(number, frame):
-  del number, frame
-  raise Terminated()
+  del frame
+  raise Terminated(number)
 
 
-def run(main, options_class, description, argv=None):
+def _stopped(number):
+  """Says once, whichever thread gets there first, which signal stopped the command."""
+  if _announced.acquire(blocking=False):
+    print(f"stopped by {signal.Signals(number).name}", file=sys.stderr, flush=True)
+
+
+def _watch_signals(exit_within):
+  """Starts the watcher thread of the module docstring."""
+  reader, writer = socket.socketpair()
+  writer.setblocking(False)
+  _WAKEUP.extend((reader, writer))  # alive as long as the process: the fd must stay open
+  signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+  def watch():
+    received = reader.recv(1)
+    if not received:  # closed as the interpreter exits
+      return
+    number = received[0]
+    time.sleep(exit_within)  # the main thread's own unwinding usually ends the process first
+    files.remove_in_progress()
+    _stopped(number)
+    os._exit(exit_status(number))
+
+  threading.Thread(target=watch, name="signal-watcher", daemon=True).start()
+
+
+def run(main, options_class, description, argv=None, exit_within=1.0):
   """Runs a command, `main(options, arguments)` returning its exit status (None: 0); see the
-  module docstring. Never returns."""
+  module docstring. `exit_within` None: no watcher, for a command that answers signals
+  itself (training saves a checkpoint first). Never returns."""
   argv = sys.argv if argv is None else argv
   if any(arg in ("-h", "--help", "--helpfull", "-help") for arg in argv[1:]):
     print(usage(options_class, description))
@@ -228,7 +268,10 @@ def run(main, options_class, description, argv=None):
   logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint chatter is not the user's
   if "tensorflow" not in sys.modules:
     sys.meta_path.insert(0, _QuietTensorFlowImport())
-  signal.signal(signal.SIGTERM, _raise_terminated)
+  for number in STOP_SIGNALS:
+    signal.signal(number, _raise_terminated)
+  if exit_within is not None:
+    _watch_signals(exit_within)
   try:
     options, arguments = parse(options_class, argv)
     status = main(options, arguments)
@@ -237,9 +280,9 @@ def run(main, options_class, description, argv=None):
   except OSError as error:  # unwritable output, full disk, vanished file
     where = f" ({error.filename})" if error.filename else ""
     message = f"{error.strerror or error}{where}"
-  except Terminated:
-    print("stopped by SIGTERM", file=sys.stderr)
-    sys.exit(EXIT_TERMINATED)
+  except Terminated as stop:
+    _stopped(stop.signal_number)
+    sys.exit(exit_status(stop.signal_number))
   else:
     sys.exit(status or 0)
   print(f"error: {message}", file=sys.stderr)

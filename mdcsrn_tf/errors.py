@@ -8,10 +8,18 @@ class InputError(Exception):
 
 
 class Terminated(BaseException):
-  """SIGTERM arrived. Raised wherever the program is, as Ctrl-C raises KeyboardInterrupt,
-  so that cleanups run: `finally` blocks, and the removal of temporary files that
-  mdcsrn_tf.files does on any exception."""
+  """SIGTERM or SIGINT (Ctrl-C) arrived. Raised wherever the program is, so that cleanups
+  run: `finally` blocks, and the removal of temporary files that mdcsrn_tf.files does on
+  any exception. `signal_number` says which."""
+
+  def __init__(self, signal_number=signal.SIGTERM):
+    super().__init__(signal.Signals(signal_number).name)
+    self.signal_number = int(signal_number)
 
 
 EXIT_INPUT_ERROR = 2
-EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process killed by it
+
+
+def exit_status(signal_number) -> int:
+  """What a shell reports for a process killed by the signal: 128 + its number."""
+  return 128 + int(signal_number)

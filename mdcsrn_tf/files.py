@@ -4,11 +4,28 @@ file (or folder) would get from the user's umask. Outputs, caches, model cards, 
 results and SavedModels all go through here.
 """
 import json
+import math
 import os
 import shutil
 import tempfile
 
 from mdcsrn_tf.errors import InputError
+
+# Temporary files and folders being written now: what cli removes when a signal ends the
+# process before the code writing them can (remove_in_progress).
+IN_PROGRESS = set()
+
+
+def remove_in_progress():
+  """Removes every temporary file or folder still being written."""
+  for temporary in list(IN_PROGRESS):
+    if os.path.isdir(temporary):
+      shutil.rmtree(temporary, ignore_errors=True)
+    elif os.path.exists(temporary):
+      try:
+        os.remove(temporary)
+      except OSError:
+        pass
 
 
 def current_umask() -> int:
@@ -31,6 +48,7 @@ def write_atomically(path, write):
   suffix = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
   handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
   os.close(handle)
+  IN_PROGRESS.add(temporary)
   try:
     write(temporary)
     os.chmod(temporary, 0o666 & ~current_umask())
@@ -41,6 +59,8 @@ def write_atomically(path, write):
     if isinstance(error, OSError):  # the user knows their path, not the hidden temporary
       raise OSError(error.errno, error.strerror or str(error), path) from None
     raise
+  finally:
+    IN_PROGRESS.discard(temporary)
 
 
 def write_text_atomically(path, text: str):
@@ -70,14 +90,36 @@ def write_folder_atomically(path, write):
   path = os.path.abspath(os.fspath(path))
   temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=os.path.dirname(path))
+  IN_PROGRESS.add(temporary)
   try:
     write(temporary)
     plain_permissions(temporary)
     os.rename(temporary, path)
-  except BaseException:
+  except BaseException as error:
     shutil.rmtree(temporary, ignore_errors=True)
+    if isinstance(error, OSError):  # a full disk, say: the user knows their path
+      raise OSError(error.errno, error.strerror or str(error), path) from None
     raise
+  finally:
+    IN_PROGRESS.discard(temporary)
   return path
+
+
+def strict_json(value):
+  """`value` with every NaN or infinite float replaced by None (JSON's null): JSON has no
+  such numbers, and Python's `Infinity` in a file breaks every other reader."""
+  if isinstance(value, float):
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {key: strict_json(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [strict_json(item) for item in value]
+  return value
+
+
+def json_text(value, **options) -> str:
+  """`value` as strict JSON (strict_json), with json.dumps' `options`."""
+  return json.dumps(strict_json(value), allow_nan=False, **options)
 
 
 def read_json(path, description, hint="", missing_ok=False):
@@ -93,3 +135,77 @@ def read_json(path, description, hint="", missing_ok=False):
     raise InputError(f"{path}: no such {description}" + (f" ({hint})" if hint else "")) from None
   except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
     raise InputError(f"{path}: unreadable {description} ({error})") from None
+
+
+LOCK_NAME = ".lock"
+
+
+class FolderLock:
+  """An exclusive lock on a folder, held while one process works in it (a training run's
+  WORKDIR): FOLDER/.lock, locked with flock(2). The kernel drops the lock of a process that
+  dies, however it dies, so a lock left by a killed run is free at once; the file records
+  the holder's pid and host for the refusal's message. A folder without the file is free.
+
+  `acquire` makes the folder if it is missing; `release` removes the file, and the folder
+  again when it made it and nothing else was written there. After locking, the file is
+  checked to still be the one at FOLDER/.lock: a releasing holder may have removed it
+  between our open and our lock, and then we lock the new one instead.
+  """
+
+  def __init__(self, folder, what="folder"):
+    self.folder = os.path.abspath(os.fspath(folder))
+    self.path = os.path.join(self.folder, LOCK_NAME)
+    self._what = what
+    self._handle = None
+    self._made = []  # the folders acquire made, innermost first
+
+  def acquire(self):
+    import fcntl
+    import socket
+
+    if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+      raise InputError(f"{self.folder}: exists and is not a folder")
+    missing = self.folder
+    while not os.path.exists(missing):
+      self._made.append(missing)
+      missing = os.path.dirname(missing)
+    os.makedirs(self.folder, exist_ok=True)
+    while True:
+      handle = open(self.path, "a+", encoding="utf-8")
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise InputError(f"{self.folder}: {self._what} in use by {holder}; wait for it to "
+                         "end or choose another folder") from None
+      try:
+        current = os.stat(self.path)
+      except FileNotFoundError:
+        current = None
+      if current is not None and os.path.samestat(current, os.fstat(handle.fileno())):
+        break
+      handle.close()  # the holder removed the file as we opened it: lock the new one
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    self._handle = handle
+    return self
+
+  def release(self):
+    if self._handle is None:
+      return
+    os.remove(self.path)  # while locked, so no one else holds the file removed
+    self._handle.close()
+    self._handle = None
+    for folder in self._made:
+      if os.listdir(folder):
+        break
+      os.rmdir(folder)
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()

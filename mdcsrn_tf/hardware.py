@@ -1,11 +1,9 @@
-"""What a run ran on, for model cards and benchmark records."""
+"""What a run ran on, for model cards and benchmark records, and the memory it has."""
 import os
 import platform
 import subprocess
 import threading
 import time
-
-import tensorflow as tf
 
 
 def cpu_model() -> str:
@@ -37,11 +35,24 @@ def cpu_vectors() -> str:
 def machine() -> dict:
   """CPU model, vector instructions and cores, GPU names, TensorFlow version and oneDNN
   setting."""
+  import tensorflow as tf  # only here: the other functions serve commands before it loads
+
   gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
           for gpu in tf.config.list_physical_devices("GPU")]
   return {"host": platform.node(), "cpu": cpu_model(), "cpu_vectors": cpu_vectors(),
           "cpu_cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
           "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
+
+
+def available_memory(meminfo="/proc/meminfo"):
+  """Bytes of memory the kernel says a new process can use (MemAvailable), or None where
+  it does not say (not Linux)."""
+  try:
+    with open(meminfo, encoding="ascii") as file:
+      fields = dict(line.split(":", 1) for line in file if ":" in line)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+  except (OSError, KeyError, ValueError):
+    return None
 
 
 def run_measuring_memory(command, poll_seconds=0.05, **popen_options) -> dict:

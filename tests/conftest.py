@@ -15,6 +15,8 @@ if "MDCSRN_CACHE_DIR" not in os.environ:
   os.environ["MDCSRN_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="mdcsrn-test-cache-"),
                                                 "degraded")
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -106,5 +108,36 @@ def colin27_crop(colin27):
     nib.Nifti1Image(np.asarray(colin27.dataobj)[box], colin27.affine @ to_head,
                     colin27.header).to_filename(path)
     return path
+
+  return write
+
+
+@pytest.fixture(scope="session")
+def bids_tree(colin27_crop):
+  """Writes a small real BIDS dataset under a folder and returns its path: sub-01 with two
+  sessions (Colin27 crops: ses-a, and ses-b with a run entity), sub-02 without sessions
+  (nibabel's anatomical.nii, 2 mm), plus files the app must pass over (a T2w image, a
+  hidden leftover, a sidecar)."""
+  import json  # pylint: disable=import-outside-toplevel
+  import shutil  # pylint: disable=import-outside-toplevel
+
+  from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
+
+  def write(root):
+    root = Path(root)
+    anat = {"a": root / "sub-01" / "ses-a" / "anat", "b": root / "sub-01" / "ses-b" / "anat",
+            "02": root / "sub-02" / "anat"}
+    for folder in anat.values():
+      folder.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(
+        json.dumps({"Name": "tiny", "BIDSVersion": "1.9.0"}), encoding="utf-8")
+    colin27_crop(anat["a"] / "sub-01_ses-a_T1w.nii.gz")
+    colin27_crop(anat["b"] / "sub-01_ses-b_run-1_T1w.nii.gz", shape=(25, 29, 21),
+                 start=(78, 98, 64))
+    (anat["b"] / "sub-01_ses-b_run-1_T1w.json").write_text("{}", encoding="utf-8")
+    shutil.copy(os.path.join(data_path, "anatomical.nii"), anat["02"] / "sub-02_T1w.nii")
+    shutil.copy(os.path.join(data_path, "anatomical.nii"), anat["02"] / "sub-02_T2w.nii")
+    (anat["02"] / ".sub-02_T1w.nii.x1.tmp.nii").write_bytes(b"")
+    return str(root)
 
   return write

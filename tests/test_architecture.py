@@ -15,9 +15,9 @@ from mdcsrn_tf import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "mdcsrn_tf")
-LAYERS = ("top", "data", "models", "weights", "infer", "train", "evaluate", "export", "release",
-          "demo")
-COMMANDS = ("data", "models", "train", "infer", "evaluate", "export", "release", "demo")
+LAYERS = ("top", "data", "models", "weights", "infer", "bids", "train", "evaluate", "export",
+          "release", "demo")
+COMMANDS = ("data", "models", "train", "infer", "bids", "evaluate", "export", "release", "demo")
 
 
 def module_keys() -> dict:
@@ -125,6 +125,7 @@ def test_every_help_answers_without_loading_tensorflow(helps):
 
 
 def test_help_is_made_of_the_options_dataclass_field_docs(helps):
+  from mdcsrn_tf.bids.app import BidsOptions  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.data.dataset import PrepareOptions  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.demo import DemoOptions  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.evaluate.evaluation import EvaluateOptions  # pylint: disable=import-outside-toplevel
@@ -135,7 +136,7 @@ def test_help_is_made_of_the_options_dataclass_field_docs(helps):
   from mdcsrn_tf.train.config import TrainConfig  # pylint: disable=import-outside-toplevel
 
   options = {"data": PrepareOptions, "models": SummaryOptions, "train": TrainConfig,
-             "infer": PredictOptions, "evaluate": EvaluateOptions, "export": ExportOptions,
+             "infer": PredictOptions, "bids": BidsOptions, "evaluate": EvaluateOptions, "export": ExportOptions,
              "release": ReleaseOptions, "demo": DemoOptions}
   for command, options_class in options.items():
     docs = cli.field_docs(options_class)

@@ -4,7 +4,8 @@ file as it was (no output, no temporary file, no half-made workdir). The inputs 
 Colin27 crops.
 
 Every command is a fresh process; most rows are refused before TensorFlow loads, and only
-the NaN weights and the NaN training volume get as far as running a network or a pipeline.
+the NaN weights and the NaN training volume get as far as running a network or a pipeline
+(the damaged --init_generator and the release's test subject get as far as loading one).
 """
 import dataclasses
 import fnmatch
@@ -27,8 +28,10 @@ from mdcsrn_tf.models import build_model
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.weights.card import ModelCard
 
-MODULES = {"predict": "mdcsrn_tf.infer", "export": "mdcsrn_tf.export",
-           "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate"}
+MODULES = {"predict": "mdcsrn_tf.infer", "bids": "mdcsrn_tf.bids", "export": "mdcsrn_tf.export",
+           "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate",
+           "prepare": "mdcsrn_tf.data", "release": "mdcsrn_tf.release",
+           "models": "mdcsrn_tf.models"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = f"train --flagfile={os.path.join(REPO, 'flags', 'smoke_pretrain.cfg')}"
 
@@ -65,6 +68,28 @@ CASES = [
     ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
      "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
+    ("predict {scan} {out}/sr.nii.gz --report {out}/qc.txt", 2,
+     "{out}/qc.txt: a report is a PATH.html file", ["{out}/sr.nii.gz", "{out}/qc.txt"]),
+    ("bids {hidden_only} {out}/d participant", 2,
+     "{hidden_only}: not a BIDS dataset (no dataset_description.json)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01 07", 2,
+     "{bids}: no participant 07 (participants: 01, 02)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 01_a", 2,
+     "'01_a' is not a BIDS label (letters and digits only)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --session_label c", 2,
+     "{bids}: no session c in the participants asked (sessions: a, b)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label 02 --session_label a", 2,
+     "{bids}: no session a in the participants asked (sessions: none)", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --participant_label --scale=1,1,2", 2,
+     "--participant_label needs at least one label", ["{out}/d"]),
+    ("bids {bids} {out}/d participant --weights {absent}", 2,
+     "{absent}.weights.h5: no such weights file", ["{out}/d"]),
+    ("bids {bids} {out}/d group", 2, "analysis level 'group': this app has only participant",
+     ["{out}/d"]),
+    ("bids {bids} {bids}/sub-01/out participant", 2,
+     "{bids}/sub-01/out: the derivatives must not be written into the raw dataset's *", []),
+    ("bids {bids} {out}/no/d participant", 2, "{out}/no/d: its parent folder does not exist",
+     []),
     ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
     ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),
     ("predict {flat} {out}/sr.nii.gz", 2, "{flat}: 2D image *", []),
@@ -74,6 +99,12 @@ CASES = [
     ("export --weights {corrupted} --out {out}/serving/1", 2,
      "{corrupted}.weights.h5: SHA-256 *", ["{out}/serving"]),
     ("export --weights {weights} --out {out}", 2, "{out}: already exists*", []),
+    ("export --weights {weights} --format=onnx --out {out}/net.txt", 2,
+     "{out}/net.txt: an ONNX export is a PATH.onnx file", ["{out}/net.txt"]),
+    ("export --weights {weights} --format=onnx --out {scan}/net.onnx", 2,
+     "{scan}/net.onnx: {scan} is not a writable folder", []),
+    ("export --weights {weights} --format=tflite --out {out}/net", 2,
+     "--format must be one of saved_model, onnx, got 'tflite'", []),
     ("export --weights {weights} --out {scan}/1", 2, "{scan}/1: cannot be made, {scan} is *",
      []),
     (SMOKE + " --dataset={no_path} --workdir={out}/run", 2, '{no_path}: entry 1 has no "path"',
@@ -119,6 +150,40 @@ CASES = [
      '{mask_5}: entry 0: "mask" must be the path of a NIfTI file', []),
     ("evaluate --manifest={mask_gone} --out_dir={out}/eval", 2, "{absent}: mask of scan is missing",
      []),
+    # a data set that would mix or lose subjects, or could not be trained on
+    ("prepare --src={root}/a --out={prepared}", 2,
+     "{prepared}/manifest.json: already exists; choose another --out, or pass --replace *",
+     ["{prepared}/manifest.json"]),
+    (SMOKE + " --dataset={two_splits} --workdir={out}/run", 2,
+     "{two_splits}: subject scan is in both the validation and the train split (entry 1); *", []),
+    (SMOKE + " --dataset={tiny_train} --workdir={out}/run", 2,
+     "{tiny}: volume of 3 x 3 x 3 voxels is too small (every edge must be at least 7 voxels)",
+     []),
+    (SMOKE + " --dataset={good} --workdir={out}/run --patch_size=48", 2,
+     "--patch_size 48 is larger than every training volume (the first: {other}); *", []),
+    (SMOKE + " --dataset={good} --workdir={out}/run --parallel_volumes=1000000", 2,
+     "{good}: training patches need about * GiB (--parallel_volumes 1000000 visits of a "
+     "37 x 45 x 29 volume, *), more than the * GiB of memory available; lower those flags", []),
+    (SMOKE + " --dataset={good} --workdir={out}/run --cache_dir={scan}", 2,
+     "{scan}: the disk cache's folder is a file; *", []),
+    (SMOKE + " --dataset={good} --workdir={out}/run --model=b2u4 --init_generator={corrupted}", 2,
+     "{corrupted}.weights.h5: SHA-256 * model card *", []),
+    # weights that cannot be trusted, settings that score nothing, a header without units
+    ("predict {scan} {out}/sr.nii.gz --weights {unchecked}", 2,
+     "{unchecked}.json: model card records no SHA-256 of its weights, * --unverified_weights *",
+     ["{out}/sr.nii.gz"]),
+    ("evaluate --volumes={scan} --baselines= --out_dir={out}/eval", 2,
+     "nothing to score: give --baselines (of *) or --weights NAME=PATH", []),
+    ("predict {bad_units} {out}/sr.nii.gz --target_voxel=0.5", 2,
+     "{bad_units}: header's spatial unit (xyzt_units code 5) is none of metre, mm or micron; *",
+     []),
+    ("models critic --patch_size=17", 2,
+     "--patch_size 17: patch_size must be a positive multiple of 16, got 17", []),
+    # a release that would overwrite the package or report a subject it trained on
+    ("release --weights={shipped}", 2, "give --out DIR (a folder for the released weights) or "
+     "--replace_shipped (over the package's own), one of them", []),
+    ("release --weights={shipped} --dataset={seen_test} --out={out}/released", 2,
+     "{scan}: test volume pydeface_mean_head is in the validation split of *", []),
 ]
 
 
@@ -128,7 +193,7 @@ def save_crop(colin27_crop, path):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, colin27_crop):
+def world(tmp_path_factory, colin27_crop, bids_tree):
   """{name: path} of everything the cases refer to."""
   root = tmp_path_factory.mktemp("world")
   paths = {"scan": save_crop(colin27_crop, root / "a" / "scan.nii.gz"),
@@ -163,12 +228,14 @@ def world(tmp_path_factory, colin27_crop):
   with open(paths["bad_lr_mode"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
     json.dump({**card, "lr_mode": "bicubic"}, file)
   for name, voxels in {"flat": np.ones((8, 9)), "series": np.ones((4, 5, 6, 3)),
-                       "nan_volume": np.full((4, 5, 6), np.nan)}.items():
+                       "nan_volume": np.full((16, 17, 18), np.nan)}.items():
     paths[name] = str(root / f"{name}.nii.gz")
     nib.Nifti1Image(voxels.astype(np.float32), np.eye(4)).to_filename(paths[name])
   write_manifests(root, paths)
   write_masks(root, paths)
+  write_reliability_cases(root, paths)
   paths["shipped"] = weights.shipped()["l1"]
+  paths["bids"] = bids_tree(root / "bids")
   paths["truncated"] = str(root / "truncated.nii.gz")
   with open(paths["truncated"], "wb") as file:
     file.write(gzip.compress(open(paths["scan"], "rb").read())[:200])
@@ -193,6 +260,37 @@ def write_manifests(root, paths):
                                           model="b1u8"))
   with open(os.path.join(paths["run_b1u8"], "config.json"), "w", encoding="utf-8") as file:
     json.dump(record, file)
+
+
+def write_reliability_cases(root, paths):
+  """A prepared data set, manifests that mix or cannot train, weights whose card has no
+  checksum, a scan whose header's unit code names no unit."""
+  paths["root"] = str(root)
+  paths["prepared"] = str(root / "prepared")
+  os.mkdir(paths["prepared"])
+  with open(os.path.join(paths["prepared"], "manifest.json"), "w", encoding="utf-8") as file:
+    json.dump({"subjects": []}, file)
+  paths["tiny"] = str(root / "tiny.nii.gz")
+  nib.Nifti1Image(np.ones((3, 3, 3), np.float32), np.eye(4)).to_filename(paths["tiny"])
+  scan = {"name": "scan", "path": paths["scan"], "split": "validation"}
+  for name, subjects in {
+      "two_splits": [scan, {**scan, "name": "scan_again", "subject": "scan", "split": "train"}],
+      "tiny_train": [scan, {"name": "tiny", "path": paths["tiny"], "split": "train"}],
+      "seen_test": [{**scan, "name": "pydeface_mean_head", "split": "test"}]}.items():
+    paths[name] = str(root / f"{name}.json")
+    with open(paths[name], "w", encoding="utf-8") as file:
+      json.dump({"subjects": subjects}, file)
+  paths["unchecked"] = str(root / "unchecked")
+  shutil.copy(paths["weights"] + weights.WEIGHTS_SUFFIX, paths["unchecked"] + weights.WEIGHTS_SUFFIX)
+  card = json.load(open(paths["weights"] + weights.CARD_SUFFIX, encoding="utf-8"))
+  del card["weights_sha256"]
+  with open(paths["unchecked"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
+    json.dump(card, file)
+  image = nib.load(paths["scan"])
+  image.header["xyzt_units"] = 5
+  paths["bad_units"] = str(root / "bad_units.nii.gz")
+  nib.Nifti1Image(np.asarray(image.dataobj), image.affine, image.header).to_filename(
+      paths["bad_units"])
 
 
 def write_masks(root, paths):

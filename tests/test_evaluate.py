@@ -193,3 +193,57 @@ def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tm
   assert "psnr_mask" in results.read_results_csv(tmp_path / "per_subject.csv")["a"]["linear"]
   with pytest.raises(InputError, match="holds the results of another evaluation"):
     results.ResultsRecord(tmp_path, {**settings, "tile": 32})
+
+
+def test_a_rerun_rescores_weights_that_changed_and_warns_of_subjects_they_trained_on(
+    tmp_path, colin27_crop, capsys):
+  """Resuming is keyed by the weights' SHA-256, never their path: weights retrained into the
+  same path are scored again (and the rerun says so), unchanged ones are kept; a scored
+  subject that the card lists among the training volumes is named in a warning."""
+  from mdcsrn_tf.evaluate import evaluation
+  from mdcsrn_tf.weights import card as cards
+
+  scan = colin27_crop(tmp_path / "head.nii.gz", (24, 20, 16), (80, 100, 80))
+  base = str(tmp_path / "gen")
+
+  def retrain(seed):
+    keras.utils.set_random_seed(seed)
+    weights.save_generator(build_model("b1u8", identity_init=False), base, ModelCard("b1u8"))
+
+  def scores():
+    evaluation.evaluate(evaluation.EvaluateOptions(
+        volumes=(str(scan),), baselines=("cubic",), weights=(f"net={base}",), tile=16,
+        out_dir=str(tmp_path / "eval")))
+    return results.read_results_csv(tmp_path / "eval" / "per_subject.csv")
+
+  retrain(1)
+  first = scores()
+  (name,) = first
+  card = weights.read_card(base)
+  cards.write(base, ModelCard(**{**card.__dict__, "subjects": {"train": [name]}}))
+  capsys.readouterr()
+  assert scores() == first  # the same weights: kept
+  out, err = capsys.readouterr()
+  assert "1 of 1 subjects already scored, kept" in out
+  assert f"warning: {name} is in the train split of net's model card" in err
+  retrain(2)  # into the same path: another file
+  third = scores()
+  out, _ = capsys.readouterr()
+  assert "net is not what was scored there before" in out and "scored again" in out
+  assert third[name]["net"]["psnr"] != first[name]["net"]["psnr"]
+  for metric in ("psnr", "ssim", "nrmse"):  # the subject was read again: the same baseline
+    assert third[name]["cubic"][metric] == first[name]["cubic"][metric]
+
+
+def test_summary_json_is_strict_json_with_null_for_non_finite_figures(tmp_path):
+  per_subject = {"s": {"linear": {"ssim": 1.0, "psnr": float("inf"), "nrmse": 0.0,
+                                  "seconds": 0.5}}}
+  outcome = {"subjects": per_subject, "summary": scoring.summarise(per_subject)}
+  results.write_results(outcome, tmp_path / "a.csv", tmp_path / "summary.json")
+
+  def refuse(constant):
+    raise ValueError(f"not JSON: {constant}")
+
+  summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=refuse)
+  assert summary["summary"]["linear"]["psnr"]["mean"] is None
+  assert summary["summary"]["linear"]["ssim"]["mean"] == 1.0

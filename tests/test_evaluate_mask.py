@@ -106,7 +106,9 @@ def run_evaluate(manifest, out):
   assert result.returncode == 0, result.stderr
   with open(out / "per_subject.csv", newline="") as file:
     rows = {(row["subject"], row["method"]): row for row in csv.DictReader(file)}
-  return result.stdout.splitlines(), rows
+  # stdout: [what a rerun kept,] a row per subject and method, the table, where it wrote
+  _, table, _ = result.stdout.rsplit("\n\n", 2)
+  return table.splitlines(), rows, result.stdout
 
 
 def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, sample):
@@ -124,7 +126,7 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
   manifest = tmp_path / "manifest.json"
   manifest.write_text(json.dumps({"subjects": entries}))
   out = tmp_path / "eval"
-  table, rows = run_evaluate(manifest, out)
+  table, rows, _ = run_evaluate(manifest, out)
 
   brain = nib.load(tmp_path / "top_brain.nii.gz").get_fdata() > 0
   hr = normalised(tmp_path / "top.nii.gz")
@@ -148,7 +150,7 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
 
   entries[1]["mask"] = "centre_brain.nii.gz"
   manifest.write_text(json.dumps({"subjects": entries}))
-  table, rows = run_evaluate(manifest, out)
-  assert f"{out}: 1 of 2 subjects already scored, kept" in table
+  table, rows, printed_all = run_evaluate(manifest, out)
+  assert f"{out}: 1 of 2 subjects already scored, kept" in printed_all.splitlines()
   assert all(rows[("centre", method)]["psnr_mask"] for method in expected)
   assert any(line.split() == ["whole", "volume", "inside", "the", "mask"] for line in table)

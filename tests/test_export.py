@@ -137,3 +137,57 @@ def test_auto_tiles_are_planned_in_the_graph_as_mdcsrn_sr_plans_them(tmp_path):
     served = serving(volume=tf.constant(volume))["sr"].numpy()
     # the same windows through the same weights, as in the test above
     np.testing.assert_allclose(served / volume.max(), expected, atol=1e-4)
+
+
+def test_served_volumes_are_checked_before_any_other_op(exported):
+  """mdcsrn-sr's checks in the graph: the layout, finite voxels and a range to map, each a
+  message that says what is wrong; a volume with negative voxels is mapped by its range and
+  comes back in it."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  model, out = exported
+  serving = tf.saved_model.load(str(out)).signatures["serving_default"]
+  rng = np.random.default_rng(12)
+  one_nan = rng.random((10, 11, 12), dtype=np.float32)
+  one_nan[3, 4, 5] = np.nan
+  cases = {"volume must be float32 [D, H, W] or [1, D, H, W, 1]": [
+               np.ones((5, 6), np.float32), np.ones((0, 5, 5), np.float32),
+               np.ones((1, 4, 0, 4, 1), np.float32)],
+           "volume has NaN or Inf voxels; count:] [1]": [one_nan],  # Assert prints its data so
+           "volume has no positive voxel": [np.zeros((9, 9, 9), np.float32)]}
+  for message, volumes in cases.items():
+    for volume in volumes:
+      with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        serving(volume=tf.constant(volume))
+      assert message in " ".join(error.value.message.split()), (volume.shape, error.value.message)
+  z_scored = rng.standard_normal((20, 26, 17)).astype(np.float32)
+  low, spread = z_scored.min(), z_scored.max() - z_scored.min()
+  served = serving(volume=tf.constant(z_scored))["sr"].numpy()
+  expected = inference.super_resolve(model, (z_scored - low) / spread, tile=12, margin=3,
+                                     progress=False)
+  np.testing.assert_allclose((served - low) / spread, expected, atol=1e-4)
+  assert served.min() < 0  # the input's range kept, not clipped at 0
+
+
+def test_export_onto_a_full_file_system_is_one_line_and_leaves_nothing(tmp_path):
+  """A write that the operating system refuses midway (here the file size limit, EFBIG, as
+  ENOSPC does on a full disk): one error line naming the export, no temporary folder."""
+  import resource  # pylint: disable=import-outside-toplevel
+  import signal  # pylint: disable=import-outside-toplevel
+
+  keras.utils.set_random_seed(8)
+  base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "gen",
+                                ModelCard("b2u4"))
+  size = os.path.getsize(base + weights.WEIGHTS_SUFFIX)
+
+  def small_files():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size // 4, size // 4))
+
+  out = tmp_path / "serving" / "1"
+  result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.export", f"--weights={base}",
+                           f"--out={out}"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+  assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+  assert result.stderr.startswith("error: ") and str(out) in result.stderr
+  assert not list((tmp_path / "serving").iterdir())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf.acquisition import Acquisition
-from mdcsrn_tf import files, weights
+from mdcsrn_tf import files, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.infer import inference, outputs, predict
 from mdcsrn_tf.data import nifti
@@ -90,6 +90,46 @@ def test_scale_gives_hr_zooms_and_the_same_field_of_view(tmp_path, write_nifti,
   np.testing.assert_allclose(extent(written), extent(nib.load(lowres)))
   # --target_voxel 0.7 picks the same grid from the 1.4 x 1.4 x 0.7 mm voxels
   assert predict.hr_grid((10, 13, 17), (1.4, 1.4, 0.7), target_voxel=0.7) == (SHAPE, (2, 2, 1))
+
+
+def test_target_voxel_reads_the_headers_unit(tmp_path, write_nifti, generator_weights):
+  """The same 1.4 x 1.4 x 0.7 mm voxels stored in microns and in metres: --target_voxel 0.7
+  (mm) gives the same grid; a header whose unit code names no unit is refused."""
+  small = np.random.default_rng(4).random((10, 13, 17)).astype(np.float32) * 100
+  for unit, per_mm in (("micron", 1000.0), ("meter", 1e-3)):
+    in_unit = np.diag([per_mm] * 3 + [1.0]) @ AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0])
+    image = nib.Nifti1Image(small, in_unit)
+    image.header.set_xyzt_units(xyz=unit)
+    path = tmp_path / f"{unit}.nii.gz"
+    image.to_filename(path)
+    _, _, hr_shape, factors = predict.check_input(path, target_voxel=0.7)
+    assert hr_shape == SHAPE and factors == (2, 2, 1), unit
+  image.header["xyzt_units"] = 6
+  image.to_filename(tmp_path / "six.nii.gz")
+  with pytest.raises(InputError, match=r"six\.nii\.gz: header's spatial unit \(xyzt_units "
+                                       r"code 6\)"):
+    predict.check_input(tmp_path / "six.nii.gz", target_voxel=0.7)
+
+
+def test_negative_intensities_are_mapped_by_their_range_and_restored(tmp_path, colin27_crop,
+                                                                     generator_weights):
+  """A z-scored head (mean 0, std 1, the background strongly negative): the network sees it
+  on [0, 1] by its range, as a magnitude image, and the output comes back in the input's
+  range instead of being clipped to 0."""
+  head = nib.load(colin27_crop(tmp_path / "head.nii.gz"))
+  voxels = head.get_fdata(dtype=np.float32)
+  z_scored = (voxels - voxels.mean()) / voxels.std()
+  path = tmp_path / "z.nii.gz"
+  nib.Nifti1Image(z_scored, head.affine).to_filename(path)
+  result = run_cli(path, tmp_path / "sr.nii.gz", "--weights", generator_weights, "--tile", "12")
+  assert result.returncode == 0, result.stderr
+  written = nib.load(tmp_path / "sr.nii.gz").get_fdata(dtype=np.float32)
+  low, spread = z_scored.min(), z_scored.max() - z_scored.min()
+  expected = inference.super_resolve(weights.load_generator(generator_weights)[0],
+                                     (z_scored - low) / spread, tile=12, margin=3,
+                                     progress=False) * spread + low
+  np.testing.assert_allclose(written, expected, atol=1e-3 * spread)
+  assert written.min() < 0 and (written < 0).mean() > 0.1  # the background kept below 0
 
 
 def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
@@ -192,12 +232,12 @@ def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(t
   meminfo = tmp_path / "meminfo"
   needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
   meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
-  assert predict.available_memory(meminfo) == needed // 1024 * 1024
+  assert hardware.available_memory(meminfo) == needed // 1024 * 1024
   predict.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
   with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
     predict.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
   # where the kernel does not say (not Linux), there is nothing to compare with
-  assert predict.available_memory(tmp_path / "absent") is None
+  assert hardware.available_memory(tmp_path / "absent") is None
   predict.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
 
 
@@ -266,6 +306,41 @@ def test_sigterm_removes_the_temporary_output_and_exits_143(tmp_path, scan, gene
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 128 + signal.SIGTERM, result.stderr
   assert ".sr.nii.gz." in result.stdout and ".tmp.nii.gz" in result.stdout  # it was there
+  assert not list(out.iterdir())
+
+
+SIGINT_DURING_LONG_CALL = textwrap.dedent("""
+    import os, signal, sys, time
+    import nibabel as nib
+    from mdcsrn_tf.infer import __main__ as command
+
+    write = nib.Nifti1Image.to_filename
+
+    def write_then_interrupted_in_a_long_call(image, path, **kwargs):
+      write(image, path, **kwargs)
+      print(sorted(os.listdir(os.path.dirname(path))), flush=True)
+      # the main thread sits in one long call that runs no Python, as in a TensorFlow op:
+      # Ctrl-C reaches another thread, and Python's handler waits for the main thread
+      signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(600)
+
+    nib.Nifti1Image.to_filename = write_then_interrupted_in_a_long_call
+    sys.argv = ["mdcsrn-sr", *sys.argv[1:]]
+    command.run()
+    """)
+
+
+def test_sigint_is_answered_while_the_main_thread_is_busy(tmp_path, scan, generator_weights):
+  out = tmp_path / "out"
+  out.mkdir()
+  result = subprocess.run([sys.executable, "-c", SIGINT_DURING_LONG_CALL, str(scan),
+                           str(out / "sr.nii.gz"), "--weights", generator_weights],
+                          capture_output=True, text=True, timeout=300)  # not the 600 s
+  assert result.returncode == 128 + signal.SIGINT, result.stderr
+  assert result.stderr.splitlines()[-1] == "stopped by SIGINT"
+  assert "Traceback" not in result.stderr
+  assert ".sr.nii.gz." in result.stdout  # the temporary output was there, and is removed
   assert not list(out.iterdir())
 
 

@@ -31,19 +31,36 @@ def test_hcp_and_plain_layouts_with_bad_files_skipped_and_reported(tmp_path, wri
   write_nifti(HEAD, "src/plain.nii")
   (source / "corrupt.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
   write_nifti(np.stack([HEAD, HEAD], axis=-1), "src/series.nii.gz")
+  write_nifti(HEAD[:, :, 12:13], "src/slice.nii.gz")  # one voxel thick
+  write_nifti(HEAD[10:13, 10:13, 10:13], "src/cube3.nii.gz")
+  microns = nib.Nifti1Image(HEAD, np.diag([700.0, 700.0, 700.0, 1.0]))
+  microns.header.set_xyzt_units(xyz="micron")
+  microns.to_filename(source / "microns.nii.gz")
   result = run_prepare("--src", str(source), "--out", str(tmp_path / "out"))
   assert result.returncode == 0, result.stderr
   skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
-  assert len(skipped) == 2
+  assert len(skipped) == 4
   assert any("corrupt.nii.gz" in line for line in skipped)
   assert any("series.nii.gz" in line and "4D" in line for line in skipped)
+  for name, size in (("slice", "33 x 41 x 1"), ("cube3", "3 x 3 x 3")):
+    assert any(f"{name}.nii.gz: volume of {size} voxels is too small" in line
+               for line in skipped), skipped
   written = json.loads((tmp_path / "out" / "manifest.json").read_text())
   entries = {entry["subject"]: entry for entry in written["subjects"]}
-  assert sorted(entries) == ["100307", "100408", "101915", "plain"]
+  assert sorted(entries) == ["100307", "100408", "101915", "microns", "plain"]
   assert entries["100307"]["path"].endswith("100307/T1w/T1w_acpc_dc_restore.nii.gz")
   assert entries["100408"]["shape"] == [29, 41, 25]
   assert entries["100408"]["zooms"] == pytest.approx([0.7, 0.7, 0.7])
-  assert sorted(entry["split"] for entry in entries.values()) == sorted(manifest.SPLITS)
+  assert entries["microns"]["zooms"] == pytest.approx([0.7, 0.7, 0.7])  # in mm
+  assert set(entry["split"] for entry in entries.values()) == set(manifest.SPLITS)
+  # the manifest is there now: a second prepare into the folder is refused, unless asked
+  again = run_prepare("--src", str(source), "--out", str(tmp_path / "out"))
+  assert again.returncode == 2 and again.stderr.splitlines() == [
+      f"error: {tmp_path / 'out' / 'manifest.json'}: already exists; choose another --out, or "
+      "pass --replace to write a new manifest over it"]
+  assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == written
+  assert run_prepare("--src", str(source), "--out", str(tmp_path / "out"),
+                     "--replace").returncode == 0
 
 
 def test_split_has_paper_proportions_and_depends_only_on_the_subject_set():

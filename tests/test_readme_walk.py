@@ -8,8 +8,8 @@ flagfile or path that stops working fails here.
 import csv
 import json
 import os
+import importlib
 import re
-import runpy
 import shlex
 import sys
 
@@ -66,7 +66,7 @@ def run_command(line, places, monkeypatch):
     module, arguments = console_scripts()[os.path.basename(words[0])], words[1:]
   monkeypatch.setattr(sys, "argv", [module] + arguments)
   with pytest.raises(SystemExit) as exit_status:
-    runpy.run_module(module, run_name="__main__")
+    importlib.import_module(module + ".__main__").run()  # what the console script calls
   return exit_status.value.code
 
 

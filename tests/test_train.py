@@ -17,8 +17,9 @@ import keras
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from mdcsrn_tf import cli, hardware, models
+from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
+from mdcsrn_tf.train import config as train_config
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.data import manifest, pipeline
 from mdcsrn_tf.errors import InputError
@@ -142,11 +143,16 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
   _wait_for(os.path.join(workdir, "checkpoints"), "ckpt-10.index", first)
-  first.send_signal(signal.SIGTERM)
+  first.send_signal(signal.SIGTERM)  # the loop runs: ckpt-10 exists, at any step from 10 on
   _, stderr = first.communicate(timeout=60)
   assert first.returncode == 128 + signal.SIGTERM, stderr
   stopped_at = _latest_step(workdir)
-  assert stopped_at > 10 and f"at step {stopped_at}" in stderr  # saved on the signal
+  # the step the signal was answered at is the newest checkpoint's, whichever step it was
+  assert stopped_at >= 10, stderr
+  saved = os.path.join(workdir, "checkpoints", f"ckpt-{stopped_at}")
+  assert f"at step {stopped_at}; checkpoint {saved} saved" in stderr
+  assert "Traceback" not in stderr
+  assert not os.path.exists(os.path.join(workdir, ".lock"))  # the workdir is free again
 
   second = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -167,6 +173,47 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   assert "step 60/60: generator/l1=" in third.stdout
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
   assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
+
+
+def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path):
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), parallel_volumes=2,
+                         patches_per_volume=8, shuffle_patches=4, batch_size=2, patch_size=40)
+  # two visits of a 37 x 45 x 29 volume padded to 40 x 45 x 40 (24 B a voxel: the pair and
+  # the FFT), and 16 + 4 + 3 x 2 (LR, HR) pairs of 40^3 float32 patches
+  needed = 2 * 40 * 45 * 40 * 24 + (16 + 4 + 6) * 2 * 40**3 * 4
+  assert train_config.patch_memory_bytes(config, (37, 45, 29)) == needed
+  train_config.check_patch_memory(config, (37, 45, 29), needed)
+  with pytest.raises(InputError, match=r"training patches need about .* GiB"):
+    train_config.check_patch_memory(config, (37, 45, 29), needed - 1)
+
+
+HOLD_LOCK = """
+import sys
+from mdcsrn_tf.files import FolderLock
+lock = FolderLock(sys.argv[1], "training workdir").acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_trainer_is_refused_and_a_killed_ones_lock_is_taken_over(dataset, tmp_path):
+  workdir = tmp_path / "run"
+  holder = subprocess.Popen([PYTHON, "-c", HOLD_LOCK, str(workdir)], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+  assert holder.stdout.readline() == "locked\n"  # holds the lock from now on
+  second = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert second.returncode == 2 and len(second.stderr.splitlines()) == 1, second.stderr
+  assert second.stderr.startswith(f"error: {workdir}: training workdir in use by pid "
+                                  f"{holder.pid} on ")
+  assert sorted(os.listdir(workdir)) == [".lock"]  # the refused trainer wrote nothing
+  holder.kill()  # SIGKILL: the lock file stays, the kernel's lock goes
+  holder.communicate()
+  assert f"pid {holder.pid} " in (workdir / ".lock").read_text()
+  lock = files.FolderLock(workdir, "training workdir").acquire()
+  assert f"pid {os.getpid()} " in (workdir / ".lock").read_text()
+  lock.release()
+  assert not os.listdir(workdir)  # released: the lock file goes with the lock
 
 
 def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, tmp_path):
@@ -325,7 +372,7 @@ def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
   for index in range(300):
     path = crops / f"s{index:03d}.nii.gz"
     nib.Nifti1Image(np.roll(volume, index, axis=index % 3), np.eye(4)).to_filename(path)
-    entries["train"].append({"name": path.name, "subject": f"s{index}", "path": str(path),
+    entries["train"].append({"name": path.name, "subject": f"crop{index}", "path": str(path),
                              "split": "train"})
   manifest.write(str(tmp_path / "big"), [e for split in entries.values() for e in split], "test")
   cache = tmp_path / "cache"

@@ -24,7 +24,8 @@ def write_volume(path, volume):
 
 
 def expected_pair(volume, acquisition=LINEAR):
-  hr = volume / volume.max()
+  low = min(volume.min(), 0)  # anatomical.nii has a few negative voxels: mapped by its range
+  hr = (volume - low) / (volume.max() - low)
   return np.stack([kspace.degrade(hr, acquisition), hr])
 
 

@@ -62,13 +62,16 @@ def test_corrupted_weights_are_refused_naming_the_file(saved, tmp_path):
     weights.load_generator(target, "b2u4")
 
 
-def test_a_card_without_checksum_loads_what_the_file_holds(saved, tmp_path):
-  """Cards written before checksums load as before: here 64 bytes of 0xff make NaN
-  weights, which the commands then refuse to write out (tests/test_bad_input.py)."""
+def test_a_card_without_checksum_is_refused_unless_asked_for(saved, tmp_path):
+  """Cards written before checksums are refused (a damaged file would load unnoticed), and
+  load what the file holds when the user asks: here 64 bytes of 0xff make NaN weights,
+  which the commands then refuse to write out (tests/test_bad_input.py)."""
   _, base = saved
   target = str(tmp_path / "unchecked")
   card = corrupt(base, target)
   del card["weights_sha256"]
   write_card(target, card)
-  loaded, _ = weights.load_generator(target)
+  with pytest.raises(InputError, match=r"unchecked\.json: model card records no SHA-256"):
+    weights.load_generator(target)
+  loaded, _ = weights.load_generator(target, allow_unverified=True)
   assert any(np.isnan(w).any() for w in loaded.get_weights())

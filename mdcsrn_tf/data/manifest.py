@@ -7,13 +7,14 @@ the volume's grid whose non-zero voxels are where the evaluation also reports it
 people; nothing reads it back. `prepare` writes absolute paths; a hand-written manifest may give
 paths, the volume's and the mask's, relative to its own folder. Reading checks the
 structure entry by entry, so a hand-written manifest's mistake is one line naming the
-manifest and the entry, not a KeyError deep inside tf.data.
+manifest and the entry, not a KeyError deep inside tf.data; a subject found in two splits
+(which would be trained on and then scored as held out) is refused the same way.
 """
-import json
 import os
 
+from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 SPLITS = ("train", "validation", "evaluation", "test")
 FILE_NAME = "manifest.json"
@@ -39,15 +40,24 @@ def splits_text(entries) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write(folder, entries, source) -> dict:
-  """Writes FOLDER/manifest.json and, beside it, FOLDER/splits.tsv (splits_text), both
-  atomically; returns the manifest."""
+def check_destination(folder, replace=False):
+  """InputError when FOLDER is not a folder, or already holds a manifest and `replace` was
+  not asked for: checked before the volumes are read."""
   if os.path.exists(folder) and not os.path.isdir(folder):
     raise InputError(f"{folder}: exists and is not a folder")
+  if not replace and os.path.exists(os.path.join(folder, FILE_NAME)):
+    raise InputError(f"{os.path.join(folder, FILE_NAME)}: already exists; choose another "
+                     "--out, or pass --replace to write a new manifest over it")
+
+
+def write(folder, entries, source, replace=False) -> dict:
+  """Writes FOLDER/manifest.json and, beside it, FOLDER/splits.tsv (splits_text), both
+  atomically; returns the manifest."""
+  check_destination(folder, replace)
   os.makedirs(folder, exist_ok=True)
   counts = {split: sum(entry["split"] == split for entry in entries) for split in SPLITS}
   manifest = {"source": source, "counts": counts, "subjects": list(entries)}
-  write_text_atomically(os.path.join(folder, FILE_NAME), json.dumps(manifest, indent=1))
+  write_text_atomically(os.path.join(folder, FILE_NAME), json_text(manifest, indent=1))
   write_text_atomically(os.path.join(folder, SPLITS_FILE), splits_text(entries))
   return manifest
 
@@ -62,8 +72,13 @@ def read(path) -> dict:
     raise InputError(f"{path}: not a data set manifest (\"subjects\" must be a list of entries)")
   folder = os.path.dirname(os.path.abspath(path))
   by_split = {split: [] for split in SPLITS}
+  split_of = {}
   for index, entry in enumerate(subjects):
     entry = _checked_entry(path, index, entry)
+    earlier = split_of.setdefault(entry["subject"], entry["split"])
+    if earlier != entry["split"]:
+      raise InputError(f"{path}: subject {entry['subject']} is in both the {earlier} and the "
+                       f"{entry['split']} split (entry {index}); a subject belongs to one split")
     by_split[entry["split"]].append({**entry, **{key: os.path.join(folder, entry[key])
                                                  for key in FILE_FIELDS if key in entry}})
   return by_split
@@ -97,3 +112,19 @@ def split_entries(path, split) -> list:
     if "mask" in entry and not os.path.isfile(entry["mask"]):
       raise InputError(f"{entry['mask']}: mask of {entry['name']} is missing")
   return entries
+
+
+def check_sizes(entries, factor, patch_size=None):
+  """InputError naming the first volume of `entries` too small for the k-space truncation
+  by `factor` (nifti.check_size), and, with `patch_size`, when no volume holds one whole
+  patch (training would cut patches of padding). Returns the shapes, read from the headers."""
+  holds_patch, shapes = False, []
+  for entry in entries:
+    shape = nifti.open_image(entry["path"]).shape[:3]
+    nifti.check_size(entry["path"], shape, factor)
+    holds_patch = holds_patch or (patch_size is not None and min(shape) >= patch_size)
+    shapes.append(shape)
+  if patch_size is not None and entries and not holds_patch:
+    raise InputError(f"--patch_size {patch_size} is larger than every training volume (the "
+                     f"first: {entries[0]['path']}); choose a patch that fits in them")
+  return shapes

@@ -17,6 +17,13 @@ from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_atomically
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# Millimetres per spatial unit of the header's xyzt_units. "unknown" (code 0) is read as mm,
+# as ITK, FSL, SPM and nibabel's own affines read it (and most templates carry it); a code
+# that names no spatial unit is refused, since no size could be trusted.
+MM_PER_UNIT = {"mm": 1.0, "micron": 1e-3, "meter": 1e3, "unknown": 1.0}
+# The smallest edge a volume may have: the in-plane SSIM window of the metrics is 7 voxels,
+# and a thinner volume is a slab or a slice, which nothing here can super-resolve or score.
+MIN_EDGE = 7
 
 
 def is_nifti_path(path) -> bool:
@@ -77,6 +84,27 @@ def load_mask(path, volume: nib.Nifti1Image, volume_path) -> np.ndarray:
     raise InputError(f"{os.fspath(path)}: mask's affine is not the one of "
                      f"{os.fspath(volume_path)}, so it is not on its grid")
   return voxels != 0
+
+
+def voxel_size_mm(image, path) -> tuple:
+  """The voxel size in millimetres of the image read from `path`, by its header's spatial
+  unit (MM_PER_UNIT); InputError naming the file for a unit code that names none."""
+  code = int(image.header["xyzt_units"]) % 8  # the time unit lives in the higher bits
+  unit = {0: "unknown", 1: "meter", 2: "mm", 3: "micron"}.get(code)
+  if unit is None:
+    raise InputError(f"{os.fspath(path)}: header's spatial unit (xyzt_units code {code}) is "
+                     "none of metre, mm or micron; fix the header (e.g. nibabel "
+                     "set_xyzt_units) before using this file")
+  return tuple(float(z) * MM_PER_UNIT[unit] for z in image.header.get_zooms()[:3])
+
+
+def check_size(path, shape, factor=2):
+  """InputError naming the file when an edge of `shape` is below MIN_EDGE or below what the
+  k-space truncation by `factor` needs (2 x factor voxels along an axis)."""
+  smallest = max(MIN_EDGE, 2 * factor)
+  if min(shape[:3]) < smallest:
+    raise InputError(f"{os.fspath(path)}: volume of {_size(shape[:3])} voxels is too small "
+                     f"(every edge must be at least {smallest} voxels)")
 
 
 def _size(shape) -> str:

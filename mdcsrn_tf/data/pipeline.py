@@ -99,7 +99,8 @@ class PatchStream:
   `dataset()` yields (lr, hr) float32 batches [B, P, P, P, 1]. An unusable volume met while
   streaming (NaN voxels in a hand-written manifest, say) stops the stream; the loop reading
   it wraps each read in `reporting_input_errors()` to get that InputError back, instead of
-  the error TensorFlow wraps around it.
+  the error TensorFlow wraps around it. Any other error inside tf.data becomes one
+  InputError line too, never a traceback from a pipeline thread.
   """
 
   def __init__(self, manifest_path, split, config: PipelineConfig, log=None):
@@ -148,9 +149,12 @@ class PatchStream:
   def _cut_recording_failures(self, visit, entry_index):
     try:
       return self.cut_patches(visit, entry_index)
-    except InputError as error:
+    except Exception as error:  # noqa: BLE001  (any failure of a visit is reported alike)
+      path = self.entries[int(entry_index)]["path"]
+      message = (str(error) if isinstance(error, InputError) else
+                 f"{path}: cannot make training patches ({type(error).__name__}: {error})")
       with self._failure_lock:
-        self._failure = self._failure or str(error)
+        self._failure = self._failure or message
       raise
 
   def dataset(self) -> tf.data.Dataset:
@@ -170,13 +174,15 @@ class PatchStream:
 
   @contextlib.contextmanager
   def reporting_input_errors(self):
-    """Turns the TensorFlow error around an unusable volume back into its InputError."""
+    """Turns the TensorFlow error around an unusable volume back into its InputError (any
+    other tf.data error into one naming the pipeline)."""
     try:
       yield
-    except tf.errors.OpError:
-      if self._failure is None:
-        raise
-      raise InputError(self._failure) from None
+    except tf.errors.OpError as error:
+      if self._failure is not None:
+        raise InputError(self._failure) from None
+      first = (error.message.strip().splitlines() or [type(error).__name__])[0]
+      raise InputError(f"the training data pipeline failed ({first})") from None
 
 
 def volume_pairs(manifest_path, split, config: PipelineConfig, limit=0, log=None):

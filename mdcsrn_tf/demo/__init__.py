@@ -65,7 +65,7 @@ def run_demo(options: DemoOptions) -> dict:
   out_dir = options.out
   os.makedirs(out_dir, exist_ok=True)
   dataset_dir = os.path.join(out_dir, "dataset")
-  datasets.prepare_samples(dataset_dir)
+  datasets.prepare_samples(dataset_dir, replace=True)  # the demo's own folder, rebuilt each run
   (subject,) = [entry for entry in manifest.split_entries(dataset_dir, "test")
                 if entry["name"] == datasets.DEMO_SUBJECT]
   hr, scale, image, starts, brain = subjects.read_subject(subject["path"], options.crop,

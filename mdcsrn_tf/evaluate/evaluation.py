@@ -5,8 +5,11 @@ Subjects are read one at a time; the baselines and every named network are score
 every network on the input its model card's acquisition makes (the baselines on the same
 acquisition, each with its own placement), on the whole volume and, for a subject with a mask (a manifest entry's "mask", or --masks beside --volumes), inside the mask too.
 Each subject's rows are written to OUT_DIR/per_subject.csv as soon as they are scored, and a
-rerun with the same options skips the subjects already there; at the end
-OUT_DIR/summary.json holds the settings and the mean and std per method.
+rerun with the same options skips the subjects already there, unless a network's weights
+are not the same file any more (their SHA-256 is part of the record): its subjects are
+scored again. At the end OUT_DIR/summary.json holds the settings and the mean and std per
+method. A subject scored here that a network's model card lists among its training or
+validation volumes is named in a warning: its figures are not held-out figures.
 """
 import dataclasses
 import os
@@ -14,7 +17,7 @@ import sys
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, paper
-from mdcsrn_tf.data import naming, nifti
+from mdcsrn_tf.data import manifest, naming, nifti
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
@@ -43,6 +46,8 @@ class EvaluateOptions:
     batch: tiles per forward pass.
     out_dir: where per_subject.csv, settings.json and summary.json go; a rerun with the
       same options skips the subjects already scored there.
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
   """
   manifest: str | None = None
   split: str = "test"
@@ -58,6 +63,7 @@ class EvaluateOptions:
   margin: int = paper.MARGIN
   batch: int = 1
   out_dir: str = "runs/eval"
+  unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, tile=1, margin=0, batch=1)
@@ -66,6 +72,9 @@ class EvaluateOptions:
     if self.masks and len(self.masks) != len(self.volumes):
       raise InputError(f"--masks needs one mask per --volumes file, got {len(self.masks)} "
                        f"for {len(self.volumes)}")
+    if not self.baselines and not self.weights:
+      raise InputError("nothing to score: give --baselines (of "
+                       f"{', '.join(scoring.BASELINES)}) or --weights NAME=PATH")
     unknown = set(self.baselines) - set(scoring.BASELINES)
     if unknown:
       raise InputError(f"unknown baselines {sorted(unknown)}; choose from "
@@ -116,6 +125,33 @@ def acquisitions_of(options: EvaluateOptions, cards: dict) -> tuple:
   return dataclasses.replace(first, placement=acquisitions.PAPER.placement), of_model
 
 
+def seen_in_training(scored_names, weight_paths) -> list:
+  """Warnings, one per (network, subject): a subject scored here that the network's model
+  card lists in its training or validation split."""
+  from mdcsrn_tf import weights
+
+  warnings = []
+  for method, path in weight_paths.items():
+    card = weights.read_card(path)
+    for split in ("train", "validation"):
+      for name in sorted(set(scored_names) & set(card.subjects.get(split, ()))):
+        warnings.append(f"warning: {name} is in the {split} split of {method}'s model card "
+                        f"({weights.base_path(path)}{weights.CARD_SUFFIX}): its figures are "
+                        "not held-out figures")
+  return warnings
+
+
+def method_identities(baselines, weight_paths) -> dict:
+  """{method: what identifies it}: a network by its weights' SHA-256, never by their path."""
+  from mdcsrn_tf import weights
+
+  identities = dict.fromkeys(baselines, "baseline")
+  for name, path in weight_paths.items():
+    identities[name] = {"sha256": weights.file_sha256(weights.base_path(path)
+                                                      + weights.WEIGHTS_SUFFIX)}
+  return identities
+
+
 def evaluate(options: EvaluateOptions) -> tuple:
   """Runs the evaluation into options.out_dir; returns (results, the table as text)."""
   from mdcsrn_tf import weights
@@ -124,17 +160,25 @@ def evaluate(options: EvaluateOptions) -> tuple:
   weight_paths = options.weight_paths()
   cards = {name: weights.read_card(path) for name, path in weight_paths.items()}
   baseline, of_model = acquisitions_of(options, cards)
+  factor = max(max(a.factors) for a in (baseline, *of_model.values()))
   for path in options.volumes:  # every file checked before the slow part (masks: below)
-    nifti.load_volume(path)
+    nifti.check_size(path, nifti.load_volume(path)[0].shape, factor)
+  if options.manifest:
+    manifest.check_sizes(manifest.split_entries(options.manifest, options.split), factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
-  settings = {**dataclasses.asdict(options), "weights": weight_paths,
+  for warning in seen_in_training([name for name, _, _ in scored], weight_paths):
+    print(warning, file=sys.stderr)
+  settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),
                               **{name: a.to_dict() for name, a in of_model.items()}}}
-  del settings["batch"]  # how fast, not what: a rerun may change it
-  record = results.ResultsRecord(options.out_dir, settings)
+  for how in ("batch", "unverified_weights"):  # how, not what: a rerun may change them
+    del settings[how]
   methods = dict.fromkeys(options.baselines)
-  methods.update({name: weights.load_generator(path)[0] for name, path in weight_paths.items()})
+  methods.update({name: weights.load_generator(
+      path, allow_unverified=options.unverified_weights)[0] for name, path in weight_paths.items()})
+  record = results.ResultsRecord(options.out_dir, settings,
+                                 method_identities(options.baselines, weight_paths))
   done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")

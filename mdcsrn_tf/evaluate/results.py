@@ -14,7 +14,7 @@ import os
 from mdcsrn_tf import metrics
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate.scoring import METRICS
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 CSV_NAME, SETTINGS_NAME, SUMMARY_NAME = "per_subject.csv", "settings.json", "summary.json"
 
@@ -46,19 +46,36 @@ def read_results_csv(path) -> dict:
 class ResultsRecord:
   """An evaluation's folder: settings.json (what was asked) and per_subject.csv, rewritten
   atomically after every subject. Reopened with the same settings it carries on where it
-  stopped; with other settings it refuses, since mixing them would mix two evaluations."""
+  stopped; with other settings it refuses, since mixing them would mix two evaluations.
 
-  def __init__(self, out_dir, settings: dict):
+  `methods` maps each method to what identifies it beyond its name (a network: its weights'
+  SHA-256; a baseline: nothing), kept in settings.json under "methods". A method whose
+  identity changed since (weights retrained into the same path) loses its rows, which are
+  scored again, and `log` says so; the other methods' rows are kept.
+  """
+
+  def __init__(self, out_dir, settings: dict, methods: dict | None = None, log=print):
     self.csv_path = os.path.join(out_dir, CSV_NAME)
     settings_path = os.path.join(out_dir, SETTINGS_NAME)
-    settings = json.loads(json.dumps(settings))
+    settings = json.loads(json_text(settings))
+    methods = json.loads(json_text(methods or {}))
+    earlier = None
     if os.path.exists(settings_path) or os.path.exists(self.csv_path):
-      if read_json(settings_path, "evaluation settings", missing_ok=True) != settings:
+      earlier = read_json(settings_path, "evaluation settings", missing_ok=True) or {}
+      if {k: v for k, v in earlier.items() if k != "methods"} != settings:
         raise InputError(f"{out_dir}: holds the results of another evaluation; give a new "
                          "--out_dir (or the same flags to finish that one)")
-    os.makedirs(out_dir, exist_ok=True)
-    write_text_atomically(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     self.per_subject = read_results_csv(self.csv_path) if os.path.exists(self.csv_path) else {}
+    for method, identity in methods.items():
+      before = (earlier or {}).get("methods", {}).get(method, identity)
+      if before != identity:
+        dropped = sum(rows.pop(method, None) is not None for rows in self.per_subject.values())
+        log(f"{out_dir}: {method} is not what was scored there before "
+            f"({_identity_text(before)}, now {_identity_text(identity)}); its {dropped} "
+            "subjects are scored again")
+    os.makedirs(out_dir, exist_ok=True)
+    write_text_atomically(settings_path, json_text({**settings, "methods": methods}, indent=2,
+                                                   sort_keys=True) + "\n")
 
   def scored(self, subject, methods, masked=False) -> bool:
     """Whether every method's rows of `subject` are here, with in-mask figures exactly when
@@ -79,4 +96,10 @@ def write_results(results: dict, csv_path, json_path, card: dict | None = None):
   summary = {**(card or {}), "subjects": sorted(results["subjects"]),
              "summary": results["summary"]}
   write_text_atomically(csv_path, results_csv(results["subjects"]))
-  write_text_atomically(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+  write_text_atomically(json_path, json_text(summary, indent=2, sort_keys=True) + "\n")
+
+
+def _identity_text(identity) -> str:
+  if isinstance(identity, dict) and identity.get("sha256"):
+    return f"weights SHA-256 {identity['sha256'][:12]}..."
+  return json.dumps(identity)

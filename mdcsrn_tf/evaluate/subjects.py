@@ -29,8 +29,8 @@ class Subject(typing.NamedTuple):
 
 class Volume(typing.NamedTuple):
   """A subject as read_subject gives it."""
-  hr: object  # divided by its maximum
-  scale: float  # that maximum
+  hr: object  # mapped onto [0, 1]
+  scale: object  # intensity.Intensity: how, for the way back
   image: object  # the NIfTI image, whose geometry outputs keep
   starts: list  # the crop's start per axis
   mask: object  # boolean, on hr's grid; None without a mask file

@@ -1,9 +1,12 @@
 """A SavedModel for TF Serving: the library of `python -m mdcsrn_tf.export`.
 
 Its `serving_default` signature takes `volume`, float32 [D, H, W] of any size on the HR
-grid (or the same as [1, D, H, W, 1]), and returns {"sr": float32 of the same shape}; any
-other shape fails with a message that says so. Everything the Python path does happens in
-the graph: division by the volume's maximum and back, and the tiling of infer/tiling.py (the
+grid (or the same as [1, D, H, W, 1]), and returns {"sr": float32 of the same shape}. It
+makes `mdcsrn-sr`'s checks, each failing with a message that says what is wrong before any
+other op runs: the layout (rank 3 or 5, no empty axis), finite voxels (a NaN would spread
+over its tile's receptive field) and an intensity range to map. Everything the Python path
+does happens in the graph: the mapping onto [0, 1] and back (data/intensity.py: by the
+maximum, by the range for a volume with negative voxels), and the tiling of infer/tiling.py (the
 same windows, sliding inside the volume, the same owned output voxels), so the SavedModel
 reproduces `mdcsrn-sr` without mdcsrn_tf installed. Tiles run one at a time to keep memory
 bounded by one window.
@@ -28,27 +31,41 @@ class ExportOptions:
 
   Attributes:
     weights: PATH(.weights.h5) of the generator, with its PATH.json model card.
-    out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1).
+    out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1);
+      with --format onnx, the PATH.onnx file to create.
+    format: saved_model (the tiled volume in, for TF Serving) or onnx (the network alone,
+      windows of any size in; the flags below are the SavedModel's).
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
       planned in the graph for each volume's shape as `mdcsrn-sr --tile auto` plans them.
     margin: voxels of context on each side of a tile, discarded (the paper's 3).
     memory_limit: MiB for one window's activations with --tile auto (default 4096, as
       mdcsrn-sr's).
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
   """
   weights: str
   out: str
+  format: str = "saved_model"
   model: str | None = None
   tile: str = "auto"
   margin: int = paper.MARGIN
   memory_limit: int | None = None
+  unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, memory_limit=1)
     cli.int_or_word(self, "tile", "auto")
+    if self.format not in FORMATS:
+      raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+
+
+FORMATS = ("saved_model", "onnx")
 
 
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
+NOT_FINITE_ERROR = "volume has NaN or Inf voxels; count:"
+NO_RANGE_ERROR = "volume has no positive voxel (nothing to super-resolve); maximum:"
 
 
 def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None):
@@ -78,12 +95,18 @@ def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=N
     check = tf.debugging.Assert(layout_ok, [LAYOUT_ERROR, shape], summarize=5)
     with tf.control_dependencies([check]):  # before any op that a wrong shape would break
       volume = tf.reshape(volume, spatial)
-    peak = tf.reduce_max(volume)
-    scale = tf.where(peak > 0, peak, tf.ones_like(peak))
-    # clipped at 0 as in inference.super_resolve (MR magnitude images are non-negative)
+      spatial = tf.identity(spatial)
+    bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(volume)), tf.int64))
+    with tf.control_dependencies([tf.debugging.Assert(tf.equal(bad, 0), [NOT_FINITE_ERROR, bad])]):
+      low = tf.minimum(tf.reduce_min(volume), 0.0)
+      high = tf.reduce_max(volume)
+    with tf.control_dependencies([tf.debugging.Assert(high - low > 0, [NO_RANGE_ERROR, high])]):
+      scale = tf.identity(high - low)
+      spatial = tf.identity(spatial)
+    # clipped at 0 as in inference.super_resolve: on [0, 1] nothing real lies below
     edges = auto_tile_edges(spatial, margin, max_window) if tile is None else tile
-    sr = tf.maximum(tiled_forward(network, volume / scale, edges, margin), 0.0) * scale
-    return {"sr": tf.reshape(sr, shape)}
+    sr = tf.maximum(tiled_forward(network, (volume - low) / scale, edges, margin), 0.0)
+    return {"sr": tf.reshape(sr * scale + low, shape)}
 
   return serve
 
@@ -114,15 +137,26 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
   archive.track(model)
   archive.add_endpoint("serving_default", serving_function(model, tile, margin, memory_limit),
                        input_signature=[tf.TensorSpec(None, tf.float32, name="volume")])
-  return write_folder_atomically(out_dir, lambda folder: archive.write_out(folder,
-                                                                             verbose=False))
+
+  def write(folder):
+    try:
+      archive.write_out(folder, verbose=False)
+    except tf.errors.OpError as error:  # a full disk, say: TensorFlow's own file error
+      first = (error.message.strip().splitlines() or [type(error).__name__])[0]
+      raise InputError(f"{out_dir}: cannot write the SavedModel ({first})") from None
+
+  return write_folder_atomically(out_dir, write)
 
 
 def export(options: ExportOptions) -> str:
   """The command: checks the destination before loading anything, then exports."""
+  if options.format == "onnx":
+    from mdcsrn_tf.export import onnx_graph
+
+    return onnx_graph.export_onnx(options.weights, options.out, options.model)
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
-  model, _ = weights.load_generator(options.weights, options.model)
+  model, _ = weights.load_generator(options.weights, options.model, options.unverified_weights)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit)

@@ -6,8 +6,9 @@ were (its card's acquisition: the placement, e.g. "linear", or "zero_filled" = F
 interpolation; kspace.upsample, LR voxel i lands on HR voxel i * n_hr / n_lr), and the
 output gets the finer voxel size and a header over the same field of view. Before that, a
 grid change the weights were not trained for (per-axis factors other than their card's)
-and a grid that would not fit in the memory available are refused. Intensities are divided by the scan's
-maximum going in and multiplied back coming out, so the output keeps the input's range.
+and a grid that would not fit in the memory available are refused. Intensities are mapped
+onto [0, 1] going in and back coming out (data/intensity.py: by the maximum, or by the range
+for a volume with negative voxels), so the output keeps the input's range.
 Outputs are written atomically, never over an input, and never from a non-finite network
 output.
 """
@@ -18,11 +19,11 @@ import sys
 
 import numpy as np
 
-from mdcsrn_tf import cli, paper
+from mdcsrn_tf import cli, hardware, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import outputs
+from mdcsrn_tf.infer import outputs, report
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -45,8 +46,9 @@ class PredictOptions:
     jit_compile: run the network through XLA (helps on GPUs, not on CPUs).
     scale: per-axis factors from the input grid to the HR grid, e.g. 2,2,1; they must be
       the factors the weights were trained for (their card's acquisition).
-    target_voxel: HR voxel size in mm: axes with larger voxels are interpolated to it (the
-      factors this makes must be the ones the weights were trained for).
+    target_voxel: HR voxel size in mm (the header's spatial unit, mm, micron or metre, is
+      honoured): axes with larger voxels are interpolated to it (the factors this makes
+      must be the ones the weights were trained for).
     out_dir: output folder for several inputs, folders or glob patterns, made when missing:
       each input to OUT_DIR/<name>_sr.nii.gz, its name the first part of the input paths
       that differs (HCP: the subject folder), or as --out_layout says.
@@ -54,6 +56,10 @@ class PredictOptions:
       folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
     recursive: folder inputs: also the NIfTI files in their subfolders.
     overwrite: with --out_dir, replace outputs an earlier run left there (refused without).
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
+    report: PATH.html: a QC report of the run (slices of every input and output, the
+      grids, the weights and their held-out figures), self-contained.
   """
   weights: str | None = None
   gan: bool = False
@@ -69,6 +75,8 @@ class PredictOptions:
   out_layout: str = "names"
   recursive: bool = False
   overwrite: bool = False
+  unverified_weights: bool = False
+  report: str | None = None
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
@@ -96,7 +104,10 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
       print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
   for _, output_path in pairs:
     nifti.check_output_path(output_path, inputs=inputs)
-  model, card = load_model(weights_path, options.model)
+  if options.report:
+    report.check_report_path(options.report, [path for pair in pairs for path in pair])
+  model, card = load_model(weights_path, options.model,
+                           allow_unverified=options.unverified_weights)
   written = []
   for input_path, output_path in pairs:
     written.append(super_resolve_file(
@@ -105,6 +116,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
         progress=sys.stderr.isatty(),  # a bar for a person, not a log
         jit_compile=options.jit_compile, acquisition=card.acquisition, weights_name=weights_path,
         memory_limit=options.memory_limit))
+  if options.report:
+    report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report")
   return written
 
 
@@ -161,20 +174,9 @@ def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
   return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
 
 
-def available_memory(meminfo="/proc/meminfo"):
-  """Bytes of memory the kernel says a new process can use (MemAvailable), or None where
-  it does not say (not Linux)."""
-  try:
-    with open(meminfo, encoding="ascii") as file:
-      fields = dict(line.split(":", 1) for line in file if ":" in line)
-    return int(fields["MemAvailable"].split()[0]) * 1024
-  except (OSError, KeyError, ValueError):
-    return None
-
-
 def check_memory(path, hr_shape, meminfo="/proc/meminfo"):
   """InputError when a run on the HR grid would need more memory than is available."""
-  available = available_memory(meminfo)
+  available = hardware.available_memory(meminfo)
   needed = math.prod(hr_shape) * HR_BYTES_PER_VOXEL
   if available is not None and needed > available:
     raise InputError(f"{path}: the HR grid of {' x '.join(map(str, hr_shape))} voxels needs "
@@ -195,7 +197,7 @@ def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | 
   a grid change `acquisition` (the weights', when given) was not trained for, or an HR grid
   that does not fit in memory. Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
-  zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+  zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
   if hr_shape != volume.shape:
     check_memory(path, hr_shape)
@@ -234,7 +236,7 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
 
   nifti.check_output_path(output_path, inputs=[input_path])
   volume, image, to_input = load_input(input_path, scale, target_voxel, acquisition)
-  normalised, peak = intensity.normalise(volume, name=os.fspath(input_path))
+  normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
   if tile is None:
     tile, batch = inference.auto_plan(
         model, volume.shape, margin, (memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20)
@@ -246,7 +248,7 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   if n_bad:
     raise InputError(f"{input_path}: {n_bad} of {sr.size} output voxels are NaN or Inf with "
                      f"weights {weights_name} (corrupted or diverged weights); nothing written")
-  nifti.save_volume(intensity.denormalise(sr, peak), output_path, image, to_reference=to_input,
+  nifti.save_volume(intensity.denormalise(sr, mapping), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path
 
@@ -269,12 +271,13 @@ def trained_acquisition(weights_path, model_name=None) -> Acquisition:
   return weights.read_card(weights_path).acquisition
 
 
-def load_model(weights_path=None, model_name=None, gan=False):
+def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
   """(generator, its model card); a warning on stderr when the card says the weights do not
   meet the project's quality bar."""
   from mdcsrn_tf import weights
 
-  model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name)
+  model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name,
+                                       allow_unverified)
   if card.warning:
     print(f"warning: {card.warning}", file=sys.stderr)
   return model, card

@@ -64,7 +64,11 @@ def main(options: SummaryOptions, names):
   unknown = sorted(set(names) - set(MODEL_NAMES))
   if unknown:
     raise InputError(f"unknown models {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
-  print(format_table(summary_rows(names or MODEL_NAMES, options.patch_size)))
+  try:
+    rows = summary_rows(names or MODEL_NAMES, options.patch_size)
+  except ValueError as error:  # the critic's patch: a positive multiple of 16
+    raise InputError(f"--patch_size {options.patch_size}: {error}") from None
+  print(format_table(rows))
   print("FLOPs/voxel: floating-point operations per output voxel, a multiply-add counted as 2"
         " (docs/models.md).")
 

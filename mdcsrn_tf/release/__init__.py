@@ -1,19 +1,25 @@
-"""Ships a trained generator with the package, its held-out metrics in its model card: the
-library of `python -m mdcsrn_tf.release` (docs/reproducing.md).
+"""Ships a trained generator, its held-out metrics in its model card: the library of
+`python -m mdcsrn_tf.release` (docs/reproducing.md).
 
 The generator (a training workdir's export/generator, or any exported PATH, the shipped
-weights themselves included) is scored on its data set's test subject (Colin27 for the
-bundled data set, never trained or tuned on) against the baselines, on the whole volume
-and on a fixed central crop (the crop is what the test suite re-measures), each over all its
-voxels and, when the test entry has a mask (Colin27: its brain), inside the mask, and
-written to mdcsrn_tf/weights/b4u4_{kind} with its card. Weights below the project's bar get
-a `warning` in the card, which `mdcsrn-sr` prints whenever it uses them. The bar, on the
-whole volume's figures and on its in-mask ones alike: PSNR at least REQUIRED_GAIN_DB above
-the bicubic baseline and SSIM above it; GAN weights within GAN_TOLERANCE_DB PSNR of the
-shipped L1 weights.
+weights themselves included) is scored on its data set's test split (every test volume, or
+the one `--subject` names; Colin27 for the bundled data set) against the baselines, on the
+whole volume and, for the first of them, on a fixed central crop (the crop is what the test
+suite re-measures), each over all its voxels and, when the test entry has a mask (Colin27:
+its brain), inside the mask. A test volume that the card lists among the weights' training
+or validation volumes is refused: its figures would not be held out. So are weights below
+the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR at
+least REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
+GAN_TOLERANCE_DB PSNR of the shipped L1 weights.
+
+The weights and their card go to the folder `--out` names, as b4u4_{kind}; the package's
+shipped weights are replaced only with `--replace_shipped`, after a copy of the current ones
+is kept in mdcsrn_tf/weights/backups/ (the package data does not include that folder).
 """
 import dataclasses
 import os
+import shutil
+import time
 
 from mdcsrn_tf import metrics, paper, weights
 from mdcsrn_tf.errors import InputError
@@ -26,27 +32,54 @@ GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
 
 @dataclasses.dataclass(frozen=True)
 class ReleaseOptions:
-  """What `python -m mdcsrn_tf.release` ships.
+  """What `python -m mdcsrn_tf.release` ships, and where.
 
   Attributes:
     weights: the generator to ship: a training workdir (its export/generator) or an
       exported PATH(.weights.h5) with its card.
     kind: which shipped weights these become: l1 or gan.
-    dataset: the data set manifest whose one test subject scores the weights (default: the
-      one their model card names); its test subject must be one they never trained or
-      validated on. The card records which manifest was used.
+    dataset: the data set manifest whose test split scores the weights (default: the one
+      their model card names); no test volume may be one they trained or validated on. The
+      card records which manifest was used.
+    subject: the test volume (its name or subject id) to score; default: every test volume.
+    out: the folder to write b4u4_KIND.weights.h5 and its card into.
+    replace_shipped: write over the package's shipped b4u4_KIND weights instead of --out,
+      keeping a copy of them in the package's weights/backups/ folder.
     check_crop: edge of the central crop whose metrics the test suite re-measures.
     batch: tiles per forward pass.
+    unverified_weights: load weights whose model card records no SHA-256 (cards from
+      before checksums); otherwise they are refused.
   """
   weights: str
   kind: str = "l1"
   dataset: str | None = None
+  subject: str | None = None
+  out: str | None = None
+  replace_shipped: bool = False
   check_crop: int = 64
   batch: int = 1
+  unverified_weights: bool = False
 
   def __post_init__(self):
     if self.kind not in weights.SHIPPED:
       raise InputError(f"--kind must be one of {', '.join(weights.SHIPPED)}, got {self.kind!r}")
+    if bool(self.out) == self.replace_shipped:
+      raise InputError("give --out DIR (a folder for the released weights) or "
+                       "--replace_shipped (over the package's own), one of them")
+
+  def destination(self) -> str:
+    """The base path the weights are written to; InputError when --out is not a folder or
+    already holds weights of that name."""
+    name = weights.SHIPPED[self.kind]
+    if self.replace_shipped:
+      return os.path.join(weights.SHIPPED_DIR, name)
+    if os.path.exists(self.out) and not os.path.isdir(self.out):
+      raise InputError(f"{self.out}: exists and is not a folder")
+    base = os.path.join(self.out, name)
+    for suffix in (weights.WEIGHTS_SUFFIX, weights.CARD_SUFFIX):
+      if os.path.exists(base + suffix):
+        raise InputError(f"{base}{suffix}: already exists; choose another --out")
+    return base
 
 
 def held_out_metrics(model, hr, acquisition, batch=1, mask=None):
@@ -87,24 +120,72 @@ def _source(path) -> str:
   return exported if os.path.isfile(exported + weights.WEIGHTS_SUFFIX) else weights.base_path(path)
 
 
-def release(options: ReleaseOptions) -> str:
-  """Scores and ships the generator; returns the shipped base path."""
+def test_entries(dataset, subject, card, source) -> list:
+  """The test volumes to score: all, or the one `subject` names; InputError for an unknown
+  subject, or for a volume the card lists among the training or validation volumes."""
+  entries = manifest.split_entries(dataset, "test")
+  if subject:
+    chosen = [e for e in entries if subject in (e["name"], e["subject"])]
+    if not chosen:
+      names = ", ".join(e["name"] for e in entries[:5]) + (", ..." if len(entries) > 5 else "")
+      raise InputError(f"{manifest.manifest_path(dataset)}: no test volume {subject!r} "
+                       f"(test volumes: {names})")
+    entries = chosen
+  for entry in entries:
+    for split in ("train", "validation"):
+      if {entry["name"], entry["subject"]} & set(card.subjects.get(split, ())):
+        raise InputError(f"{entry['path']}: test volume {entry['name']} is in the {split} split "
+                         f"of {source}{weights.CARD_SUFFIX}; its figures would not be held "
+                         "out: score on a data set whose test subjects these weights never saw")
+  return entries
+
+
+def _means(per_volume) -> dict:
+  """{method: {metric: mean over the volumes}} of {volume: {method: metrics}}."""
+  return {method: {metric: figure["mean"] for metric, figure in figures.items()}
+          for method, figures in scoring.summarise(per_volume).items()}
+
+
+def _backup(base):
+  """Copies the shipped BASE.weights.h5 and BASE.json into weights/backups/ (a time-stamped
+  name); returns the backup's base, None when there was nothing to keep."""
+  if not os.path.isfile(base + weights.WEIGHTS_SUFFIX):
+    return None
+  folder = os.path.join(weights.SHIPPED_DIR, "backups")
+  os.makedirs(folder, exist_ok=True)
+  stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+  backup = os.path.join(folder, f"{os.path.basename(base)}-{stamp}")
+  for suffix in (weights.WEIGHTS_SUFFIX, weights.CARD_SUFFIX):
+    if os.path.isfile(base + suffix):
+      shutil.copy2(base + suffix, backup + suffix)
+  return backup
+
+
+def release(options: ReleaseOptions, log=print) -> str:
+  """Scores the generator and, if it clears the bar, writes it with its card; returns the
+  written base path. InputError for weights below the bar (nothing is written)."""
+  destination = options.destination()
   source = _source(options.weights)
-  model, card = weights.load_generator(source)
+  model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
   dataset = options.dataset or card.dataset
   if not dataset:
     raise InputError(f"{source}: the model card names no data set; give --dataset")
-  entries = manifest.split_entries(dataset, "test")
-  if len(entries) != 1:
-    raise InputError(f"{dataset}: expected one held-out test subject, found {len(entries)}")
-  (entry,) = entries
-  hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
-  whole = held_out_metrics(model, hr, card.acquisition, options.batch, mask)
+  entries = test_entries(dataset, options.subject, card, source)
+  per_volume, first = {}, None
+  for entry in entries:
+    hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
+    per_volume[entry["name"]] = held_out_metrics(model, hr, card.acquisition, options.batch, mask)
+    first = first or (hr, mask)
+  hr, mask = first
   crop, starts = subjects.central_crop(hr, options.check_crop)
   crop_mask = None if mask is None else subjects.central_crop(mask, options.check_crop)[0]
-  held_out = {"volume": entry["name"], "dataset": dataset, "mask": entry.get("mask", ""),
-              "normalisation": "divided by the whole volume's maximum",
+  whole = _means(per_volume)
+  held_out = {"volume": entries[0]["name"], "volumes": list(per_volume), "dataset": dataset,
+              "mask": entries[0].get("mask", ""),
+              "normalisation": "mapped onto [0, 1] by the volume's maximum (its range when it "
+                               "has negative voxels)",
               "tile": paper.TILE, "margin": paper.MARGIN, "whole_volume": whole,
+              "per_volume": per_volume,
               "check_crop": {"start": starts, "edge": options.check_crop,
                              "metrics": held_out_metrics(model, crop, card.acquisition,
                                                          options.batch, crop_mask)}}
@@ -119,10 +200,15 @@ def release(options: ReleaseOptions) -> str:
   if options.kind != "l1" and shipped_l1:
     l1 = weights.read_card(shipped_l1).held_out["whole_volume"]["model"]
   shortfalls = quality_shortfalls(whole, l1)
-  warning = (f"preliminary {card.model} weights ({card.steps} steps, "
-             f"{'GPU' if on_gpu else 'CPU only'}): {'; '.join(shortfalls)}; see the model card "
-             "and docs/reproducing.md") if shortfalls else ""
+  if shortfalls:
+    raise InputError(f"{source}: below the release bar on {len(per_volume)} test volume(s) of "
+                     f"{dataset}: {'; '.join(shortfalls)}; nothing written")
   card = dataclasses.replace(card, held_out=held_out, shipped_as=options.kind, note=note,
-                             warning=warning)
-  return weights.save_generator(model, os.path.join(weights.SHIPPED_DIR,
-                                                    weights.SHIPPED[options.kind]), card)
+                             warning="")
+  if options.replace_shipped:
+    backup = _backup(destination)
+    if backup:
+      log(f"kept the weights it replaces as {backup}{weights.WEIGHTS_SUFFIX}")
+  else:
+    os.makedirs(options.out, exist_ok=True)
+  return weights.save_generator(model, destination, card)

@@ -10,16 +10,24 @@ refused (docs/training.md#workdir). A run that has exported its generator after 
 steps is finished: the same command again says so and does nothing (a larger --steps
 trains on).
 
+One trainer works in a WORKDIR at a time: WORKDIR/.lock is held while it runs (a second one
+is refused; a lock left by a killed run is free, docs/training.md). In a multi-worker run
+the chief holds it; the other workers write into folders of their own.
+
 Exit status: 0 when done, 2 for bad flags or data (one line on stderr), 3 when a loss
 diverged (NaN/Inf), 128 + N after signal N (a checkpoint is saved first).
 """
+import json
+import os
 import sys
 
-from mdcsrn_tf import cli, weights
+from mdcsrn_tf import cli, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
-from mdcsrn_tf.train.config import (TrainConfig, check_init_generator, check_resumable,
-                                    finished_card)
+from mdcsrn_tf.files import FolderLock
+from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_init_generator,
+                                    check_patch_memory, check_resumable, finished_card,
+                                    patch_memory_bytes)
 
 EXIT_DIVERGED = 3
 
@@ -28,8 +36,14 @@ def main(config: TrainConfig, arguments):
   if arguments:
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
   config.validate()
-  for split in ("train", "validation"):  # a hand-written manifest's mistake, before any work
-    manifest.split_entries(config.dataset, split)
+  # a hand-written manifest's mistake, volumes too small, too little memory: before any work
+  factor = max(config.acquisition.factors)
+  shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), factor,
+                                config.patch_size)
+  manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), factor)
+  check_patch_memory(config, max(shapes, key=lambda shape: patch_memory_bytes(config, shape)),
+                     hardware.available_memory())
+  cache_folder(config)
   check_resumable(config)
   check_init_generator(config)
   done = finished_card(config)
@@ -39,6 +53,28 @@ def main(config: TrainConfig, arguments):
           f"{done.validation.get('psnr', float('nan')):.2f} dB); nothing to do; a larger "
           "--steps trains on")
     return 0
+  if not _is_chief(config):
+    return _train(config)
+  with FolderLock(config.workdir, "training workdir"):
+    return _train(config)
+
+
+def _is_chief(config) -> bool:
+  """Whether this process is the run's chief (steps.is_chief, read from TF_CONFIG before
+  TensorFlow loads); a TF_CONFIG that is not JSON is left for TensorFlow to refuse."""
+  if config.strategy != "multi_worker":
+    return True
+  try:
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = cluster.get("task", {})
+    kind, index = task.get("type"), int(task.get("index", 0))
+  except (ValueError, AttributeError, TypeError):
+    return True
+  return kind in (None, "chief") or (
+      kind == "worker" and index == 0 and "chief" not in cluster.get("cluster", {}))
+
+
+def _train(config):
   from mdcsrn_tf.train import loop  # TensorFlow loads only once the flags and data are good
 
   try:
@@ -58,7 +94,7 @@ def main(config: TrainConfig, arguments):
 
 
 def run():
-  cli.run(main, TrainConfig, __doc__)
+  cli.run(main, TrainConfig, __doc__, exit_within=None)  # the loop saves a checkpoint first
 
 
 if __name__ == "__main__":

@@ -97,13 +97,15 @@ def restore(config, networks, checkpoints: Checkpoints, log):
   if resumed:
     log(f"resuming from {resumed} at step {int(checkpoints.step.numpy())}")
   elif config.init_generator:
-    source = load_initial_generator(networks.generator, config.init_generator, log)
+    source = load_initial_generator(networks.generator, config.init_generator, log,
+                                    config.unverified_weights)
     log(f"generator starts from {source}")
 
 
-def load_initial_generator(generator, path, log):
-  """Loads `path` into `generator`: an exported PATH(.weights.h5) with its model card, or a
-  training workdir / checkpoint folder (the generator of its newest intact checkpoint)."""
+def load_initial_generator(generator, path, log, allow_unverified=False):
+  """Loads `path` into `generator`: an exported PATH(.weights.h5) with its model card, whose
+  checksum is verified first (weights.verify_checksum), or a training workdir / checkpoint
+  folder (the generator of its newest intact checkpoint)."""
   folder = os.path.join(path, "checkpoints") if os.path.isdir(
       os.path.join(path, "checkpoints")) else path
   if os.path.isdir(folder):
@@ -121,6 +123,7 @@ def load_initial_generator(generator, path, log):
   if card.model != generator.name:
     raise InputError(f"{path}: weights are for {card.model}, this run trains {generator.name}")
   base = weights.base_path(path)
+  weights.verify_checksum(base + weights.WEIGHTS_SUFFIX, card, allow_unverified)
   try:
     generator.load_weights(base + weights.WEIGHTS_SUFFIX)
   except (ValueError, OSError) as error:

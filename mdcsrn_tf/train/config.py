@@ -14,7 +14,7 @@ from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, models, paper, weights
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
 
 PHASES = ("pretrain", "gan")
@@ -85,6 +85,8 @@ class TrainConfig:
     summary_every: steps between TensorBoard scalar summaries.
     init_generator: starting weights when the run has no checkpoint yet: an exported
       PATH(.weights.h5) or a training workdir (the GAN phase needs one).
+    unverified_weights: accept --init_generator weights whose model card records no
+      SHA-256 (cards from before checksums); otherwise they are refused.
     seed: seeds the weights, the data stream and the penalty's interpolation weights.
   """
   dataset: str
@@ -128,6 +130,7 @@ class TrainConfig:
   validation_margin: int = paper.MARGIN
   summary_every: int = 100
   init_generator: str = ""
+  unverified_weights: bool = False
   seed: int = 0
 
   def updates(self) -> dict:
@@ -252,7 +255,56 @@ def write_run_record(config: TrainConfig):
   write_text_atomically(os.path.join(config.workdir, FLAGFILE), cli.flagfile_text(config))
   record = {**dataclasses.asdict(config), "acquisition": config.acquisition.to_dict()}
   write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
-                        json.dumps(record, indent=1) + "\n")
+                        json_text(record, indent=1) + "\n")
+
+
+# Bytes per voxel of a training volume while a visit prepares it: the float32 (LR, HR) pair
+# and, while the disk cache is cold, the volume's complex FFT (data/volume_store.py).
+VISIT_BYTES_PER_VOXEL = 8 + 16
+
+
+def patch_memory_bytes(config: TrainConfig, largest_shape) -> int:
+  """The data pipeline's peak memory: `parallel_volumes` visits of the largest training
+  volume (padded to the patch) with their cut patches, the shuffle buffer, and the batches
+  in flight (data/pipeline.py: three, with the prefetched two)."""
+  padded = math.prod(max(n, config.patch_size) for n in largest_shape)
+  patch_pair = 2 * 4 * config.patch_size**3
+  patches = (config.parallel_volumes * config.patches_per_volume + config.shuffle_patches
+             + 3 * config.batch_size)
+  return config.parallel_volumes * padded * VISIT_BYTES_PER_VOXEL + patches * patch_pair
+
+
+def check_patch_memory(config: TrainConfig, largest_shape, available: int | None):
+  """InputError when the data pipeline would need more than `available` bytes (None:
+  unknown, not checked)."""
+  needed = patch_memory_bytes(config, largest_shape)
+  if available is not None and needed > available:
+    raise InputError(
+        f"{config.dataset}: training patches need about {needed / 2**30:.3g} GiB "
+        f"(--parallel_volumes {config.parallel_volumes} visits of a "
+        f"{' x '.join(map(str, largest_shape))} volume, --patch_size {config.patch_size}, "
+        f"--shuffle_patches {config.shuffle_patches}), more than the "
+        f"{available / 2**30:.3g} GiB of memory available; lower those flags")
+
+
+def cache_folder(config: TrainConfig) -> str | None:
+  """The disk cache's folder (None without one); InputError when it is a file or cannot
+  be made."""
+  if not config.disk_cache:
+    return None
+  from mdcsrn_tf.data import volume_store
+
+  folder = config.cache_dir or volume_store.default_cache_dir()
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise InputError(f"{folder}: the disk cache's folder is a file; give --cache_dir a folder "
+                     "or --nodisk_cache")
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except OSError as error:
+    raise InputError(f"{folder}: cannot make the disk cache's folder ({error.strerror})") from None
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise InputError(f"{folder}: the disk cache's folder is not writable")
+  return folder
 
 
 def _flag_value(value) -> str:

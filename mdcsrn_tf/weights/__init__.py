@@ -9,8 +9,10 @@ the model: callers take the acquisition the weights were trained for from it. Ei
 name or the bare PATH may be given. Every problem with the files is an `InputError` naming them.
 
 The card also records the SHA-256 of the weights file it was written with: a few flipped
-bytes in an HDF5 file still load, as NaN or garbage weights, so `load_generator` compares
-the checksum first and refuses a file that is not the one the card describes.
+bytes in an HDF5 file still load, as NaN or garbage weights, so every load (`load_generator`,
+training's --init_generator) compares the checksum first and refuses a file that is not the
+one the card describes. A card without a checksum (written before checksums) is refused
+too, unless the user asks for it (`allow_unverified`, the commands' --unverified_weights).
 """
 import dataclasses
 import hashlib
@@ -74,11 +76,20 @@ def file_sha256(path) -> str:
   return digest.hexdigest()
 
 
-def verify_checksum(weights_path, card: ModelCard | None):
-  """InputError unless the weights file is the one the card's checksum describes (cards
-  written before checksums have none and pass)."""
-  if card is None or not card.weights_sha256:
+UNVERIFIED_HINT = "pass --unverified_weights to load it anyway"
+
+
+def verify_checksum(weights_path, card: ModelCard | None, allow_unverified=False):
+  """InputError unless the weights file is the one the card's checksum describes; a card
+  without a checksum passes only with `allow_unverified` (weights without a card, loaded by
+  model name, have nothing to check)."""
+  if card is None:
     return
+  if not card.weights_sha256:
+    if allow_unverified:
+      return
+    raise InputError(f"{base_path(weights_path)}{CARD_SUFFIX}: model card records no SHA-256 "
+                     f"of its weights, so a damaged file would load unnoticed; {UNVERIFIED_HINT}")
   actual = file_sha256(weights_path)
   if actual != card.weights_sha256:
     raise InputError(f"{weights_path}: SHA-256 {actual[:12]}... is not the "
@@ -91,10 +102,10 @@ def read_card(path) -> ModelCard:
   return cards.read(base_path(path))
 
 
-def load_generator(path, model_name=None) -> tuple:
+def load_generator(path, model_name=None, allow_unverified=False) -> tuple:
   """(generator, ModelCard): builds the generator named by PATH.json (or `model_name`, for
   weights without a card, which get a card of that name and the paper's acquisition) and
-  loads PATH.weights.h5, after checking it against the card's checksum."""
+  loads PATH.weights.h5, after checking it against the card's checksum (verify_checksum)."""
   from mdcsrn_tf import models
 
   base = base_path(path)
@@ -102,7 +113,7 @@ def load_generator(path, model_name=None) -> tuple:
   if not os.path.isfile(weights_path):
     raise InputError(f"{weights_path}: no such weights file")
   card = read_card(base) if (model_name is None or os.path.exists(base + CARD_SUFFIX)) else None
-  verify_checksum(weights_path, card)
+  verify_checksum(weights_path, card, allow_unverified)
   card_name = card.model if card else None
   if model_name is not None and card_name is not None and model_name != card_name:
     raise InputError(f"{weights_path}: weights are for model {card_name}, not {model_name}")

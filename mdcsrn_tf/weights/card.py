@@ -2,17 +2,17 @@
 beside PATH.weights.h5. It is written and read here and nowhere else.
 
 Training writes the card when it exports a generator, with the whole resolved training
-configuration; `python -m mdcsrn_tf.release` adds the held-out metrics, a note and, for
-weights below the project's bar, a warning that `mdcsrn-sr` prints whenever it uses them.
+configuration; `python -m mdcsrn_tf.release` adds the held-out metrics and a note (it refuses
+weights below the project's bar; a `warning` of cards released before that is still printed
+by `mdcsrn-sr` whenever it uses them).
 """
 import dataclasses
-import json
 import os
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 SUFFIX = ".json"
 
@@ -73,7 +73,7 @@ def path_of(base) -> str:
 
 def write(base, card: ModelCard):
   """Writes BASE.json atomically."""
-  text = json.dumps(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n"
+  text = json_text(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n"
   write_text_atomically(path_of(base), text)
 
 

@@ -1,0 +1,112 @@
+"""The BIDS derivatives dataset `mdcsrn-bids` writes (BIDS 1.9, "BIDS Derivatives"):
+
+  OUTPUT_DIR/dataset_description.json       DatasetType "derivative", GeneratedBy with the
+                                            weights' SHA-256
+  OUTPUT_DIR/sub-01.html                    the participant's QC report
+  OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-mdcsrn_T1w.nii.gz
+  OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-mdcsrn_T1w.json   its sidecar
+
+Every file is written atomically, so a file that exists is complete: a participant whose
+images, sidecars and report all exist is done. One folder holds the outputs of one set of
+weights: a folder whose dataset_description.json names other weights is refused, so that
+outputs of two networks never mix.
+"""
+import json
+import os
+
+import mdcsrn_tf
+from mdcsrn_tf.bids.layout import Image
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.files import read_json, write_text_atomically
+from mdcsrn_tf.infer import provenance
+
+DESCRIPTION = "mdcsrn"  # the desc-<label> entity of every output
+BIDS_VERSION = "1.9.0"
+PIPELINE = "mdcsrn-tf"
+
+
+def output_stem(image: Image) -> str:
+  """sub-01[_ses-a]..._desc-mdcsrn_T1w: desc is the last entity before the suffix."""
+  return f"{image.stem}_desc-{DESCRIPTION}_T1w"
+
+
+def output_path(output_dir, image: Image) -> str:
+  return os.path.join(output_dir, image.folder, output_stem(image) + ".nii.gz")
+
+
+def sidecar_path(output_dir, image: Image) -> str:
+  return os.path.join(output_dir, image.folder, output_stem(image) + ".json")
+
+
+def report_path(output_dir, participant) -> str:
+  return os.path.join(output_dir, f"sub-{participant}.html")
+
+
+def image_done(output_dir, image: Image) -> bool:
+  """Whether the image's output and its sidecar (written after it) both exist."""
+  return os.path.isfile(sidecar_path(output_dir, image)) and os.path.isfile(
+      output_path(output_dir, image))
+
+
+def is_done(output_dir, participant, images, with_report=True) -> bool:
+  """Whether every output of a participant exists (its report, written last, too)."""
+  return (all(image_done(output_dir, image) for image in images)
+          and (not with_report or os.path.isfile(report_path(output_dir, participant))))
+
+
+def description(weights_record) -> dict:
+  return {"Name": "mDCSRN super-resolution of T1w images", "BIDSVersion": BIDS_VERSION,
+          "DatasetType": "derivative",
+          "GeneratedBy": [{"Name": PIPELINE, "Version": mdcsrn_tf.__version__,
+                           "Description": f"{weights_record['model']} weights "
+                                          f"{os.path.basename(weights_record['file'])}",
+                           "WeightsSHA256": weights_record["sha256"]}]}
+
+
+def check_output_dir(output_dir, bids_root, weights_sha256) -> str:
+  """The absolute output folder; InputError when it is the dataset itself or inside a
+  participant's folder, when its parent does not exist, or when it holds the outputs of
+  other weights."""
+  path = os.path.abspath(os.fspath(output_dir))
+  if path == bids_root or os.path.relpath(path, bids_root).startswith("sub-"):
+    raise InputError(f"{output_dir}: the derivatives must not be written into the raw "
+                     "dataset's own folders (use e.g. BIDS_DIR/derivatives/mdcsrn)")
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise InputError(f"{output_dir}: is a file, not a folder")
+  if not os.path.isdir(os.path.dirname(path)):
+    raise InputError(f"{output_dir}: its parent folder does not exist")
+  existing = read_json(os.path.join(path, "dataset_description.json"),
+                       "dataset description", missing_ok=True)
+  if existing is not None:
+    generated = (existing.get("GeneratedBy") or [{}])[0] if isinstance(existing, dict) else {}
+    if generated.get("WeightsSHA256") != weights_sha256:
+      raise InputError(f"{output_dir}: holds derivatives of other weights (SHA-256 "
+                       f"{str(generated.get('WeightsSHA256'))[:12]}...); choose a new folder")
+  return path
+
+
+def write_description(output_dir, weights_record):
+  """dataset_description.json, written once (parallel jobs write the same text)."""
+  path = os.path.join(output_dir, "dataset_description.json")
+  if not os.path.exists(path):
+    write_text_atomically(path, json.dumps(description(weights_record), indent=2) + "\n")
+
+
+def sidecar(image: Image, output, bids_root, weights_record, command) -> dict:
+  """The sidecar of one output: its source, the weights, their acquisition and checksum,
+  the grid change and the command."""
+  source = os.path.relpath(image.path, bids_root)
+  return {"Description": "T1w image super-resolved by mDCSRN",
+          "Sources": [f"bids:raw:{source}"],
+          "SourceFile": image.path,
+          "Weights": {key: weights_record[key] for key in
+                      ("file", "sha256", "model", "shipped_as", "phase", "steps")},
+          "Acquisition": weights_record["acquisition"],
+          "GridChange": provenance.grid_change(image.path, output),
+          "CommandLine": command}
+
+
+def write_sidecar(output_dir, image, bids_root, weights_record, command):
+  output = output_path(output_dir, image)
+  text = json.dumps(sidecar(image, output, bids_root, weights_record, command), indent=2)
+  write_text_atomically(sidecar_path(output_dir, image), text + "\n")

@@ -1,0 +1,131 @@
+"""`mdcsrn-bids` on a small real BIDS dataset (conftest.bids_tree): the derivatives layout and
+dataset_description.json, the sidecars against the files themselves, the outputs equal to
+mdcsrn-sr's, label filtering, and reruns that skip what is done."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import mdcsrn_tf
+from mdcsrn_tf import weights
+from mdcsrn_tf.bids.app import BidsOptions, run_app
+from mdcsrn_tf.infer import predict
+
+SCALE = (2.0, 2.0, 1.0)  # a grid change, so that the sidecars have one to record
+EXPECTED = {  # BIDS Derivatives: source entities kept, desc-<label> before the suffix
+    "dataset_description.json", "sub-01.html", "sub-02.html",
+    "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.nii.gz",
+    "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.json",
+    "sub-01/ses-b/anat/sub-01_ses-b_run-1_desc-mdcsrn_T1w.nii.gz",
+    "sub-01/ses-b/anat/sub-01_ses-b_run-1_desc-mdcsrn_T1w.json",
+    "sub-02/anat/sub-02_desc-mdcsrn_T1w.nii.gz", "sub-02/anat/sub-02_desc-mdcsrn_T1w.json"}
+
+
+def files_under(root) -> dict:
+  """{relative path: (size, mtime_ns)} of every file under root."""
+  found = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      found[os.path.relpath(path, root)] = (os.path.getsize(path), os.stat(path).st_mtime_ns)
+  return found
+
+
+def run_command(*args):
+  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.bids", *map(str, args)],
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def derivatives(bids_tree, tmp_path_factory):
+  """(dataset, derivatives folder) after one run of the command over every participant."""
+  root = tmp_path_factory.mktemp("bids_app")
+  dataset = bids_tree(root / "raw")
+  out = root / "raw" / "derivatives" / "mdcsrn"
+  (root / "raw" / "derivatives").mkdir()
+  result = run_command(dataset, out, "participant", "--participant_label", "01", "sub-02",
+                       "--scale=2,2,1")
+  assert result.returncode == 0, result.stderr
+  return dataset, out
+
+
+def test_derivatives_dataset_layout_and_description(derivatives):
+  _, out = derivatives
+  assert set(files_under(out)) == EXPECTED
+  description = json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))
+  assert description["DatasetType"] == "derivative"
+  generated = description["GeneratedBy"][0]
+  shipped = weights.shipped()["l1"] + weights.WEIGHTS_SUFFIX
+  assert generated["Name"] == "mdcsrn-tf" and generated["Version"] == mdcsrn_tf.__version__
+  assert generated["WeightsSHA256"] == hashlib.sha256(open(shipped, "rb").read()).hexdigest()
+
+
+def test_sidecar_names_source_weights_acquisition_grid_and_command(derivatives):
+  dataset, out = derivatives
+  stem = out / "sub-02" / "anat" / "sub-02_desc-mdcsrn_T1w"
+  sidecar = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+  source = os.path.join(dataset, "sub-02", "anat", "sub-02_T1w.nii")
+  assert sidecar["Sources"] == ["bids:raw:sub-02/anat/sub-02_T1w.nii"]
+  assert sidecar["SourceFile"] == source
+  card = json.load(open(weights.shipped()["l1"] + weights.CARD_SUFFIX, encoding="utf-8"))
+  assert sidecar["Weights"]["sha256"] == card["weights_sha256"]
+  assert sidecar["Acquisition"] == card["acquisition"]
+  output = nib.load(str(stem) + ".nii.gz")
+  change = sidecar["GridChange"]
+  assert change["input"]["shape"] == [33, 41, 25] and change["input"]["voxel_mm"] == [2, 2, 2]
+  assert change["output"]["shape"] == list(output.shape) == [66, 82, 25]
+  assert change["output"]["voxel_mm"] == [float(z) for z in output.header.get_zooms()]
+  assert change["factors"] == list(SCALE)
+  assert "participant --participant_label 01 sub-02 --scale=2,2,1" in sidecar["CommandLine"]
+
+
+def test_outputs_are_mdcsrn_srs(derivatives, tmp_path):
+  """The app runs the library of mdcsrn-sr: the same settings give the same voxels."""
+  dataset, out = derivatives
+  source = os.path.join(dataset, "sub-01", "ses-b", "anat", "sub-01_ses-b_run-1_T1w.nii.gz")
+  expected = tmp_path / "sr.nii.gz"
+  predict.super_resolve_files(predict.PredictOptions(scale=SCALE), [source, expected])
+  produced = out / "sub-01" / "ses-b" / "anat" / "sub-01_ses-b_run-1_desc-mdcsrn_T1w.nii.gz"
+  produced_voxels, expected_voxels = (nib.load(p).get_fdata() for p in (produced, expected))
+  # the same arithmetic in two processes: only a different split of the sums between
+  # threads could move a voxel, by round-off (float32: 1e-7 of the sums' size per step)
+  np.testing.assert_allclose(produced_voxels, expected_voxels, rtol=0,
+                             atol=1e-5 * expected_voxels.max())
+  np.testing.assert_array_equal(nib.load(produced).affine, nib.load(expected).affine)
+
+
+def test_rerun_skips_finished_participants_and_completes_an_interrupted_one(derivatives):
+  dataset, out = derivatives
+  before = files_under(out)
+  os.remove(out / "sub-02.html")  # as if the run had stopped before sub-02's report
+  result = run_command(dataset, out, "participant", "--scale=2,2,1")
+  assert result.returncode == 0, result.stderr
+  assert "sub-01: done already, skipped" in result.stderr
+  after = files_under(out)
+  assert set(after) == EXPECTED
+  assert {k: v for k, v in after.items() if k != "sub-02.html"} == {
+      k: v for k, v in before.items() if k != "sub-02.html"}  # nothing else rewritten
+
+
+def test_labels_select_participants_and_sessions(bids_tree, tmp_path):
+  dataset = bids_tree(tmp_path / "raw")
+  options = BidsOptions(participant_label=("sub-01",), session_label=("b",), report=False)
+  logged = []
+  assert run_app(options, [dataset, tmp_path / "one", "participant"],
+                 log=lambda *a, **k: logged.append(a[0])) == ["01"]
+  assert set(files_under(tmp_path / "one")) == {
+      "dataset_description.json",
+      "sub-01/ses-b/anat/sub-01_ses-b_run-1_desc-mdcsrn_T1w.nii.gz",
+      "sub-01/ses-b/anat/sub-01_ses-b_run-1_desc-mdcsrn_T1w.json"}
+  # a session filter alone passes over participants without that session
+  only_a = BidsOptions(session_label=("ses-a",), report=False)
+  assert run_app(only_a, [dataset, tmp_path / "two", "participant"],
+                 log=lambda *a, **k: None) == ["01"]
+  assert sorted(files_under(tmp_path / "two")) == [
+      "dataset_description.json", "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.json",
+      "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.nii.gz"]

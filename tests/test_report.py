@@ -1,0 +1,107 @@
+"""The QC report of `mdcsrn-sr --report`: a self-contained page that headless Chromium (the
+Debian package; `make test` installs it) renders with the three slices of the input and of
+the output visible, found in the screenshot by normalised cross-correlation with the slices
+taken from the NIfTI files here."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import signal
+
+from conftest import UNDER_CI
+from mdcsrn_tf.infer import report
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                  "--force-device-scale-factor=1", "--force-color-profile=srgb")
+WINDOW = (1300, 1700)
+# A slice shown as it is correlates with its panel at 0.997 (the grey scale's clipping at
+# the top percentile and the zoom box's outline are the only changes); the slice six voxels
+# away correlates at 0.86 at most (measured on this crop, input and output), another plane
+# or the difference map far less.
+MATCH = 0.95
+
+
+@pytest.fixture(scope="module")
+def chromium():
+  path = shutil.which("chromium")
+  if path is None:
+    message = "chromium is not installed: apt-get install chromium (make test installs it)"
+    if UNDER_CI:
+      pytest.fail(f"{message}; under CI a missing browser fails the suite")
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture(scope="module")
+def reported(colin27_crop, tmp_path_factory):
+  """(input, output, report) of mdcsrn-sr --report on a real Colin27 crop."""
+  root = tmp_path_factory.mktemp("report")
+  scan = colin27_crop(root / "scan.nii.gz")
+  result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.infer", scan, root / "sr.nii.gz",
+                           "--report", root / "qc.html"], capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  return scan, root / "sr.nii.gz", root / "qc.html"
+
+
+def screenshot(chromium, page, folder):
+  shot = folder / "shot.png"
+  subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}",
+                  f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--screenshot={shot}",
+                  page.as_uri()], capture_output=True, timeout=120, check=True)
+  from matplotlib import image  # pylint: disable=import-outside-toplevel
+
+  return image.imread(shot)[..., :3].mean(axis=-1)
+
+
+def best_correlation(picture, template) -> float:
+  """The highest normalised cross-correlation of `template` over every position in
+  `picture`."""
+  template = template - template.mean()
+  ones = np.ones(template.shape)
+  products = signal.fftconvolve(picture, template[::-1, ::-1], mode="valid")
+  sums = signal.fftconvolve(picture, ones, mode="valid")
+  squares = signal.fftconvolve(picture ** 2, ones, mode="valid")
+  variance = squares - sums ** 2 / template.size
+  # flat places (the page's white background) have no correlation to speak of, and there
+  # the FFT's round-off would dominate the quotient
+  textured = variance > 1e-3 * template.size
+  spread = np.sqrt(np.where(textured, variance, 1.0))
+  return float(np.max(np.where(textured, products / (spread * np.linalg.norm(template)), 0)))
+
+
+def shown(volume, plane, index):
+  """A slice as the report promises to show it: in-plane axes (p, q), p to the right and
+  q upward, PIXELS_PER_MM screen pixels per mm (1 mm voxels here)."""
+  picture = np.flipud(np.take(volume, index, axis=plane).T)
+  return np.repeat(np.repeat(picture, report.PIXELS_PER_MM, 0), report.PIXELS_PER_MM, 1)
+
+
+def test_report_is_self_contained(reported):
+  page = reported[2].read_text(encoding="utf-8")
+  sources = re.findall(r'src="([^"]*)"', page)
+  assert len(sources) == 15 and all(s.startswith("data:image/png;base64,") for s in sources)
+  assert "<script" not in page and "http" not in page and "<link" not in page
+
+
+def test_chromium_renders_the_slices_of_input_and_output(chromium, reported, tmp_path):
+  scan, output, page = reported
+  picture = screenshot(chromium, page, tmp_path)
+  assert picture.shape == (WINDOW[1], WINDOW[0])
+  planes = {int(p): int(i) for p, i in
+            re.findall(r'data-plane="(\d)" data-slice="(\d+)"', page.read_text("utf-8"))}
+  assert sorted(planes) == [0, 1, 2]
+  for path in (scan, output):
+    volume = nib.load(path).get_fdata(dtype=np.float32)
+    for plane, index in planes.items():
+      assert best_correlation(picture, shown(volume, plane, index)) > MATCH, (path, plane)
+      # a slice six voxels away is not what is shown
+      other = shown(volume, plane, index + 6)
+      assert best_correlation(picture, other) < MATCH, (path, plane)
