@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf.acquisition import PAPER, Acquisition
-from mdcsrn_tf import weights
+from mdcsrn_tf import metrics, weights
 from mdcsrn_tf.data import kspace
 from mdcsrn_tf.evaluate import figures
 
@@ -69,14 +69,18 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
   # written volumes (over the crop, and over ch2bet's voxels > 0 in the same crop)
   lines = result.stdout.splitlines()
   assert lines[0].split() == ["whole", "volume", "in", "the", "brain", "(ch2bet", ">", "0)"]
-  assert lines[1].split()[:7] == ["method", "SSIM", "PSNR", "NRMSE", "SSIM", "PSNR", "NRMSE"]
+  columns = [metric.name for metric in metrics.IN_TABLES]  # each group's, in order
+  group = " ".join(metric.label for metric in metrics.IN_TABLES).split()
+  assert lines[1].split()[:1 + 2 * len(group)] == ["method", *group, *group]
   printed = {line.split()[0]: line.split() for line in lines[3:3 + len(scores)]}
   brain = nib.load(sample("colin27_1mm_bet")).get_fdata()[
       tuple(slice(s, s + CROP) for s in starts)] > 0
   truth = hr.get_fdata() / hr.get_fdata().max()
   for method in scores:
     error = nib.load(out / f"colin27_{method}.nii.gz").get_fdata() / hr.get_fdata().max() - truth
-    for column, voxels in ((2, np.ones(brain.shape, bool)), (5, brain)):
+    psnr_column = 1 + columns.index("psnr")
+    for column, voxels in ((psnr_column, np.ones(brain.shape, bool)),
+                           (psnr_column + len(columns), brain)):
       expected = 10 * np.log10(1 / np.mean(error[voxels] ** 2))
       assert abs(float(printed[method][column]) - expected) < 0.005 + 1e-4, (method, column)
 
