@@ -3,6 +3,9 @@ checksum verified), were never trained on the held-out subject, and, measured no
 of the held-out Colin27 volume, over the whole crop and inside the brain, clear the project's
 bar against the paper's bicubic baseline; and the release's bar names each miss and the
 figure it is about."""
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -93,3 +96,27 @@ def test_quality_shortfalls_name_each_miss_and_its_figure():
                                     l1={"psnr": 39.0, "psnr_mask": 43.5}) == [
       "held-out whole-volume PSNR 38.90 dB, less than 1.0 dB above bicubic 38.50 dB",
       "held-out in-mask PSNR 42.00 dB, more than 1.0 dB below the L1 weights' 43.50 dB"]
+
+
+def strings_in(value):
+  """Every string inside a JSON value."""
+  if isinstance(value, str):
+    yield value
+  elif isinstance(value, dict):
+    for item in value.values():
+      yield from strings_in(item)
+  elif isinstance(value, list):
+    for item in value:
+      yield from strings_in(item)
+
+
+def test_shipped_cards_name_no_path_of_the_machine_they_were_made_on():
+  # paths relative to the repository, or where a Debian package puts a file on every machine
+  cards = [name for name in os.listdir(weights.SHIPPED_DIR) if name.endswith(".json")]
+  assert cards
+  for name in cards:
+    with open(os.path.join(weights.SHIPPED_DIR, name), encoding="utf-8") as file:
+      card = json.load(file)
+    absolute = [text for text in strings_in(card)
+                if os.path.isabs(text) and not text.startswith("/usr/share/")]
+    assert absolute == [], name
