@@ -33,6 +33,9 @@ TABLES = {
 }
 TABLE1 = ("b1u8", "b2u4", "b3u4", "b4u4")
 TABLE2 = ("cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
+# The trained rows of both tables: networks, not interpolations (weights/<row>_l1 ships each
+# L1 network, weights/b4u4_gan the GAN stage).
+NETWORKS = tuple(row for row in dict.fromkeys(TABLE1 + TABLE2) if row != "cubic")
 FIGURE2 = ("nearest", "cubic", "fsrcnn", "srresnet", "b4u4", "b4u4_gan")
 VOLUME_SHAPE = (320, 320, 256)  # the timed volume: HCP at 0.7 mm
 GPU = "GTX 1080 Ti"

@@ -110,3 +110,11 @@ def test_out_and_replace_shipped_are_one_choice():
   for fields in ({}, {"out": "x", "replace_shipped": True}):
     with pytest.raises(InputError, match="give --out DIR"):
       release.ReleaseOptions(weights="w", **fields)
+
+
+def test_weights_are_written_under_their_network_and_kind(tmp_path, monkeypatch):
+  assert release.ReleaseOptions(weights="w", kind="gan", out=str(tmp_path)).destination(
+      "srresnet") == str(tmp_path / "srresnet_gan")
+  monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path / "package"))
+  assert release.ReleaseOptions(weights="w", replace_shipped=True).destination(
+      "b1u8") == str(tmp_path / "package" / "b1u8_l1")

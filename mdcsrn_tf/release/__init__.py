@@ -10,10 +10,11 @@ its brain), inside the mask. A test volume that the card lists among the weights
 or validation volumes is refused: its figures would not be held out. So are weights below
 the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR at
 least REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
-GAN_TOLERANCE_DB PSNR of the shipped L1 weights.
+GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network.
 
-The weights and their card go to the folder `--out` names, as b4u4_{kind}; the package's
-shipped weights are replaced only with `--replace_shipped`, after a copy of the current ones
+The weights and their card go to the folder `--out` names, as MODEL_KIND (`b1u8_l1`,
+`b4u4_gan`: the names of weights/, one per row of the paper's tables); the package's shipped
+weights are replaced only with `--replace_shipped`, after a copy of the current ones
 is kept in mdcsrn_tf/weights/backups/ (the package data does not include that folder).
 """
 import dataclasses
@@ -37,13 +38,14 @@ class ReleaseOptions:
   Attributes:
     weights: the generator to ship: a training workdir (its export/generator) or an
       exported PATH(.weights.h5) with its card.
-    kind: which shipped weights these become: l1 or gan.
+    kind: the training that made them, l1 (pre-training) or gan: the weights are written
+      as MODEL_KIND, MODEL the network their card names.
     dataset: the data set manifest whose test split scores the weights (default: the one
       their model card names); no test volume may be one they trained or validated on. The
       card records which manifest was used.
     subject: the test volume (its name or subject id) to score; default: every test volume.
-    out: the folder to write b4u4_KIND.weights.h5 and its card into.
-    replace_shipped: write over the package's shipped b4u4_KIND weights instead of --out,
+    out: the folder to write MODEL_KIND.weights.h5 and its card into.
+    replace_shipped: write over the package's shipped MODEL_KIND weights instead of --out,
       keeping a copy of them in the package's weights/backups/ folder.
     check_crop: edge of the central crop whose metrics the test suite re-measures.
     batch: tiles per forward pass.
@@ -67,10 +69,10 @@ class ReleaseOptions:
       raise InputError("give --out DIR (a folder for the released weights) or "
                        "--replace_shipped (over the package's own), one of them")
 
-  def destination(self) -> str:
-    """The base path the weights are written to; InputError when --out is not a folder or
-    already holds weights of that name."""
-    name = weights.SHIPPED[self.kind]
+  def destination(self, model) -> str:
+    """The base path `model`'s weights are written to; InputError when --out is not a
+    folder or already holds weights of that name."""
+    name = f"{model}_{self.kind}"
     if self.replace_shipped:
       return os.path.join(weights.SHIPPED_DIR, name)
     if os.path.exists(self.out) and not os.path.isdir(self.out):
@@ -164,8 +166,8 @@ def _backup(base):
 def release(options: ReleaseOptions, log=print) -> str:
   """Scores the generator and, if it clears the bar, writes it with its card; returns the
   written base path. InputError for weights below the bar (nothing is written)."""
-  destination = options.destination()
   source = _source(options.weights)
+  destination = options.destination(weights.read_card(source).model)
   model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
   dataset = options.dataset or card.dataset
   if not dataset:
@@ -195,7 +197,7 @@ def release(options: ReleaseOptions, log=print) -> str:
       f"{card.training.get('batch_size', '?')}, {card.steps} steps, where the paper trains 64^3 "
       "patches, batch 2, for 500k (L1) and 550k (GAN) steps on a GPU; train with the full "
       "flagfiles on a GPU for real use (docs/reproducing.md)")
-  shipped_l1 = weights.shipped().get("l1")
+  shipped_l1 = weights.shipped_network(card.model)
   l1 = None
   if options.kind != "l1" and shipped_l1:
     l1 = weights.read_card(shipped_l1).held_out["whole_volume"]["model"]
