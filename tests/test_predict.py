@@ -373,3 +373,11 @@ def test_a_cards_warning_is_printed_before_the_output(tmp_path, scan, generator_
   result = run_cli(scan, tmp_path / "out.nii.gz", "--weights", warned, "--tile", "12")
   assert result.returncode == 0, result.stderr
   assert result.stderr.splitlines() == ["warning: below the bar on Colin27"]
+
+
+def test_weights_shipped_with_the_package_are_named_by_their_name(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # no file of that name here
+  for name in weights.shipped_names():
+    model, card = predict.load_model(name)
+    assert f"{card.model}_{card.shipped_as}" == name
+    assert predict.trained_acquisition(predict.weights_to_use(name)) == card.acquisition

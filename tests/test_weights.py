@@ -1,6 +1,7 @@
 """Model cards record their weights' SHA-256, and loading refuses weights that do not match."""
 import hashlib
 import json
+import os
 
 import keras
 import numpy as np
@@ -75,3 +76,17 @@ def test_a_card_without_checksum_is_refused_unless_asked_for(saved, tmp_path):
     weights.load_generator(target)
   loaded, _ = weights.load_generator(target, allow_unverified=True)
   assert any(np.isnan(w).any() for w in loaded.get_weights())
+
+
+def test_weights_are_named_by_path_or_by_their_shipped_name(saved, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  for name in weights.shipped_names():  # every shipped file answers to its name
+    assert weights.resolve(name) == os.path.join(weights.SHIPPED_DIR, name)
+  assert set(weights.shipped_names()) >= {"b4u4_l1", "b4u4_gan"}
+  # a path is taken as it is, even one that does not exist, as is a file of that name here
+  base = saved[1]
+  assert weights.resolve(base) == base
+  assert weights.resolve(os.path.join("runs", "b4u4_l1")) == os.path.join("runs", "b4u4_l1")
+  (tmp_path / "b4u4_l1.weights.h5").write_bytes(b"")
+  assert weights.resolve("b4u4_l1") == "b4u4_l1"
+  assert weights.resolve("b5u4_l1") == "b5u4_l1"

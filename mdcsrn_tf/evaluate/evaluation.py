@@ -34,7 +34,8 @@ class EvaluateOptions:
       grid whose non-zero voxels are the mask; every figure is then also reported inside it
       (a manifest gives masks in its entries' "mask" field instead).
     baselines: baselines to score, of nearest, linear, cubic and zero_filled.
-    weights: NAME=PATH of each generator to score (PATH.weights.h5 with its PATH.json card).
+    weights: NAME=PATH of each generator to score (PATH.weights.h5 with its PATH.json card,
+      or the name of shipped weights: b4u4=b4u4_l1).
     factors: per-axis factors of the acquisition the baselines are scored on without
       --weights (default 2,2,1, the paper's); networks are scored on their card's, and a
       flag that contradicts it is refused.
@@ -92,13 +93,15 @@ class EvaluateOptions:
                                                 self.plane_axes))
 
   def weight_paths(self) -> dict:
-    """{name: path} from the NAME=PATH entries."""
+    """{name: path} from the NAME=PATH entries (shipped weights by name resolved)."""
+    from mdcsrn_tf import weights
+
     parsed = {}
     for entry in self.weights:
       name, separator, path = entry.partition("=")
       if not separator or not name or not path:
         raise InputError(f"--weights expects NAME=PATH, got {entry!r}")
-      parsed[name] = path
+      parsed[name] = weights.resolve(path)
     return parsed
 
 

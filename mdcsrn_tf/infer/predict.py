@@ -30,8 +30,9 @@ class PredictOptions:
   """How `mdcsrn-sr` super-resolves its inputs.
 
   Attributes:
-    weights: PATH(.weights.h5) of a generator with its PATH.json card (default: the shipped
-      b4u4 weights).
+    weights: PATH(.weights.h5) of a generator with its PATH.json card, or the name of
+      weights shipped with the package, one per row of the paper's tables: b1u8_l1,
+      b2u4_l1, b3u4_l1, b4u4_l1, fsrcnn_l1, srresnet_l1, b4u4_gan (default: b4u4_l1).
     gan: use the shipped GAN weights instead of the L1 ones.
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
@@ -254,10 +255,13 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
 
 
 def weights_to_use(weights_path=None, gan=False):
-  """The weights the user named, or the shipped L1 (or GAN) ones."""
+  """The weights the user named (a path, or shipped weights by name), or the shipped b4u4
+  L1 (or GAN) ones."""
   from mdcsrn_tf import weights
 
-  return weights_path or weights.default_weights("gan" if gan else "l1")
+  if weights_path:
+    return weights.resolve(weights_path)
+  return weights.default_weights("gan" if gan else "l1")
 
 
 def trained_acquisition(weights_path, model_name=None) -> Acquisition:

@@ -156,6 +156,22 @@ def shipped() -> dict:
           if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
 
 
+def shipped_names() -> list:
+  """The names of the weights shipped in this install (b1u8_l1, ..., b4u4_gan)."""
+  return sorted(name[:-len(WEIGHTS_SUFFIX)] for name in os.listdir(SHIPPED_DIR)
+                if name.endswith(WEIGHTS_SUFFIX))
+
+
+def resolve(path_or_name) -> str:
+  """The base path a --weights value names: a PATH (with or without a suffix) as it is, or
+  the name of shipped weights (`srresnet_l1`) when no such file exists here."""
+  base = base_path(path_or_name)
+  if (os.path.exists(base + WEIGHTS_SUFFIX) or os.sep in base
+      or not os.path.isfile(os.path.join(SHIPPED_DIR, base + WEIGHTS_SUFFIX))):
+    return os.fspath(path_or_name)
+  return os.path.join(SHIPPED_DIR, base)
+
+
 def shipped_network(method):
   """Base path of the shipped weights of a row of the paper's tables (`b1u8` ... `srresnet`
   trained with L1 as `<method>_l1`, `b4u4_gan` as is), or None when this install has none."""
