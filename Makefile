@@ -31,10 +31,11 @@ test: samples browser
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # The held-out Colin27 brain degraded, scored and super-resolved (PNG, NIfTI, metrics), then
-# the degraded volume through the user command, mdcsrn-sr, as a user would run it.
+# the degraded volume through the user command, mdcsrn-sr, as a user would run it; both
+# rewrite their own files in demo_out/ on every run.
 demo: samples
 	$(PY) -m mdcsrn_tf.demo --out demo_out
-	$(VENV)/bin/mdcsrn-sr demo_out/colin27_lr.nii.gz demo_out/colin27_lr_sr.nii.gz
+	$(VENV)/bin/mdcsrn-sr demo_out/colin27_lr.nii.gz demo_out/colin27_lr_sr.nii.gz --overwrite
 
 # About 25 minutes on 2 CPU cores; docs/performance.md holds the figures.
 bench: samples
