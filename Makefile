@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # tensorflow-cpu is half the size; a machine with an NVIDIA driver gets the CUDA build.
 TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[and-cuda]' || echo tensorflow-cpu)==2.21.0
 # Test files run in parallel, one worker per core (pytest-xdist).
-PYTEST_ARGS ?= -n auto
+PYTEST_ARGS ?= -n auto --durations=15
 
 .PHONY: venv samples browser test demo bench tables-train clean-venv
 
@@ -41,15 +41,19 @@ demo: samples
 bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
-# Tables 1 and 2 on the CPU: every L1 network of the tables with one budget
-# (flags/cpu_tables/pretrain.cfg), b4u4 first (the GAN stage starts from it), SRResNet, the
-# costliest, last; each in runs/cpu/<model>; a run that was stopped resumes from its newest
-# checkpoint (docs/reproducing.md).
+# Tables 1 and 2 on the CPU: every network of the tables with one budget
+# (flags/cpu_tables/): b4u4 first, then the GAN stage from it (runs/cpu/b4u4_gan), then the
+# other L1 networks, SRResNet, the costliest, last; each in runs/cpu/<model>; a run that was
+# stopped resumes from its newest checkpoint (docs/reproducing.md).
 TABLES_RUNS ?= runs/cpu
 tables-train: samples
-	for model in b4u4 b2u4 b1u8 b3u4 fsrcnn srresnet; do \
-	  $(PY) -m mdcsrn_tf.train --flagfile=flags/cpu_tables/pretrain.cfg --model=$$model \
-	      --workdir=$(TABLES_RUNS)/$$model || exit 1; \
+	for model in b4u4 b4u4_gan b2u4 b1u8 b3u4 fsrcnn srresnet; do \
+	  case $$model in \
+	    *_gan) flags="--flagfile=flags/cpu_tables/gan.cfg \
+	                  --init_generator=$(TABLES_RUNS)/b4u4/export/generator" ;; \
+	    *) flags="--flagfile=flags/cpu_tables/pretrain.cfg --model=$$model" ;; \
+	  esac; \
+	  $(PY) -m mdcsrn_tf.train $$flags --workdir=$(TABLES_RUNS)/$$model || exit 1; \
 	done
 
 clean-venv:

@@ -122,10 +122,40 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   return {"shown": list(slices), "missing": missing}
 
 
+def card_rows(methods) -> list:
+  """`markdown`'s rows from the held-out figures in the shipped weights' model cards (the
+  release measured them on the bundled test heads; no network runs): a network's row from
+  its own card, a baseline's from the first card's (every card scored the same heads)."""
+  from mdcsrn_tf import models
+
+  shipped = {m: weights.shipped_network(m) for m in methods if m not in scoring.BASELINES}
+  cards = {m: weights.read_card(base) for m, base in shipped.items() if base}
+  if not cards:
+    raise ValueError("no shipped weights in this install: no model card to read figures from")
+  baselines = next(iter(cards.values())).held_out["per_volume"]
+  rows = []
+  for method in methods:
+    if method in scoring.BASELINES:
+      figures, model, note = {name: f[method] for name, f in baselines.items()}, None, ""
+    elif method in cards:
+      card = cards[method]
+      figures = {name: f["model"] for name, f in card.held_out["per_volume"].items()}
+      model = models.build_model(card.model, **card.model_arguments)
+      note = f"shipped weights {os.path.basename(shipped[method])} (CPU budget)"
+    else:
+      rows.append(_row(method, None, None, "no shipped weights"))
+      continue
+    summary = scoring.summarise({name: {method: f} for name, f in figures.items()})[method]
+    rows.append(_row(method, summary, model, note))
+  return rows
+
+
 def _row(method, summary, model, note):
   theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
   row = {"method": LABELS.get(method, method), "note": note,
-         "n": summary["psnr"]["n"] if summary else 0}
+         "n": summary["psnr"]["n"] if summary else 0,
+         "n_mask": summary[metrics.IN_TABLES[0].masked_name]["n"]
+                   if summary and metrics.IN_TABLES[0].masked_name in summary else 0}
   for metric in metrics.IN_TABLES:
     ours = summary[metric.name] if summary else None
     in_mask = (summary or {}).get(metric.masked_name)  # only for subjects with masks
@@ -164,7 +194,7 @@ def markdown(rows) -> str:
   in_paper = {field.name for field in dataclasses.fields(paper.PaperRow)}
   for key, label, _ in figures_shown:
     header += [label, f"paper {label}", f"diff {label}"] if key in in_paper else [label]
-  header += [f"{label} in mask" for _, label, _ in masked]
+  header += [f"{label} in mask" for _, label, _ in masked] + (["n in mask"] if masked else [])
   header += ["n", "params", "ops/voxel", "time (s)", "paper time (s)", "weights"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
@@ -173,7 +203,8 @@ def markdown(rows) -> str:
       cells += [mean_std(row[key], digits, row["n"])] + ([
           number(row[f"paper_{key}"], digits), number(row[f"diff_{key}"], digits)]
           if key in in_paper else [])
-    cells += [mean_std(row[key], digits, row["n"]) for key, _, digits in masked]
+    cells += [mean_std(row[key], digits, row["n_mask"]) for key, _, digits in masked]
+    cells += [str(row["n_mask"] or "-")] if masked else []
     cells += [str(row["n"] or "-"), f"{row['params']:,}" if "params" in row else "-",
               f"{row['ops_per_voxel']:,.0f}" if "ops_per_voxel" in row else "-",
               number(row["seconds"], 2), number(row["paper_seconds"], 2), row["note"]]
