@@ -7,7 +7,7 @@ TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[
 # Test files run in parallel, one worker per core (pytest-xdist).
 PYTEST_ARGS ?= -n auto --durations=15
 
-.PHONY: venv samples browser test demo bench tables-train clean-venv
+.PHONY: venv samples browser test demo bench tables-train tables-release clean-venv
 
 venv: $(VENV)/.installed
 
@@ -42,18 +42,27 @@ bench: samples
 	$(PY) benchmarks/run_all.py --out benchmarks/results
 
 # Tables 1 and 2 on the CPU: every network of the tables with one budget
-# (flags/cpu_tables/): b4u4 first, then the GAN stage from it (runs/cpu/b4u4_gan), then the
-# other L1 networks, SRResNet, the costliest, last; each in runs/cpu/<model>; a run that was
-# stopped resumes from its newest checkpoint (docs/reproducing.md).
+# (flags/cpu_tables/): b4u4 first, then the GAN stage from it (runs/cpu/b4u4_gan) and its
+# control (L1 alone for as many generator updates), then the other L1 networks, SRResNet,
+# the costliest, last; each in runs/cpu/<run>; a run that was stopped resumes from its
+# newest checkpoint. tables-release then ships each, scored on the held-out heads, as
+# mdcsrn_tf/weights/<model>_<kind> (docs/reproducing.md).
 TABLES_RUNS ?= runs/cpu
 tables-train: samples
-	for model in b4u4 b4u4_gan b2u4 b1u8 b3u4 fsrcnn srresnet; do \
-	  case $$model in \
-	    *_gan) flags="--flagfile=flags/cpu_tables/gan.cfg \
-	                  --init_generator=$(TABLES_RUNS)/b4u4/export/generator" ;; \
-	    *) flags="--flagfile=flags/cpu_tables/pretrain.cfg --model=$$model" ;; \
+	for run in b4u4 b4u4_gan b4u4_l1_continued b2u4 b1u8 b3u4 fsrcnn srresnet; do \
+	  case $$run in \
+	    b4u4_*) flags="--flagfile=flags/cpu_tables/$${run#b4u4_}.cfg \
+	                   --init_generator=$(TABLES_RUNS)/b4u4/export/generator" ;; \
+	    *) flags="--flagfile=flags/cpu_tables/pretrain.cfg --model=$$run" ;; \
 	  esac; \
-	  $(PY) -m mdcsrn_tf.train $$flags --workdir=$(TABLES_RUNS)/$$model || exit 1; \
+	  $(PY) -m mdcsrn_tf.train $$flags --workdir=$(TABLES_RUNS)/$$run || exit 1; \
+	done
+
+tables-release: samples
+	for run in b4u4 b4u4_gan b2u4 b1u8 b3u4 fsrcnn srresnet; do \
+	  case $$run in *_gan) kind=gan ;; *) kind=l1 ;; esac; \
+	  $(PY) -m mdcsrn_tf.release --weights=$(TABLES_RUNS)/$$run --kind=$$kind \
+	    --replace_shipped --below_bar || exit 1; \
 	done
 
 clean-venv:

@@ -61,6 +61,7 @@ def test_every_test_volume_is_scored_and_the_weights_go_to_the_named_folder(test
   assert card["weights_sha256"] == sha256(base + weights.WEIGHTS_SUFFIX)
   held_out = card["held_out"]
   assert held_out["volumes"] == [e["name"] for e in entries]
+  assert held_out["dataset"] == "manifest.json"  # outside the working directory: its name
   for method in ("model", "cubic"):
     for metric in ("psnr", "ssim", "psnr_mask"):
       per_volume = [held_out["per_volume"][e["name"]][method][metric] for e in entries]
@@ -104,6 +105,27 @@ def test_weights_below_the_bar_are_refused_and_nothing_is_written(test_split, tm
     release.release(options(weights=random, dataset=manifest, subject="colin_centre",
                             out=str(tmp_path / "out")))
   assert not (tmp_path / "out").exists()
+  # a row of the paper's tables ships whatever it scores, its misses in the card's warning
+  base = release.release(options(weights=random, dataset=manifest, subject="colin_centre",
+                                 out=str(tmp_path / "out"), below_bar=True))
+  card = weights.read_card(base)
+  assert card.warning.startswith("below the project's bar: held-out whole-volume PSNR")
+  assert card.warning.count(";") + 1 == len(release.quality_shortfalls(
+      card.held_out["whole_volume"]))
+
+
+def test_released_cards_name_no_path_of_the_machine(tmp_path):
+  repository = tmp_path / "repository"
+  card = ModelCard("b4u4", dataset=str(repository / "data" / "manifest.json"),
+                   training={"workdir": "runs/b4u4", "cache_dir": str(tmp_path / "cache"),
+                             "losses": [str(repository / "runs" / "a.json")], "steps": 5},
+                   held_out={"mask": "/usr/share/mricron/templates/ch2bet.nii.gz"})
+  moved = release.portable(card, root=str(repository))
+  assert moved.dataset == "data/manifest.json"
+  assert moved.training == {"workdir": "runs/b4u4", "cache_dir": "cache",
+                            "losses": ["runs/a.json"], "steps": 5}
+  assert moved.held_out == card.held_out  # a Debian package's file is there on every machine
+  assert moved.acquisition == card.acquisition and moved.model == "b4u4"
 
 
 def test_out_and_replace_shipped_are_one_choice():

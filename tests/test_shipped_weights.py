@@ -1,101 +1,139 @@
-"""The weights shipped in mdcsrn_tf/weights/: they load into the registered model (their
-checksum verified), were never trained on the held-out subject, and, measured now on a crop
-of the held-out Colin27 volume, over the whole crop and inside the brain, clear the project's
-bar against the paper's bicubic baseline; and the release's bar names each miss and the
-figure it is about."""
+"""The weights shipped in mdcsrn_tf/weights/, one per trained row of the paper's tables:
+each loads into its network (checksum verified), was never trained or validated on the
+held-out heads its card reports, and its card's figures are measured again here, on the
+card's crop of the held-out Colin27 (whole crop and inside the brain), not read back. A row
+ships whatever it scores; its card warns exactly when its figures miss the project's bar,
+and the bar names each miss and the figure it is about."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from mdcsrn_tf import models, paper, release, weights
+from mdcsrn_tf import metrics, models, paper, release, weights
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.evaluate import scoring, subjects
 
-SHIPPED = weights.shipped()
-CROP = 64
+SHIPPED = {row: weights.shipped_network(row) for row in paper.NETWORKS
+           if weights.shipped_network(row)}
+HELD_OUT_HEADS = 2  # at least: real heads no shipped network trained or validated on
+
+# Re-measuring on another x86-64 CPU changes the float32 sums of the convolutions (their
+# order, FMA or not): about sqrt(terms) * 2^-24 ~ 1e-5 relative per output voxel, against
+# residuals of about 2% of the maximum, so below 1e-3 relative in the squared error, 0.005
+# dB of PSNR, 1e-4 of SSIM, NRMSE or the band figures. The tolerances give twice that.
+TOLERANCE = {"psnr": 0.01, "ssim": 2e-4, "nrmse": 2e-4, "sharpness": 2e-4,
+             "band_fidelity": 2e-4}
 
 
 @pytest.fixture(scope="module")
 def held_out_crop(sample):
-  """(the central 64^3 of Colin27, divided by the whole volume's maximum, its brain mask), as
-  the release checks it."""
+  """{start: (the 64^3 crop of Colin27 there, divided by the whole volume's maximum, and its
+  brain mask)} for the crop each card names."""
   volume = subjects.read_subject(sample("colin27_1mm"), mask_path=sample("colin27_1mm_bet"))
-  return subjects.central_crop(volume.hr, CROP)[0], subjects.central_crop(volume.mask, CROP)[0]
+  crops = {}
+  for base in SHIPPED.values():
+    check = weights.read_card(base).held_out["check_crop"]
+    box = tuple(slice(s, s + check["edge"]) for s in check["start"])
+    crops[tuple(check["start"])] = (volume.hr[box], volume.mask[box])
+  return crops
 
 
 @pytest.fixture(scope="module")
 def measured(held_out_crop):
-  """{kind: metrics of the shipped model and the baselines on the held-out crop}."""
+  """{row: figures of the shipped network and the bicubic baseline on its card's crop}."""
   results = {}
-  for kind, base in SHIPPED.items():
+  for row, base in SHIPPED.items():
     model, card = weights.load_generator(base)
-    hr, brain = held_out_crop
-    results[kind] = scoring.evaluate_volume(
-        hr, {"cubic": None, "model": model},
-        acquisition=card.acquisition, tile=paper.TILE, margin=paper.MARGIN, mask=brain)
+    hr, brain = held_out_crop[tuple(card.held_out["check_crop"]["start"])]
+    results[row] = scoring.evaluate_volume(
+        hr, {"cubic": None, "model": model}, acquisition=card.acquisition,
+        tile=card.held_out["tile"], margin=card.held_out["margin"], mask=brain)
   return results
 
 
-def test_both_kinds_are_shipped_and_load_into_b4u4():
-  assert set(SHIPPED) == {"l1", "gan"}
-  for kind, base in SHIPPED.items():
+def test_every_shipped_file_is_a_row_and_loads_into_its_network():
+  assert {"b4u4", "b4u4_gan"} <= set(SHIPPED)  # mdcsrn-sr's defaults
+  assert sorted(os.path.basename(base) for base in SHIPPED.values()) == weights.shipped_names()
+  for row, base in SHIPPED.items():
     card = weights.read_card(base)
-    assert card.model == "b4u4" and card.shipped_as == kind
-    assert weights.load_generator(base)[0].count_params() == models.build_model("b4u4").count_params()
+    network, kind = row.removesuffix("_gan"), card.shipped_as
+    assert card.model == network and kind == ("gan" if row.endswith("_gan") else "l1")
+    assert os.path.basename(base) == f"{network}_{kind}"
+    loaded = weights.load_generator(base)[0]
+    assert loaded.count_params() == models.build_model(network).count_params()
 
 
-def test_the_held_out_subject_never_trained_or_validated_the_weights():
+def test_no_shipped_network_trained_or_validated_on_its_held_out_heads():
   for base in SHIPPED.values():
     card = weights.read_card(base)
-    held_out = samples.get(card.held_out["volume"]).subject
+    held_out = {samples.get(name).subject for name in card.held_out["volumes"]}
     seen = {samples.get(name).subject for names in card.subjects.values() for name in names}
-    assert held_out == samples.TEST_SUBJECT and held_out not in seen
+    assert len(held_out) >= HELD_OUT_HEADS and held_out <= set(samples.TEST_SUBJECTS)
+    assert not held_out & seen
 
 
-@pytest.mark.parametrize("kind", ["l1", "gan"])
-def test_shipped_weights_clear_the_bar_on_the_held_out_crop(kind, measured):
-  scores = measured[kind]
-  assert release.quality_shortfalls(scores) == []
-  for psnr in ("psnr", "psnr_mask"):  # the bar looks at both figures
-    assert scores["model"][psnr] >= scores["cubic"][psnr] + release.REQUIRED_GAIN_DB
+@pytest.mark.parametrize("row", sorted(SHIPPED))
+def test_card_figures_agree_with_the_crop_measured_now(row, measured):
+  card_figures = weights.read_card(SHIPPED[row]).held_out["check_crop"]["metrics"]
+  for method in ("model", "cubic"):
+    for metric in metrics.REGISTRY:
+      for name in (metric.name, metric.masked_name):
+        assert measured[row][method][name] == pytest.approx(
+            card_figures[method][name], abs=TOLERANCE[metric.name]), (method, name)
 
 
-def test_gan_weights_stay_within_the_tolerance_of_the_l1_weights(measured):
-  assert release.quality_shortfalls(measured["gan"], l1=measured["l1"]["model"]) == []
-  for figure in ("psnr", "psnr_mask"):
-    psnr = {kind: measured[kind]["model"][figure] for kind in ("l1", "gan")}
-    assert np.isfinite(psnr["gan"]) and psnr["gan"] >= psnr["l1"] - release.GAN_TOLERANCE_DB
+@pytest.mark.parametrize("row", sorted(SHIPPED))
+def test_a_card_warns_exactly_when_its_figures_miss_the_bar(row):
+  # rows of the tables ship whatever they score; a miss is printed whenever they are used
+  card = weights.read_card(SHIPPED[row])
+  l1 = None
+  if row.endswith("_gan"):
+    l1 = weights.read_card(SHIPPED[row.removesuffix("_gan")]).held_out["whole_volume"]["model"]
+  misses = release.quality_shortfalls(card.held_out["whole_volume"], l1=l1)
+  assert bool(card.warning) == bool(misses)
+  assert all(miss in card.warning for miss in misses)
 
 
-def test_shipped_cards_hold_whole_volume_and_in_brain_figures(sample):
+def test_the_gan_stays_within_the_tolerance_of_its_l1_network_on_the_crop(measured):
+  for row in (row for row in SHIPPED if row.endswith("_gan")):
+    l1 = measured[row.removesuffix("_gan")]["model"]
+    for figure in ("psnr", "psnr_mask"):
+      gan = measured[row]["model"][figure]
+      assert np.isfinite(gan) and gan >= l1[figure] - release.GAN_TOLERANCE_DB
+
+
+def test_shipped_cards_hold_whole_volume_in_brain_and_band_figures():
   for base in SHIPPED.values():
     held_out = weights.read_card(base).held_out
-    assert held_out["mask"] == sample("colin27_1mm_bet")
-    for figures in (held_out["whole_volume"], held_out["check_crop"]["metrics"]):
-      assert set(figures) == {"linear", "cubic", "zero_filled", "model"}
-      assert all(set(scoring.METRICS) == set(values) for values in figures.values())
+    figures = [held_out["whole_volume"], held_out["check_crop"]["metrics"],
+               *held_out["per_volume"].values()]
+    for methods in figures:
+      assert set(methods) == {"linear", "cubic", "zero_filled", "model"}
+      for values in methods.values():
+        assert {"sharpness", "band_fidelity", "psnr", "ssim", "nrmse"} <= set(values)
+    # the brain of the heads that have one (Colin27's) gives the in-mask figures
+    assert "sharpness_mask" in held_out["per_volume"]["colin27_1mm"]["model"]
 
 
 def test_quality_shortfalls_name_each_miss_and_its_figure():
   cubic = {"psnr": 38.5, "ssim": 0.97}
-  assert release.quality_shortfalls({"cubic": cubic, "model": {"psnr": 39.6, "ssim": 0.98}},
-                                    l1={"psnr": 40.5}) == []
-  misses = release.quality_shortfalls({"cubic": cubic, "model": {"psnr": 39.4, "ssim": 0.97}},
-                                      l1={"psnr": 40.5})
+  assert release.quality_shortfalls({"cubic": cubic, "model": {"psnr": 38.6, "ssim": 0.98}},
+                                    l1={"psnr": 39.5}) == []
+  misses = release.quality_shortfalls({"cubic": cubic, "model": {"psnr": 38.5, "ssim": 0.97}},
+                                      l1={"psnr": 39.6})
   assert misses == [
-      "held-out whole-volume PSNR 39.40 dB, less than 1.0 dB above bicubic 38.50 dB",
+      "held-out whole-volume PSNR 38.50 dB, not above bicubic 38.50 dB",
       "held-out whole-volume SSIM 0.9700, not above bicubic 0.9700",
-      "held-out whole-volume PSNR 39.40 dB, more than 1.0 dB below the L1 weights' 40.50 dB"]
-  # each figure judged on its own: the whole volume misses the bicubic bar, the in-mask
-  # figure clears it but falls more than the tolerance below the L1 weights'
+      "held-out whole-volume PSNR 38.50 dB, more than 1.0 dB below the L1 weights' 39.60 dB"]
+  # each figure judged on its own: the whole volume clears the bicubic bar, the in-mask
+  # figure is less than the gain above bicubic and more than the tolerance below L1's
   cubic.update(psnr_mask=40.7, ssim_mask=0.98)
-  model = {"psnr": 38.9, "ssim": 0.98, "psnr_mask": 42.0, "ssim_mask": 0.99}
+  model = {"psnr": 38.9, "ssim": 0.98, "psnr_mask": 41.6, "ssim_mask": 0.99}
   assert release.quality_shortfalls({"cubic": cubic, "model": model},
                                     l1={"psnr": 39.0, "psnr_mask": 43.5}) == [
-      "held-out whole-volume PSNR 38.90 dB, less than 1.0 dB above bicubic 38.50 dB",
-      "held-out in-mask PSNR 42.00 dB, more than 1.0 dB below the L1 weights' 43.50 dB"]
+      "held-out in-mask PSNR 41.60 dB, not more than 1.0 dB above bicubic 40.70 dB",
+      "held-out in-mask PSNR 41.60 dB, more than 1.0 dB below the L1 weights' 43.50 dB"]
 
 
 def strings_in(value):

@@ -89,4 +89,7 @@ def test_weights_are_named_by_path_or_by_their_shipped_name(saved, tmp_path, mon
   assert weights.resolve(os.path.join("runs", "b4u4_l1")) == os.path.join("runs", "b4u4_l1")
   (tmp_path / "b4u4_l1.weights.h5").write_bytes(b"")
   assert weights.resolve("b4u4_l1") == "b4u4_l1"
-  assert weights.resolve("b5u4_l1") == "b5u4_l1"
+  # a bare name that is neither a file here nor shipped: refused, naming what is shipped
+  with pytest.raises(InputError, match=r"b5u4_l1\.weights\.h5: no such weights file here, "
+                     r"and no shipped weights named b5u4_l1 \(shipped: .*b4u4_l1"):
+    weights.resolve("b5u4_l1.weights.h5")

@@ -154,8 +154,7 @@ def _row(method, summary, model, note):
   theirs_row = paper.TABLES.get(method)  # mDCSRN-GAN is only in the paper's Figure 2
   row = {"method": LABELS.get(method, method), "note": note,
          "n": summary["psnr"]["n"] if summary else 0,
-         "n_mask": summary[metrics.IN_TABLES[0].masked_name]["n"]
-                   if summary and metrics.IN_TABLES[0].masked_name in summary else 0}
+         "n_mask": (summary or {}).get(metrics.IN_TABLES[0].masked_name, {}).get("n", 0)}
   for metric in metrics.IN_TABLES:
     ours = summary[metric.name] if summary else None
     in_mask = (summary or {}).get(metric.masked_name)  # only for subjects with masks

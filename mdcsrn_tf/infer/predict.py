@@ -31,8 +31,9 @@ class PredictOptions:
 
   Attributes:
     weights: PATH(.weights.h5) of a generator with its PATH.json card, or the name of
-      weights shipped with the package, one per row of the paper's tables: b1u8_l1,
-      b2u4_l1, b3u4_l1, b4u4_l1, fsrcnn_l1, srresnet_l1, b4u4_gan (default: b4u4_l1).
+      weights shipped with the package, one per row of the paper's tables: MODEL_l1
+      (b1u8, b2u4, b3u4, b4u4, fsrcnn, srresnet) or b4u4_gan; a name that is not shipped
+      is refused with the list of those that are (default: b4u4_l1).
     gan: use the shipped GAN weights instead of the L1 ones.
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles

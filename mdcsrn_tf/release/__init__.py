@@ -8,9 +8,11 @@ whole volume and, for the first of them, on a fixed central crop (the crop is wh
 suite re-measures), each over all its voxels and, when the test entry has a mask (Colin27:
 its brain), inside the mask. A test volume that the card lists among the weights' training
 or validation volumes is refused: its figures would not be held out. So are weights below
-the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR at
-least REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
-GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network.
+the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR
+REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
+GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network; unless `below_bar`
+asks to ship them with the misses as the card's warning. The card written names no path
+of the machine (`portable`).
 
 The weights and their card go to the folder `--out` names, as MODEL_KIND (`b1u8_l1`,
 `b4u4_gan`: the names of weights/, one per row of the paper's tables); the package's shipped
@@ -27,7 +29,10 @@ from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.evaluate import scoring, subjects
 
-REQUIRED_GAIN_DB = 1.0  # PSNR above the bicubic baseline
+# PSNR above the bicubic baseline. Over the whole volume it is only "above": the heads'
+# background noise, which no network restores, dominates that figure, and on the held-out
+# heads the zero-filled input itself is less than 1 dB above bicubic (docs/reproducing.md).
+REQUIRED_GAIN_DB = {"whole-volume": 0.0, "in-mask": 1.0}
 GAN_TOLERANCE_DB = 1.0  # PSNR of GAN weights below the L1 weights'
 
 
@@ -51,6 +56,9 @@ class ReleaseOptions:
     batch: tiles per forward pass.
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
+    below_bar: ship weights that miss the bar anyway, with the misses as the card's warning
+      (which mdcsrn-sr prints whenever it uses them): a row of the paper's tables is shipped
+      whatever it scores, so that the tables show it.
   """
   weights: str
   kind: str = "l1"
@@ -61,6 +69,7 @@ class ReleaseOptions:
   check_crop: int = 64
   batch: int = 1
   unverified_weights: bool = False
+  below_bar: bool = False
 
   def __post_init__(self):
     if self.kind not in weights.SHIPPED:
@@ -104,9 +113,11 @@ def quality_shortfalls(whole: dict, l1=None) -> list:
                                             metrics.BY_NAME["psnr"].masked_name))):
     if psnr not in model:  # a test subject without a mask
       continue
-    if model[psnr] < cubic[psnr] + REQUIRED_GAIN_DB:
-      shortfalls.append(f"held-out {figure} PSNR {model[psnr]:.2f} dB, less than "
-                        f"{REQUIRED_GAIN_DB} dB above bicubic {cubic[psnr]:.2f} dB")
+    gain = REQUIRED_GAIN_DB[figure]
+    if model[psnr] <= cubic[psnr] + gain:
+      above = f"not more than {gain} dB above" if gain else "not above"
+      shortfalls.append(f"held-out {figure} PSNR {model[psnr]:.2f} dB, {above} bicubic "
+                        f"{cubic[psnr]:.2f} dB")
     if model[ssim] <= cubic[ssim]:
       shortfalls.append(f"held-out {figure} SSIM {model[ssim]:.4f}, not above bicubic "
                         f"{cubic[ssim]:.4f}")
@@ -114,6 +125,28 @@ def quality_shortfalls(whole: dict, l1=None) -> list:
       shortfalls.append(f"held-out {figure} PSNR {model[psnr]:.2f} dB, more than "
                         f"{GAN_TOLERANCE_DB} dB below the L1 weights' {l1[psnr]:.2f} dB")
   return shortfalls
+
+
+def portable(card, root=None):
+  """The card with every absolute path in it made relative to `root` (the working
+  directory: the repository the release runs in) when under it, and cut to its file name
+  otherwise, so that a shipped card names no path of the machine it was made on; files a
+  Debian package installs (/usr/share) are where they are on every machine and stay."""
+  root = os.path.abspath(root or os.getcwd())
+
+  def portable_value(value):
+    if isinstance(value, dict):
+      return {key: portable_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+      return [portable_value(item) for item in value]
+    if not isinstance(value, str) or not os.path.isabs(value) or value.startswith("/usr/share/"):
+      return value
+    inside = os.path.commonpath([root, os.path.abspath(value)]) == root
+    return os.path.relpath(value, root) if inside else os.path.basename(value)
+
+  fields = {field.name: portable_value(getattr(card, field.name))
+            for field in dataclasses.fields(card) if field.name != "acquisition"}
+  return dataclasses.replace(card, **fields)
 
 
 def _source(path) -> str:
@@ -202,11 +235,13 @@ def release(options: ReleaseOptions, log=print) -> str:
   if options.kind != "l1" and shipped_l1:
     l1 = weights.read_card(shipped_l1).held_out["whole_volume"]["model"]
   shortfalls = quality_shortfalls(whole, l1)
-  if shortfalls:
+  if shortfalls and not options.below_bar:
     raise InputError(f"{source}: below the release bar on {len(per_volume)} test volume(s) of "
-                     f"{dataset}: {'; '.join(shortfalls)}; nothing written")
-  card = dataclasses.replace(card, held_out=held_out, shipped_as=options.kind, note=note,
-                             warning="")
+                     f"{dataset}: {'; '.join(shortfalls)}; nothing written (--below_bar "
+                     "ships them with these misses as the card's warning)")
+  warning = f"below the project's bar: {'; '.join(shortfalls)}" if shortfalls else ""
+  card = portable(dataclasses.replace(card, held_out=held_out, shipped_as=options.kind,
+                                      note=note, warning=warning))
   if options.replace_shipped:
     backup = _backup(destination)
     if backup:

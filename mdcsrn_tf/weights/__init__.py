@@ -139,21 +139,28 @@ def load_generator(path, model_name=None, allow_unverified=False) -> tuple:
   return model, card
 
 
+def shipped_path(name):
+  """Base path of the weights shipped in this install under `name` (`b4u4_l1`), or None."""
+  base = os.path.join(SHIPPED_DIR, name)
+  return base if os.path.isfile(base + WEIGHTS_SUFFIX) else None
+
+
 def default_weights(kind="l1") -> str:
   """Base path of the shipped b4u4 weights: kind "l1" (pre-trained) or "gan"."""
   if kind not in SHIPPED:
     raise ValueError(f"kind must be one of {sorted(SHIPPED)}, got {kind!r}")
-  base = os.path.join(SHIPPED_DIR, SHIPPED[kind])
-  if not os.path.isfile(base + WEIGHTS_SUFFIX):
-    raise InputError(f"no shipped {kind} weights in this install ({base}{WEIGHTS_SUFFIX} is "
+  base = shipped_path(SHIPPED[kind])
+  if base is None:
+    missing = os.path.join(SHIPPED_DIR, SHIPPED[kind]) + WEIGHTS_SUFFIX
+    raise InputError(f"no shipped {kind} weights in this install ({missing} is "
                      "missing); train or download some and pass --weights PATH.weights.h5")
   return base
 
 
 def shipped() -> dict:
-  """{kind: base path} of the shipped weights present in this install."""
-  return {kind: os.path.join(SHIPPED_DIR, name) for kind, name in SHIPPED.items()
-          if os.path.isfile(os.path.join(SHIPPED_DIR, name) + WEIGHTS_SUFFIX)}
+  """{kind: base path} of the shipped default weights present in this install."""
+  found = {kind: shipped_path(name) for kind, name in SHIPPED.items()}
+  return {kind: base for kind, base in found.items() if base}
 
 
 def shipped_names() -> list:
@@ -164,20 +171,22 @@ def shipped_names() -> list:
 
 def resolve(path_or_name) -> str:
   """The base path a --weights value names: a PATH (with or without a suffix) as it is, or
-  the name of shipped weights (`srresnet_l1`) when no such file exists here."""
+  the name of shipped weights (`srresnet_l1`) when no such file exists here; InputError for
+  a bare name that is neither."""
   base = base_path(path_or_name)
-  if (os.path.exists(base + WEIGHTS_SUFFIX) or os.sep in base
-      or not os.path.isfile(os.path.join(SHIPPED_DIR, base + WEIGHTS_SUFFIX))):
+  if os.path.exists(base + WEIGHTS_SUFFIX) or os.sep in base:
     return os.fspath(path_or_name)
-  return os.path.join(SHIPPED_DIR, base)
+  shipped_base = shipped_path(base)
+  if shipped_base is None:
+    raise InputError(f"{base}{WEIGHTS_SUFFIX}: no such weights file here, and no shipped "
+                     f"weights named {base} (shipped: {', '.join(shipped_names())})")
+  return shipped_base
 
 
 def shipped_network(method):
   """Base path of the shipped weights of a row of the paper's tables (`b1u8` ... `srresnet`
   trained with L1 as `<method>_l1`, `b4u4_gan` as is), or None when this install has none."""
-  name = method if method.endswith("_gan") else f"{method}_l1"
-  base = os.path.join(SHIPPED_DIR, name)
-  return base if os.path.isfile(base + WEIGHTS_SUFFIX) else None
+  return shipped_path(method if method.endswith("_gan") else f"{method}_l1")
 
 
 def common_acquisition(cards_of_models) -> Acquisition:
