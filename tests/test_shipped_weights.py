@@ -14,8 +14,7 @@ from mdcsrn_tf import metrics, models, paper, release, weights
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.evaluate import scoring, subjects
 
-SHIPPED = {row: weights.shipped_network(row) for row in paper.NETWORKS
-           if weights.shipped_network(row)}
+SHIPPED = {row: base for row in paper.NETWORKS if (base := weights.shipped_network(row))}
 HELD_OUT_HEADS = 2  # at least: real heads no shipped network trained or validated on
 
 # Re-measuring on another x86-64 CPU changes the float32 sums of the convolutions (their
