@@ -141,8 +141,8 @@ def step_rates(session) -> dict:
 
 
 def train_command(dataset, workdir, steps, session):
-  smoke = ["--patch_size=16", "--validation_tile=16", "--patches_per_volume=2",
-           "--parallel_volumes=1"] if session.mode == "smoke" else []
+  smoke = (["--patch_size=16", "--patches_per_volume=2", "--parallel_volumes=1"]
+           if session.mode == "smoke" else [])
   return [sys.executable, "-m", "mdcsrn_tf.train", f"--flagfile={PRETRAIN_FLAGS}",
           f"--dataset={dataset}", f"--workdir={workdir}", f"--steps={steps}",
           "--validate_every=0", "--checkpoint_every=250", "--validation_subjects=1",

@@ -3,9 +3,9 @@
 file as it was (no output, no temporary file, no half-made workdir). The inputs are real
 Colin27 crops.
 
-Every command is a fresh process; most rows are refused before TensorFlow loads, and only
-the NaN weights and the NaN training volume get as far as running a network or a pipeline
-(the damaged --init_generator and the release's test subject get as far as loading one).
+Every command is a fresh process, and every row is refused before TensorFlow loads except
+those whose fault shows only once a network or a pipeline runs (LOADS_TENSORFLOW): checks
+that need no network come first, so a user waits for nothing before the error.
 """
 import dataclasses
 import fnmatch
@@ -190,6 +190,21 @@ CASES = [
 ]
 
 
+# what `python -m MODULE ARGS` does, then a last stdout line saying whether TensorFlow was
+# imported on the way to the error
+RUN_MODULE = """
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps({"tensorflow_loaded": "tensorflow" in sys.modules})))
+runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+# the rows whose fault shows only once a network or a pipeline runs (NaN weights, a NaN
+# training volume) or a network is built (the critic's patch)
+LOADS_TENSORFLOW = {
+    "predict {scan} {out}/sr.nii.gz --weights {nan_weights}",
+    SMOKE + " --dataset={nan_train} --workdir={out}/run",
+    "models critic --patch_size=17"}
+
+
 def save_crop(colin27_crop, path):
   path.parent.mkdir(exist_ok=True)
   return str(colin27_crop(path))
@@ -339,9 +354,11 @@ def test_bad_input_is_one_error_line_and_changes_nothing(world, tmp_path_factory
   kept = [path.format(**paths) for path in kept]
   before = tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]
   tool, *args = shlex.split(command.format(**paths))
-  result = subprocess.run([sys.executable, "-m", MODULES[tool], *args], capture_output=True,
-                          text=True, timeout=300)
+  result = subprocess.run([sys.executable, "-c", RUN_MODULE, MODULES[tool], *args],
+                          capture_output=True, text=True, timeout=300)
   lines = result.stderr.splitlines()
   assert result.returncode == status and len(lines) == 1, result.stderr
+  loaded = json.loads(result.stdout.splitlines()[-1])["tensorflow_loaded"]
+  assert loaded == (command in LOADS_TENSORFLOW), f"TensorFlow loaded: {loaded}"
   assert fnmatch.fnmatchcase(lines[0], "error: " + message.format(**paths)), lines[0]
   assert (tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]) == before

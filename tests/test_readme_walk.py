@@ -16,7 +16,11 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+import tensorflow as tf
 from nibabel.testing import data_path
+from tensorboard.backend.event_processing import event_accumulator
+
+from mdcsrn_tf import weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "## Your HCP data, end to end"
@@ -51,6 +55,39 @@ def hcp_tree(root):
     nib.Nifti1Image(scan, image.affine).to_filename(folder / "T1w_acpc_dc_restore.nii.gz")
     brain = (scan > np.percentile(scan, 55)).astype(np.uint8)
     nib.Nifti1Image(brain, image.affine).to_filename(folder / "brainmask_fs.nii.gz")
+
+
+def summaries(logs) -> tuple:
+  """({scalar tag: values} as every event reader sees them, {tag: (step, tensor)} of the
+  rest as TensorBoard's tensor loader does) of a run's logs folder."""
+  accumulator = event_accumulator.EventAccumulator(str(logs))
+  accumulator.Reload()
+  scalars = {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+             for tag in accumulator.Tags()["scalars"]}
+  others = {}
+  for event in tf.compat.v1.train.summary_iterator(str(next(logs.glob("events.*")))):
+    for value in event.summary.value:
+      if value.HasField("tensor"):
+        others[value.tag] = tf.make_ndarray(value.tensor)
+  return scalars, others
+
+
+def check_gan_run(workdir):
+  """The GAN stage's card and what TensorBoard shows of it: the critic's terms, the
+  learning rates, validation against its marks (once, at the first step), and the
+  LR | SR | HR image."""
+  card = weights.read_card(weights.exported_generator(str(workdir)))
+  flagfile = open(os.path.join(REPO, SMOKE["flags/gan.cfg"]), encoding="utf-8").read()
+  assert card.phase == "gan" and card.steps == int(re.search(r"--steps=(\d+)", flagfile)[1])
+  assert np.isfinite(card.validation["psnr"])
+  scalars, others = summaries(workdir / "logs")
+  penalty = [value for _, value in scalars["critic/gradient_penalty"]]
+  assert penalty and np.all(np.isfinite(penalty))
+  assert scalars["generator/l1"] and "critic/wasserstein" in scalars
+  assert "validation/psnr" in scalars and "learning_rate/critic" in scalars
+  assert [step for step, _ in scalars["validation_bicubic/psnr"]] == [0]
+  assert len(scalars["validation_input/psnr"]) == 1
+  assert others["validation/lr_sr_hr"].shape == (3,)  # width, height and one PNG
 
 
 def run_command(line, places, monkeypatch):
@@ -96,6 +133,7 @@ def test_readme_hcp_workflow_runs_from_another_working_directory(tmp_path, monke
   assert len((dataset / "splits.tsv").read_text().splitlines()) == 11
   for workdir in ("runs/b4u4", "runs/b4u4_gan"):
     assert (work / workdir / "export" / "generator.weights.h5").is_file(), workdir
+  check_gan_run(work / "runs" / "b4u4_gan")
   (test,) = [e["subject"] for e in written if e["split"] == "test"]
   with open(work / "runs" / "eval_hcp" / "per_subject.csv", newline="") as file:
     rows = list(csv.DictReader(file))

@@ -5,6 +5,7 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import pytest
 
 import keras
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
 
 from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
@@ -94,33 +94,6 @@ def test_gan_from_another_network_is_refused_before_tensorflow_loads(pretrained,
       f"error: {workdir}: holds a b1u8 generator, this run trains --model=b2u4; pass "
       "--model=b1u8 (or another --init_generator)"]
   assert not os.path.exists(tmp_path / "gan")
-
-
-def test_gan_smoke_run_exports_a_generator(pretrained, dataset, tmp_path):
-  workdir, _, _ = pretrained
-  config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator=str(workdir))
-  card = loop.train(config)
-  assert card.phase == "gan" and card.steps == config.steps
-  assert np.isfinite(card.validation["psnr"])
-  # scalars as every event reader sees them, not only TensorBoard's tensor loader
-  accumulator = event_accumulator.EventAccumulator(str(tmp_path / "logs"))
-  accumulator.Reload()
-  scalars = {tag: [e.value for e in accumulator.Scalars(tag)]
-             for tag in accumulator.Tags()["scalars"]}
-  others = {}
-  for event in tf.compat.v1.train.summary_iterator(
-      str(next((tmp_path / "logs").glob("events.*")))):
-    for value in event.summary.value:
-      if value.HasField("tensor"):
-        others[value.tag] = tf.make_ndarray(value.tensor)
-  assert scalars["critic/gradient_penalty"] and np.all(np.isfinite(scalars["critic/gradient_penalty"]))
-  assert scalars["generator/l1"] and "critic/wasserstein" in scalars
-  assert "validation/psnr" in scalars and "learning_rate/critic" in scalars
-  # the marks a validation PSNR is read against: once, at the first step
-  assert [e.step for e in accumulator.Scalars("validation_bicubic/psnr")] == [0]
-  assert len(scalars["validation_input/psnr"]) == 1
-  # the LR | SR | HR image: width, height and one PNG
-  assert others["validation/lr_sr_hr"].shape == (3,)
 
 
 def _wait_for(path_glob_dir, pattern, process, timeout=120):
@@ -316,39 +289,37 @@ def _damage(prefix, how):
 
 def test_resume_skips_damaged_checkpoints_and_refuses_when_none_is_intact(
     dataset, tmp_path, capsys):
-  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), steps=20,
-                         checkpoint_every=10, keep_checkpoints=3)
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), steps=4,
+                         checkpoint_every=2, keep_checkpoints=3)
   loop.train(config)
   folder = str(tmp_path / "checkpoints")
-  _damage(os.path.join(folder, "ckpt-20"), "truncated")
+  _damage(os.path.join(folder, "ckpt-4"), "truncated")
   capsys.readouterr()
-  card = loop.train(dataclasses.replace(config, steps=25))
+  card = loop.train(dataclasses.replace(config, steps=5))
   out = capsys.readouterr().out
   warnings = [line for line in out.splitlines() if line.startswith("warning: checkpoint")]
-  assert len(warnings) == 1 and os.path.join(folder, "ckpt-20") in warnings[0]
-  assert f"resuming from {os.path.join(folder, 'ckpt-10')} at step 10" in out
-  assert card.resumed_from_step == 10 and _latest_step(str(tmp_path)) == 25
+  assert len(warnings) == 1 and os.path.join(folder, "ckpt-4") in warnings[0]
+  assert f"resuming from {os.path.join(folder, 'ckpt-2')} at step 2" in out
+  assert card.resumed_from_step == 2 and _latest_step(str(tmp_path)) == 5
 
-  for number, how in ((25, "index"), (20, "truncated"), (10, "checksum")):
+  for number, how in ((5, "index"), (4, "truncated"), (2, "checksum")):
     _damage(os.path.join(folder, f"ckpt-{number}"), how)
   with pytest.raises(InputError, match="none of its 3 checkpoints can be read"):
-    loop.train(dataclasses.replace(config, steps=30))
+    loop.train(dataclasses.replace(config, steps=6))
 
 
-def test_restart_with_another_model_is_refused_before_the_run_is_touched(dataset, tmp_path):
+def test_restart_with_another_model_is_refused_before_the_run_is_touched(pretrained, dataset,
+                                                                          tmp_path):
   workdir = tmp_path / "run"
-  first = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir, "--steps=2",
-                              "--checkpoint_every=2"), cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
-  assert first.returncode == 0, first.stderr
-  flags_before = (workdir / "flags.cfg").read_text()
+  shutil.copytree(pretrained[0], workdir)
+  before = {path: path.read_bytes() for path in workdir.rglob("*") if path.is_file()}
   refused = subprocess.run(_cli("smoke_pretrain.cfg", dataset, workdir, "--model=fsrcnn"),
                            cwd=REPO, capture_output=True, text=True, timeout=300)
   assert refused.returncode == 2
   assert refused.stderr.strip().splitlines() == [
       f"error: {workdir}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; "
       "resume with the same setting or choose another --workdir"]
-  assert (workdir / "flags.cfg").read_text() == flags_before
+  assert {path: path.read_bytes() for path in workdir.rglob("*") if path.is_file()} == before
 
 
 def _peak_rss_mib(command):

@@ -158,7 +158,6 @@ def method_identities(baselines, weight_paths) -> dict:
 def evaluate(options: EvaluateOptions) -> tuple:
   """Runs the evaluation into options.out_dir; returns (results, the table as text)."""
   from mdcsrn_tf import weights
-  from mdcsrn_tf.models import analysis
 
   weight_paths = options.weight_paths()
   cards = {name: weights.read_card(path) for name, path in weight_paths.items()}
@@ -194,6 +193,8 @@ def evaluate(options: EvaluateOptions) -> tuple:
       batch=options.batch)
   results.write_results(outcome, record.csv_path,
                         os.path.join(options.out_dir, results.SUMMARY_NAME), settings)
+  from mdcsrn_tf.models import analysis  # Keras: once every input has been checked
+
   parameters = {name: analysis.trainable_parameters(model)
                 for name, model in methods.items() if model is not None}
   return outcome, scoring.format_table(outcome["summary"], parameters)

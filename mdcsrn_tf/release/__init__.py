@@ -200,12 +200,13 @@ def release(options: ReleaseOptions, log=print) -> str:
   """Scores the generator and, if it clears the bar, writes it with its card; returns the
   written base path. InputError for weights below the bar (nothing is written)."""
   source = _source(options.weights)
-  destination = options.destination(weights.read_card(source).model)
-  model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
+  card = weights.read_card(source)  # the checks it allows come before TensorFlow loads
+  destination = options.destination(card.model)
   dataset = options.dataset or card.dataset
   if not dataset:
     raise InputError(f"{source}: the model card names no data set; give --dataset")
   entries = test_entries(dataset, options.subject, card, source)
+  model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
   per_volume, first = {}, None
   for entry in entries:
     hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))

@@ -222,7 +222,8 @@ def check_resumable(config: TrainConfig):
 
 def check_init_generator(config: TrainConfig):
   """InputError, before TensorFlow loads, when --init_generator holds another network than
-  --model (a workdir's run record or an export's model card says which)."""
+  --model (a workdir's run record or an export's model card says which), or weights that are
+  not the ones their card describes."""
   path = config.init_generator
   if not path or read_run_record(config.workdir) is not None:  # resuming: not read
     return
@@ -230,7 +231,11 @@ def check_init_generator(config: TrainConfig):
     record = read_run_record(path)
     model = record.get("model") if isinstance(record, dict) else None
   elif os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
-    model = weights.read_card(path).model
+    card = weights.read_card(path)
+    if os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
+      weights.verify_checksum(weights.base_path(path) + weights.WEIGHTS_SUFFIX, card,
+                              config.unverified_weights)
+    model = card.model
   else:
     return  # the loop says what is wrong with it
   if model and model != config.model:
