@@ -112,7 +112,7 @@ def _latest_step(workdir):
 
 def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   workdir = str(tmp_path / "run")
-  command = _cli("smoke_pretrain.cfg", dataset, workdir, "--steps=60", "--checkpoint_every=10")
+  command = _cli("smoke_pretrain.cfg", dataset, workdir, "--steps=45", "--checkpoint_every=10")
   first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
   _wait_for(os.path.join(workdir, "checkpoints"), "ckpt-10.index", first)
@@ -140,12 +140,12 @@ def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
   assert third.returncode == 0, third.stderr
   assert f"resuming from {os.path.join(workdir, 'checkpoints', f'ckpt-{killed_at}')} at step " \
          f"{killed_at}" in third.stdout
-  assert _latest_step(workdir) == 60
+  assert _latest_step(workdir) == 45
   # without a terminal: no progress bar redraws, one line per summary
   assert "\r" not in third.stdout + third.stderr
-  assert "step 60/60: generator/l1=" in third.stdout
+  assert "step 45/45: generator/l1=" in third.stdout
   card = json.load(open(os.path.join(workdir, "export", "generator.json")))
-  assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 60
+  assert card["resumed_from_step"] == killed_at and card["training"]["steps"] == 45
 
 
 def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path):
