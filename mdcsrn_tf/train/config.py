@@ -232,9 +232,9 @@ def check_init_generator(config: TrainConfig):
     model = record.get("model") if isinstance(record, dict) else None
   elif os.path.exists(weights.base_path(path) + weights.CARD_SUFFIX):
     card = weights.read_card(path)
-    if os.path.isfile(weights.base_path(path) + weights.WEIGHTS_SUFFIX):
-      weights.verify_checksum(weights.base_path(path) + weights.WEIGHTS_SUFFIX, card,
-                              config.unverified_weights)
+    weights_path = weights.base_path(path) + weights.WEIGHTS_SUFFIX
+    if os.path.isfile(weights_path):
+      weights.verify_checksum(weights_path, card, config.unverified_weights)
     model = card.model
   else:
     return  # the loop says what is wrong with it
