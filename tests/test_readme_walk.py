@@ -58,7 +58,7 @@ def hcp_tree(root):
 
 
 def summaries(logs) -> tuple:
-  """({scalar tag: values} as every event reader sees them, {tag: (step, tensor)} of the
+  """({scalar tag: [(step, value)]} as every event reader sees them, {tag: tensor} of the
   rest as TensorBoard's tensor loader does) of a run's logs folder."""
   accumulator = event_accumulator.EventAccumulator(str(logs))
   accumulator.Reload()
