@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # tensorflow-cpu is half the size; a machine with an NVIDIA driver gets the CUDA build.
 TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[and-cuda]' || echo tensorflow-cpu)==2.21.0
-# Test files run in parallel, one worker per core (pytest-xdist).
-PYTEST_ARGS ?= -n auto --durations=15
+# Test modules run in parallel, one worker per core (pytest-xdist), in tests/conftest.py's
+# order.
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 .PHONY: venv samples browser test demo bench tables-train tables-release clean-venv
 

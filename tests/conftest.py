@@ -82,6 +82,20 @@ def sample():
   return sample_path
 
 
+# make test hands whole modules to its xdist workers (--dist loadfile: each module-scoped
+# fixture is built once), in collection order. The modules with the most work
+# (pytest --durations) go first, so that the light ones left at the end keep both workers
+# busy until the last heavy one finishes.
+HEAVIEST_FIRST = ("test_train.py", "test_gpu_session.py", "test_predict.py",
+                  "test_readme_walk.py", "test_thick_slices.py", "test_export.py",
+                  "test_bad_input.py", "test_notebooks.py", "test_train_steps.py")
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: index for index, name in enumerate(HEAVIEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_sessionfinish(session, exitstatus):
   reporter = session.config.pluginmanager.get_plugin("terminalreporter")
   skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
