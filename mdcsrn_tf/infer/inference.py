@@ -17,29 +17,35 @@ from tqdm import tqdm
 
 from mdcsrn_tf import paper
 from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
-from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, tile_edges
+from mdcsrn_tf.infer.tiling import auto_tile_edges, computed_voxels, plan_tiles, tile_edges
 
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
 # Activation memory `--tile auto` plans for when none is given: a b4u4 process peaks at about
 # 3.5 GB with it (docs/performance.md), as the paper's tiling with 2 tiles per batch did.
 DEFAULT_MEMORY_MIB = 4096
 WINDOW_SIGNATURE = tf.TensorSpec([None, None, None, None, 1], tf.float32, name="windows")
+# The fused BN-ELU kernels of forward.py compile once per window shape and process: 5-6 s
+# for b1u8 or b4u4 on 2 cores, where they save at most a few percent of the pass's time
+# (docs/performance.md). Below this many computed voxels (about one 1 mm brain) a call
+# would spend more compiling them than they save, so it runs the same pass unfused.
+FUSED_MIN_VOXELS = 16 * 2**20
 
 
-def forward_function(model, jit_compile=False):
+def forward_function(model, jit_compile=False, fused=True):
   """The model's inference pass traced once for windows of any size and batch; cached per
-  model (and XLA setting), so neither a new tile nor a new volume retraces it."""
+  model (and XLA and fusion setting), so neither a new tile nor a new volume retraces it."""
   functions = _FORWARD_FUNCTIONS.setdefault(model, {})
-  if jit_compile not in functions:
+  key = (jit_compile, fused)
+  if key not in functions:
 
     # XLA compiles the whole network, which suits GPUs; otherwise the rewritten pass of
-    # forward.py, whose few small XLA kernels leave the convolutions to oneDNN
+    # forward.py, whose few small XLA kernels (when fused) leave the convolutions to oneDNN
     forward = ((lambda windows: model(windows, training=False)) if jit_compile
-               else inference_pass(model))
+               else inference_pass(model, xla=fused))
 
-    functions[jit_compile] = tf.function(forward, input_signature=[WINDOW_SIGNATURE],
-                                         jit_compile=jit_compile)
-  return functions[jit_compile]
+    functions[key] = tf.function(forward, input_signature=[WINDOW_SIGNATURE],
+                                 jit_compile=jit_compile)
+  return functions[key]
 
 
 def _window_dataset(volume, plans, batch):
@@ -75,7 +81,8 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   one edge or one per axis (auto_plan chooses them from a memory budget). `batch`
   windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles;
   `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
-  docs/performance.md).
+  docs/performance.md). A call that computes fewer than FUSED_MIN_VOXELS runs the pass
+  without its fused kernels: the same arithmetic to float round-off.
   """
   volume = np.ascontiguousarray(volume_normalised, np.float32)
   if volume.ndim != 3:
@@ -84,7 +91,8 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
     raise ValueError(f"batch must be >= 1, got {batch}")
   plans = plan_tiles(volume.shape, tile, margin)
   tile_indices = list(itertools.product(*(range(len(p.owned_starts)) for p in plans)))
-  forward = forward_function(model, jit_compile)
+  forward = forward_function(model, jit_compile,
+                             fused=computed_voxels(volume.shape, tile, margin) >= FUSED_MIN_VOXELS)
   output = np.empty_like(volume)
   pending = iter(tile_indices)
   with tqdm(total=len(tile_indices), unit="tile", desc="super-resolve", disable=not progress,
