@@ -11,6 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from skimage import metrics as skimage_metrics
+
 from mdcsrn_tf import metrics
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import kspace
@@ -72,6 +74,10 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
     assert figures["ssim_mask"] == pytest.approx(ssim[counted & brain].mean(), abs=1e-9)
     # the brain and the head around it score differently, so the mask matters here
     assert abs(figures["psnr_mask"] - figures["psnr"]) > 0.2
+    # over the whole volume, as scikit-image computes them
+    assert figures["psnr"] == pytest.approx(
+        skimage_metrics.peak_signal_noise_ratio(h, sr, data_range=1.0), abs=1e-9)
+    assert figures["nrmse"] == pytest.approx(skimage_metrics.normalized_root_mse(h, sr), rel=1e-9)
     print(method, {key: round(value, 4) for key, value in figures.items()})
 
 
