@@ -39,12 +39,13 @@ def forward_function(model, jit_compile=False, fused=True):
   if key not in functions:
 
     # XLA compiles the whole network, which suits GPUs; otherwise the rewritten pass of
-    # forward.py, whose few small XLA kernels (when fused) leave the convolutions to oneDNN
+    # forward.py, whose few small XLA kernels (when fused) leave the convolutions to oneDNN.
+    # Traced without AutoGraph, as the training steps are (steps.py says why).
     forward = ((lambda windows: model(windows, training=False)) if jit_compile
                else inference_pass(model, xla=fused))
 
     functions[key] = tf.function(forward, input_signature=[WINDOW_SIGNATURE],
-                                 jit_compile=jit_compile)
+                                 jit_compile=jit_compile, autograph=False)
   return functions[key]
 
 
