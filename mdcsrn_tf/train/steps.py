@@ -24,7 +24,7 @@ def _update(optimizer, tape, loss, model):
   optimizer.apply_gradients(zip(gradients, variables))
 
 
-@tf.function
+@tf.function(autograph=False)  # see distributed_step
 def generator_l1_step(generator, optimizer, lr, hr, global_batch_size):
   """Pre-training: one Adam step on the L1 loss (eq. 4)."""
   with tf.GradientTape() as tape:
@@ -35,7 +35,7 @@ def generator_l1_step(generator, optimizer, lr, hr, global_batch_size):
   return {"l1": l1}
 
 
-@tf.function
+@tf.function(autograph=False)  # see distributed_step
 def critic_step(generator, critic, optimizer, lr, hr, gp_weight, global_batch_size):
   """One WGAN-GP critic update on real HR patches against G(LR); G is not updated.
 
@@ -53,7 +53,7 @@ def critic_step(generator, critic, optimizer, lr, hr, gp_weight, global_batch_si
           "d_real": mean_real, "d_fake": mean_fake}
 
 
-@tf.function
+@tf.function(autograph=False)  # see distributed_step
 def generator_gan_step(generator, critic, optimizer, lr, hr, adversarial_weight,
                        global_batch_size):
   """One generator update on L1 + lambda * (-D(G(LR))) (eq. 5); the critic is not updated."""
