@@ -24,7 +24,7 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
   colin27 = sample("colin27_1mm")
   out = tmp_path / "demo"
   result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.demo", f"--out={out}",
-                           f"--crop={CROP}", "--tile=32"],
+                           f"--crop={CROP}"],
                           cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "zero_filled" in result.stdout and "PSNR" in result.stdout
