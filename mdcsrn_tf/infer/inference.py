@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mdcsrn_tf import paper
 from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
-from mdcsrn_tf.infer.tiling import auto_tile_edges, computed_voxels, plan_tiles, tile_edges
+from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, planned_voxels, tile_edges
 
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
 # Activation memory `--tile auto` plans for when none is given: a b4u4 process peaks at about
@@ -92,8 +92,7 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
     raise ValueError(f"batch must be >= 1, got {batch}")
   plans = plan_tiles(volume.shape, tile, margin)
   tile_indices = list(itertools.product(*(range(len(p.owned_starts)) for p in plans)))
-  forward = forward_function(model, jit_compile,
-                             fused=computed_voxels(volume.shape, tile, margin) >= FUSED_MIN_VOXELS)
+  forward = forward_function(model, jit_compile, fused=planned_voxels(plans) >= FUSED_MIN_VOXELS)
   output = np.empty_like(volume)
   pending = iter(tile_indices)
   with tqdm(total=len(tile_indices), unit="tile", desc="super-resolve", disable=not progress,

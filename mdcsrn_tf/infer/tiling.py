@@ -121,7 +121,12 @@ def auto_tile_edges(shape, margin, max_window_voxels):
 def computed_voxels(shape, tile, margin: int) -> int:
   """Voxels the network computes for a volume: the sum of its tiles' windows, margins
   included (the work tiling costs, against math.prod(shape) output voxels)."""
-  return math.prod(len(p.window_starts) * p.window for p in plan_tiles(shape, tile, margin))
+  return planned_voxels(plan_tiles(shape, tile, margin))
+
+
+def planned_voxels(plans) -> int:
+  """computed_voxels of the per-axis plans plan_tiles made."""
+  return math.prod(len(p.window_starts) * p.window for p in plans)
 
 
 def tiled_forward(model, volume, tile, margin):
