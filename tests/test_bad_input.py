@@ -119,6 +119,10 @@ CASES = [
     (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
      "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
      ["{run_b1u8}/config.json"]),
+    ("evaluate --volumes={scan} --weights=net={nan_weights} --out_dir={out}/eval", 2,
+     "scan: * output voxels are NaN or Inf with weights {nan_weights} *; not scored", []),
+    ("release --weights={nan_weights} --dataset={seen_test} --out={out}/released", 2,
+     "{nan_weights}: * output voxels are NaN or Inf on {scan} *; nothing written", []),
     ("evaluate --volumes={scan} --weights=l1={shipped} --factors=1,1,4 --out_dir={out}/eval", 2,
      "--weights l1: its model card says it was trained for factors 2,2,1 (k-space), "
      "zero_filled placement, not the factors 1,1,4 the flags give; *", []),
@@ -201,6 +205,8 @@ runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
 # training volume) or a network is built (the critic's patch)
 LOADS_TENSORFLOW = {
     "predict {scan} {out}/sr.nii.gz --weights {nan_weights}",
+    "evaluate --volumes={scan} --weights=net={nan_weights} --out_dir={out}/eval",
+    "release --weights={nan_weights} --dataset={seen_test} --out={out}/released",
     SMOKE + " --dataset={nan_train} --workdir={out}/run",
     "models critic --patch_size=17"}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf.acquisition import Acquisition
-from mdcsrn_tf import weights
+from mdcsrn_tf import metrics, weights
 from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.evaluate.subjects import Subject
 from mdcsrn_tf.errors import InputError
@@ -233,6 +233,21 @@ def test_a_rerun_rescores_weights_that_changed_and_warns_of_subjects_they_traine
   assert third[name]["net"]["psnr"] != first[name]["net"]["psnr"]
   for metric in ("psnr", "ssim", "nrmse"):  # the subject was read again: the same baseline
     assert third[name]["cubic"][metric] == first[name]["cubic"][metric]
+
+
+def test_a_run_stopped_before_its_first_subject_leaves_nothing_and_mixes_nothing(tmp_path):
+  """Weights retrained into the same path, a run stopped before it scored a subject, then a
+  third run: the rows of the old weights are scored again, never taken as the new ones'."""
+  settings, rows = {"split": "test"}, {"net": dict.fromkeys(metrics.NAMES, 0.5)}
+  results.ResultsRecord(tmp_path / "eval", settings, {"net": "sha-old"}).add("a", rows)
+  results.ResultsRecord(tmp_path / "stopped", settings, {"net": "sha-old"})  # then killed
+  assert not (tmp_path / "stopped").exists()
+  results.ResultsRecord(tmp_path / "eval", settings, {"net": "sha-new"}, log=lambda _: None)
+  resumed = results.ResultsRecord(tmp_path / "eval", settings, {"net": "sha-new"},
+                                  log=lambda _: None)
+  assert not resumed.scored("a", ["net"])
+  kept = results.ResultsRecord(tmp_path / "eval", settings, {"net": "sha-old"})
+  assert kept.scored("a", ["net"])
 
 
 def test_summary_json_is_strict_json_with_null_for_non_finite_figures(tmp_path):

@@ -169,6 +169,26 @@ def test_served_volumes_are_checked_before_any_other_op(exported):
   assert served.min() < 0  # the input's range kept, not clipped at 0
 
 
+def test_a_served_output_with_nan_or_inf_voxels_fails_with_their_count():
+  """As mdcsrn-sr refuses to write it, the graph refuses to return it: a network dividing
+  by its input (0 / 0 = NaN in IEEE arithmetic) has exactly one bad voxel per zero voxel of
+  an input whose minimum is 0, which the mapping onto [0, 1] keeps at 0."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.export import saved_model  # pylint: disable=import-outside-toplevel
+
+  windows = keras.Input((None, None, None, 1))
+  model = keras.Model(windows, keras.layers.Lambda(lambda x: x / x)(windows))
+  serve = tf.function(saved_model.serving_function(model, tile=8, margin=2))
+  volume = np.random.default_rng(5).uniform(0.5, 1.0, (20, 17, 13)).astype(np.float32)
+  volume[(0, 9, 19), (0, 16, 4), (0, 6, 12)] = 0.0
+  with pytest.raises(tf.errors.InvalidArgumentError) as error:
+    serve(tf.constant(volume))
+  assert (f"{saved_model.NOT_FINITE_OUTPUT_ERROR}] [3]"
+          in " ".join(error.value.message.split())), error.value.message
+  volume[volume == 0] = 0.25
+  assert np.all(np.isfinite(serve(tf.constant(volume))["sr"].numpy()))
+
+
 def test_export_onto_a_full_file_system_is_one_line_and_leaves_nothing(tmp_path):
   """A write that the operating system refuses midway (here the file size limit, EFBIG, as
   ENOSPC does on a full disk): one error line naming the export, no temporary folder."""

@@ -7,7 +7,7 @@ import pytest
 
 from mdcsrn_tf import weights
 from mdcsrn_tf.infer import forward, inference, tiling
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import analysis, build_model, mdcsrn
 
@@ -125,6 +125,24 @@ def test_only_calls_that_repay_the_compilation_run_the_fused_kernels(tiny_genera
                                            progress=False))
   assert chosen == [False, True]
   np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-4 * np.abs(outputs[0]).max())
+
+
+@pytest.mark.parametrize("divide", [lambda x: x / x, lambda x: 1.0 / x], ids=["nan", "inf"])
+def test_an_output_with_nan_or_inf_voxels_is_refused_with_their_count(divide):
+  """0 / 0 is NaN and 1 / 0 is +Inf in IEEE arithmetic: a network dividing by its input
+  gives exactly as many bad voxels as the volume has zeros, whichever tiles they fall in."""
+  windows = keras.Input((None, None, None, 1))
+  model = keras.Model(windows, keras.layers.Lambda(divide)(windows))
+  volume = np.random.default_rng(3).uniform(0.5, 1.0, (20, 17, 13)).astype(np.float32)
+  zeros = [(0, 0, 0), (7, 16, 5), (19, 3, 12), (12, 9, 6)]
+  volume[tuple(np.transpose(zeros))] = 0.0
+  with pytest.raises(NonFiniteOutput) as raised:
+    inference.super_resolve(model, volume, tile=8, margin=2, progress=False)
+  assert (raised.value.bad, raised.value.total) == (len(zeros), volume.size)
+  assert str(raised.value) == f"{len(zeros)} of {volume.size} output voxels are NaN or Inf"
+  volume[tuple(np.transpose(zeros))] = 1.0
+  assert np.all(np.isfinite(inference.super_resolve(model, volume, tile=8, margin=2,
+                                                    progress=False)))
 
 
 def test_batch_for_memory_counts_whole_windows_of_the_pass_activations(tiny_generator):

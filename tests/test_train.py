@@ -22,7 +22,7 @@ from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
 from mdcsrn_tf.train import config as train_config
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.data import manifest, pipeline
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, NonFiniteOutput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -205,6 +205,29 @@ def test_nan_guard_stops_with_one_line_and_keeps_last_good_checkpoint(dataset, t
       if np.issubdtype(np.asarray(value).dtype, np.floating):
         assert np.all(np.isfinite(value)), name
   assert not os.path.exists(os.path.join(workdir, "export"))
+
+
+def test_a_non_finite_validation_output_stops_the_run_as_diverged():
+  """Finite weights can still give NaN or Inf voxels (a float16 activation past 65504 on a
+  volume larger than the patches): the run stops with the diverged status before the
+  step's checkpoint, the best checkpoint and the export, which would carry null figures."""
+
+  class OverflowingValidator:
+    def validate(self, step):
+      raise NonFiniteOutput(17, 4096)
+
+  class Checkpoints:
+    best_psnr = tf.Variable(-np.inf, dtype=tf.float64)
+
+    def last_good(self):
+      return "checkpoints/ckpt-100"
+
+  with pytest.raises(loop.TrainingDiverged) as raised:
+    loop._validate(OverflowingValidator(), 150, Checkpoints())  # pylint: disable=protected-access
+  assert str(raised.value) == (
+      "non-finite validation output at step 150 (17 of 4096 output voxels are NaN or Inf); "
+      "stopped, nothing exported; the newest checkpoint is checkpoints/ckpt-100")
+  assert Checkpoints.best_psnr.numpy() == -np.inf
 
 
 def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, tmp_path):

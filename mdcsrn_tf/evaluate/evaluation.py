@@ -9,7 +9,9 @@ rerun with the same options skips the subjects already there, unless a network's
 are not the same file any more (their SHA-256 is part of the record): its subjects are
 scored again. At the end OUT_DIR/summary.json holds the settings and the mean and std per
 method. A subject scored here that a network's model card lists among its training or
-validation volumes is named in a warning: its figures are not held-out figures.
+validation volumes is named in a warning: its figures are not held-out figures. A network
+whose output has NaN or Inf voxels stops the run with one line naming the subject and the
+weights: no figure is made of it.
 """
 import dataclasses
 import os
@@ -18,7 +20,7 @@ import sys
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, paper
 from mdcsrn_tf.data import manifest, naming, nifti
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
 
@@ -187,10 +189,18 @@ def evaluate(options: EvaluateOptions) -> tuple:
   note = naming.naming_note(options.volumes, [s.name for s in scored]) if options.volumes else None
   if note:
     print(f"{note}; they name the rows of {record.csv_path}", file=sys.stderr)
-  outcome = scoring.evaluate_methods(
-      scored, methods, record=record, progress=sys.stderr.isatty(),
-      acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
-      batch=options.batch)
+  try:
+    outcome = scoring.evaluate_methods(
+        scored, methods, record=record, progress=sys.stderr.isatty(),
+        acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
+        batch=options.batch)
+  except NonFiniteOutput as error:
+    kept = len(record.per_subject)
+    raise InputError(
+        f"{error.subject}: {error} with weights {weight_paths[error.method]} (corrupted or "
+        f"diverged weights); not scored"
+        + (f", the {kept} subjects scored before it stay in {record.csv_path}" if kept else "")
+    ) from None
   results.write_results(outcome, record.csv_path,
                         os.path.join(options.out_dir, results.SUMMARY_NAME), settings)
   from mdcsrn_tf.models import analysis  # Keras: once every input has been checked

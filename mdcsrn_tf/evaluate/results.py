@@ -45,8 +45,9 @@ def read_results_csv(path) -> dict:
 
 class ResultsRecord:
   """An evaluation's folder: settings.json (what was asked) and per_subject.csv, rewritten
-  atomically after every subject. Reopened with the same settings it carries on where it
-  stopped; with other settings it refuses, since mixing them would mix two evaluations.
+  atomically after every subject (the folder is made with the first). Reopened with the
+  same settings it carries on where it stopped; with other settings it refuses, since
+  mixing them would mix two evaluations.
 
   `methods` maps each method to what identifies it beyond its name (a network: its weights'
   SHA-256; a baseline: nothing), kept in settings.json under "methods". A method whose
@@ -73,9 +74,9 @@ class ResultsRecord:
         log(f"{out_dir}: {method} is not what was scored there before "
             f"({_identity_text(before)}, now {_identity_text(identity)}); its {dropped} "
             "subjects are scored again")
-    os.makedirs(out_dir, exist_ok=True)
-    write_text_atomically(settings_path, json_text({**settings, "methods": methods}, indent=2,
-                                                   sort_keys=True) + "\n")
+    self._out_dir, self._settings_path = out_dir, settings_path
+    self._settings_text = json_text({**settings, "methods": methods}, indent=2,
+                                    sort_keys=True) + "\n"
 
   def scored(self, subject, methods, masked=False) -> bool:
     """Whether every method's rows of `subject` are here, with in-mask figures exactly when
@@ -88,7 +89,13 @@ class ResultsRecord:
 
   def add(self, subject, results: dict):
     self.per_subject[subject] = results
+    os.makedirs(self._out_dir, exist_ok=True)
     write_text_atomically(self.csv_path, results_csv(self.per_subject))
+    # The settings follow the rows, never precede them: a run stopped before its first
+    # subject leaves nothing, and no settings.json names new weights beside rows of old ones.
+    if self._settings_text:
+      write_text_atomically(self._settings_path, self._settings_text)
+      self._settings_text = None
 
 
 def write_results(results: dict, csv_path, json_path, card: dict | None = None):

@@ -24,6 +24,7 @@ import numpy as np
 
 from mdcsrn_tf import metrics, paper
 from mdcsrn_tf.acquisition import PAPER, PLACEMENTS, Acquisition
+from mdcsrn_tf.errors import NonFiniteOutput
 
 BASELINES = PLACEMENTS
 METRICS = (*metrics.NAMES, *metrics.MASKED_NAMES, "seconds")  # no masked ones without a mask
@@ -41,10 +42,12 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
   metrics.REGISTRY, and their in-mask variants too when a boolean `mask` on its grid is given.
 
   `methods` maps a name to a Keras generator, or to None for a baseline in BASELINES (a
-  plain list of baseline names works too). `acquisition` is every model's, or {model name:
-  Acquisition} for models trained on different ones; the baselines take the first model's
-  factors and slice profile (PAPER's without models) with their own placement. A dict
-  passed as `outputs` receives each method's volume (the demo writes them).
+  plain list of baseline names works too); a model whose output has NaN or Inf voxels
+  raises errors.NonFiniteOutput naming it (`method`). `acquisition` is every model's, or
+  {model name: Acquisition} for models trained on different ones; the baselines take the
+  first model's factors and slice profile (PAPER's without models) with their own
+  placement. A dict passed as `outputs` receives each method's volume (the demo writes
+  them).
   """
   from mdcsrn_tf.data import kspace
   from mdcsrn_tf.infer import inference
@@ -72,8 +75,12 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
       sr, seconds = _timed(lambda: kspace.degrade(hr, used))
     else:
       used, network_lr = of_model[name], input_of(name)
-      sr, seconds = _timed(lambda: inference.super_resolve(
-          model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
+      try:
+        sr, seconds = _timed(lambda: inference.super_resolve(
+            model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
+      except NonFiniteOutput as error:
+        error.method = name
+        raise
     results[name] = {**metrics.quality(hr, sr, used, mask), "seconds": seconds}
     if outputs is not None:
       outputs[name] = sr
@@ -104,7 +111,8 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
   volume in memory at a time, inside its mask too when it has one.
 
   With a ResultsRecord, subjects it already holds are skipped (their volumes are not read)
-  and every new subject is written to it as soon as it is scored. Returns {"subjects":
+  and every new subject is written to it as soon as it is scored; a NonFiniteOutput names
+  the subject it came from (`subject`), and the record keeps the subjects before it. Returns {"subjects":
   {name: {method: metrics}}, "summary": summarise(...)}; `options` go to evaluate_volume.
   """
   from tqdm import tqdm
@@ -116,7 +124,11 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
       per_subject[name] = {method: record.per_subject[name][method] for method in methods}
       continue
     hr, mask = load()
-    per_subject[name] = evaluate_volume(hr, methods, mask=mask, **options)
+    try:
+      per_subject[name] = evaluate_volume(hr, methods, mask=mask, **options)
+    except NonFiniteOutput as error:
+      error.subject = name
+      raise
     if record is not None:
       record.add(name, per_subject[name])
   return {"subjects": per_subject, "summary": summarise(per_subject)}

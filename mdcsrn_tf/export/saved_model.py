@@ -4,7 +4,8 @@ Its `serving_default` signature takes `volume`, float32 [D, H, W] of any size on
 grid (or the same as [1, D, H, W, 1]), and returns {"sr": float32 of the same shape}. It
 makes `mdcsrn-sr`'s checks, each failing with a message that says what is wrong before any
 other op runs: the layout (rank 3 or 5, no empty axis), finite voxels (a NaN would spread
-over its tile's receptive field) and an intensity range to map. Everything the Python path
+over its tile's receptive field) and an intensity range to map; and, like mdcsrn-sr, it
+fails rather than return an output with NaN or Inf voxels. Everything the Python path
 does happens in the graph: the mapping onto [0, 1] and back (data/intensity.py: by the
 maximum, by the range for a volume with negative voxels), and the tiling of infer/tiling.py (the
 same windows, sliding inside the volume, the same owned output voxels), so the SavedModel
@@ -66,6 +67,8 @@ FORMATS = ("saved_model", "onnx")
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
 NOT_FINITE_ERROR = "volume has NaN or Inf voxels; count:"
 NO_RANGE_ERROR = "volume has no positive voxel (nothing to super-resolve); maximum:"
+NOT_FINITE_OUTPUT_ERROR = ("network output has NaN or Inf voxels (corrupted or diverged "
+                           "weights); count:")
 
 
 def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None):
@@ -103,9 +106,12 @@ def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=N
     with tf.control_dependencies([tf.debugging.Assert(high - low > 0, [NO_RANGE_ERROR, high])]):
       scale = tf.identity(high - low)
       spatial = tf.identity(spatial)
-    # clipped at 0 as in inference.super_resolve: on [0, 1] nothing real lies below
     edges = auto_tile_edges(spatial, margin, max_window) if tile is None else tile
-    sr = tf.maximum(tiled_forward(network, (volume - low) / scale, edges, margin), 0.0)
+    sr = tiled_forward(network, (volume - low) / scale, edges, margin)
+    bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(sr)), tf.int64))
+    with tf.control_dependencies([tf.debugging.Assert(tf.equal(bad, 0),
+                                                      [NOT_FINITE_OUTPUT_ERROR, bad])]):
+      sr = tf.maximum(sr, 0.0)  # as in inference.super_resolve: on [0, 1] nothing real is below
     return {"sr": tf.reshape(sr * scale + low, shape)}
 
   return serve

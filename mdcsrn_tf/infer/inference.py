@@ -16,6 +16,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mdcsrn_tf import paper
+from mdcsrn_tf.errors import NonFiniteOutput
 from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
 from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, planned_voxels, tile_edges
 
@@ -78,7 +79,9 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
-  images are non-negative, so this never moves a voxel away from a true image. `tile` is
+  images are non-negative, so this never moves a voxel away from a true image. An output
+  with NaN or Inf voxels raises errors.NonFiniteOutput: every caller, whether it writes a
+  file or a figure, stops there. `tile` is
   one edge or one per axis (auto_plan chooses them from a memory budget). `batch`
   windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles;
   `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
@@ -101,6 +104,9 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
       for tile_output in forward(windows).numpy()[..., 0]:
         _merge_tile(output, tile_output, plans, next(pending))
       bar.update(int(windows.shape[0]))
+  bad = int(np.count_nonzero(~np.isfinite(output)))
+  if bad:
+    raise NonFiniteOutput(bad, output.size)
   return np.maximum(output, 0.0, out=output)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from mdcsrn_tf import cli, hardware, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.infer import outputs, report
 
 @dataclasses.dataclass(frozen=True)
@@ -244,12 +244,12 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
         model, volume.shape, margin, (memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20)
   elif memory_limit:
     batch = inference.batch_for_memory(model, memory_limit * 2**20, tile, margin)
-  sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
-                               progress=progress, jit_compile=jit_compile)
-  n_bad = int(np.count_nonzero(~np.isfinite(sr)))
-  if n_bad:
-    raise InputError(f"{input_path}: {n_bad} of {sr.size} output voxels are NaN or Inf with "
-                     f"weights {weights_name} (corrupted or diverged weights); nothing written")
+  try:
+    sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
+                                 progress=progress, jit_compile=jit_compile)
+  except NonFiniteOutput as error:
+    raise InputError(f"{input_path}: {error} with weights {weights_name} (corrupted or "
+                     f"diverged weights); nothing written") from None
   nifti.save_volume(intensity.denormalise(sr, mapping), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path

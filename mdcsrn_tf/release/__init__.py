@@ -11,8 +11,9 @@ or validation volumes is refused: its figures would not be held out. So are weig
 the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR
 REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
 GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network; unless `below_bar`
-asks to ship them with the misses as the card's warning. The card written names no path
-of the machine (`portable`).
+asks to ship them with the misses as the card's warning. Weights whose output has NaN or
+Inf voxels are refused whatever `below_bar` says: no figure is made of them. The card
+written names no path of the machine (`portable`).
 
 The weights and their card go to the folder `--out` names, as MODEL_KIND (`b1u8_l1`,
 `b4u4_gan`: the names of weights/, one per row of the paper's tables); the package's shipped
@@ -25,7 +26,7 @@ import shutil
 import time
 
 from mdcsrn_tf import metrics, paper, weights
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.evaluate import scoring, subjects
 
@@ -208,13 +209,21 @@ def release(options: ReleaseOptions, log=print) -> str:
   entries = test_entries(dataset, options.subject, card, source)
   model, card = weights.load_generator(source, allow_unverified=options.unverified_weights)
   per_volume, first = {}, None
-  for entry in entries:
-    hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
-    per_volume[entry["name"]] = held_out_metrics(model, hr, card.acquisition, options.batch, mask)
-    first = first or (hr, mask)
-  hr, mask = first
-  crop, starts = subjects.central_crop(hr, options.check_crop)
-  crop_mask = None if mask is None else subjects.central_crop(mask, options.check_crop)[0]
+  try:
+    for entry in entries:
+      scored_on = entry["path"]
+      hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
+      per_volume[entry["name"]] = held_out_metrics(model, hr, card.acquisition, options.batch,
+                                                   mask)
+      first = first or (hr, mask)
+    hr, mask = first
+    crop, starts = subjects.central_crop(hr, options.check_crop)
+    crop_mask = None if mask is None else subjects.central_crop(mask, options.check_crop)[0]
+    scored_on = f"the check crop of {entries[0]['path']}"
+    check_metrics = held_out_metrics(model, crop, card.acquisition, options.batch, crop_mask)
+  except NonFiniteOutput as error:
+    raise InputError(f"{source}: {error} on {scored_on} (corrupted or diverged weights); "
+                     "nothing written") from None
   whole = _means(per_volume)
   held_out = {"volume": entries[0]["name"], "volumes": list(per_volume), "dataset": dataset,
               "mask": entries[0].get("mask", ""),
@@ -223,8 +232,7 @@ def release(options: ReleaseOptions, log=print) -> str:
               "tile": paper.TILE, "margin": paper.MARGIN, "whole_volume": whole,
               "per_volume": per_volume,
               "check_crop": {"start": starts, "edge": options.check_crop,
-                             "metrics": held_out_metrics(model, crop, card.acquisition,
-                                                         options.batch, crop_mask)}}
+                             "metrics": check_metrics}}
   on_gpu = bool(card.machine.get("gpus"))
   note = "" if on_gpu else (
       f"trained on CPU only: {card.training.get('patch_size', '?')}^3 patches, batch "

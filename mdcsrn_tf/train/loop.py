@@ -14,7 +14,8 @@ does not replay the patches already seen.
 
 SIGINT/SIGTERM save a checkpoint and stop (TrainingInterrupted). A non-finite loss stops
 the run before anything else is saved (TrainingDiverged), and no checkpoint is written
-with non-finite weights, so the latest checkpoint stays the last good one.
+with non-finite weights, so the latest checkpoint stays the last good one; a validation
+output with NaN or Inf voxels stops it too, before its step's checkpoint and the export.
 """
 import dataclasses
 import itertools
@@ -29,6 +30,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mdcsrn_tf import hardware, models, weights
+from mdcsrn_tf.errors import NonFiniteOutput
 from mdcsrn_tf.data import pipeline, volume_store
 from mdcsrn_tf.train import checkpoints as run_checkpoints
 from mdcsrn_tf.train import schedule, steps, validation
@@ -290,7 +292,12 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
 
 def _validate(validator, step, checkpoints) -> dict:
   """Validates every worker alike (saving the best checkpoint is collective)."""
-  metrics = validator.validate(step)
+  try:
+    metrics = validator.validate(step)
+  except NonFiniteOutput as error:
+    raise TrainingDiverged(f"non-finite validation output at step {step} ({error}); stopped, "
+                           f"nothing exported; the newest checkpoint is "
+                           f"{checkpoints.last_good()}") from None
   if metrics["psnr"] > float(checkpoints.best_psnr.numpy()):
     checkpoints.best_psnr.assign(metrics["psnr"])
     checkpoints.best.save(checkpoint_number=step)
