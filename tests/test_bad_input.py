@@ -68,6 +68,9 @@ CASES = [
     ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
      "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),
+    # two scans where --out_dir was meant: the second is not replaced
+    ("predict {scan} {other}", 2,
+     "{other}: exists already; pass --overwrite to replace, or name another OUTPUT", ["{other}"]),
     ("predict {scan} {out}/sr.nii.gz --report {out}/qc.txt", 2,
      "{out}/qc.txt: a report is a PATH.html file", ["{out}/sr.nii.gz", "{out}/qc.txt"]),
     ("bids {hidden_only} {out}/d participant", 2,
@@ -90,6 +93,12 @@ CASES = [
      "{bids}/sub-01/out: the derivatives must not be written into the raw dataset's *", []),
     ("bids {bids} {out}/no/d participant", 2, "{out}/no/d: its parent folder does not exist",
      []),
+    ("bids {bids} {fmriprep_out} participant", 2,
+     "{fmriprep_out}: holds the derivatives of another pipeline (fMRIPrep); choose a new folder",
+     ["{fmriprep_out}"]),
+    ("bids {bids} {odd_out} participant", 2,
+     "{odd_out}: holds the derivatives of another pipeline (unnamed); choose a new folder",
+     ["{odd_out}"]),
     ("predict {absent} {out}/sr.nii.gz", 2, "{absent}: no such file", []),
     ("predict {truncated} {out}/sr.nii.gz", 2, "{truncated}: cannot read NIfTI *", []),
     ("predict {flat} {out}/sr.nii.gz", 2, "{flat}: 2D image *", []),
@@ -126,6 +135,11 @@ CASES = [
     ("evaluate --volumes={scan} --weights=l1={shipped} --factors=1,1,4 --out_dir={out}/eval", 2,
      "--weights l1: its model card says it was trained for factors 2,2,1 (k-space), "
      "zero_filled placement, not the factors 1,1,4 the flags give; *", []),
+    ("evaluate --volumes={scan} --weights=linear={shipped} --out_dir={out}/eval", 2,
+     "--weights linear: the name of a baseline; give each network a name of its own", []),
+    ("evaluate --volumes={scan} --weights=net={shipped},net={weights} --out_dir={out}/eval", 2,
+     "--weights net: the name of another --weights entry; give each network a name of its own",
+     []),
     ("evaluate --volumes={scan} --plane_axes=0,0 --out_dir={out}/eval", 2,
      "--plane_axes 0,0: expected two distinct axes of 0, 1, 2", ["{out}/eval"]),
     (SMOKE + " --dataset={good} --workdir={out}/run --plane_axes=0,0", 2,
@@ -181,6 +195,11 @@ CASES = [
      ["{out}/sr.nii.gz"]),
     ("evaluate --volumes={scan} --baselines= --out_dir={out}/eval", 2,
      "nothing to score: give --baselines (of *) or --weights NAME=PATH", []),
+    # headers nibabel refuses (it would print its own lines beside ours)
+    ("predict {no_datatype} {out}/sr.nii.gz", 2,
+     "{no_datatype}: cannot read NIfTI (data code 0 not supported)", []),
+    ("evaluate --volumes={bad_intercept} --out_dir={out}/eval", 2,
+     "{bad_intercept}: cannot read NIfTI (Valid slope but invalid intercept inf)", []),
     ("predict {bad_units} {out}/sr.nii.gz --target_voxel=0.5", 2,
      "{bad_units}: header's spatial unit (xyzt_units code 5) is none of metre, mm or micron; *",
      []),
@@ -288,7 +307,8 @@ def write_manifests(root, paths):
 
 def write_reliability_cases(root, paths):
   """A prepared data set, manifests that mix or cannot train, weights whose card has no
-  checksum, a scan whose header's unit code names no unit."""
+  checksum, a scan whose header's unit code names no unit, headers nibabel refuses, output
+  folders that hold another pipeline's derivatives."""
   paths["root"] = str(root)
   paths["prepared"] = str(root / "prepared")
   os.mkdir(paths["prepared"])
@@ -310,11 +330,30 @@ def write_reliability_cases(root, paths):
   del card["weights_sha256"]
   with open(paths["unchecked"] + weights.CARD_SUFFIX, "w", encoding="utf-8") as file:
     json.dump(card, file)
+  for name, generated_by in {"fmriprep_out": [{"Name": "fMRIPrep", "Version": "24.1.1"}],
+                             "odd_out": {"Name": "a dict where BIDS asks for a list"}}.items():
+    paths[name] = str(root / name)
+    os.mkdir(paths[name])
+    with open(os.path.join(paths[name], "dataset_description.json"), "w",
+              encoding="utf-8") as file:
+      json.dump({"Name": name, "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+                 "GeneratedBy": generated_by}, file)
   image = nib.load(paths["scan"])
   image.header["xyzt_units"] = 5
   paths["bad_units"] = str(root / "bad_units.nii.gz")
   nib.Nifti1Image(np.asarray(image.dataobj), image.affine, image.header).to_filename(
       paths["bad_units"])
+  # the NIfTI-1 header's datatype (int16 at byte 70) and scl_slope, scl_inter (float32 at
+  # bytes 112 and 116), written over a valid uncompressed file
+  voxels = np.asarray(image.dataobj).astype(np.float32)
+  for name, patch in {"no_datatype": {70: np.int16(0)},
+                      "bad_intercept": {112: np.float32(2.0), 116: np.float32(np.inf)}}.items():
+    paths[name] = str(root / f"{name}.nii")
+    nib.Nifti1Image(voxels, image.affine).to_filename(paths[name])
+    with open(paths[name], "r+b") as file:
+      for offset, value in patch.items():
+        file.seek(offset)
+        file.write(value.astype(value.dtype.newbyteorder("<")).tobytes())
 
 
 def write_masks(root, paths):

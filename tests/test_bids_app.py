@@ -46,8 +46,7 @@ def derivatives(bids_tree, tmp_path_factory):
   """(dataset, derivatives folder) after one run of the command over every participant."""
   root = tmp_path_factory.mktemp("bids_app")
   dataset = bids_tree(root / "raw")
-  out = root / "raw" / "derivatives" / "mdcsrn"
-  (root / "raw" / "derivatives").mkdir()
+  out = root / "raw" / "derivatives" / "mdcsrn"  # derivatives/ is made, as BIDS places it
   result = run_command(dataset, out, "participant", "--participant_label", "01", "sub-02",
                        "--scale=2,2,1")
   assert result.returncode == 0, result.stderr

@@ -166,3 +166,21 @@ def test_a_bids_style_brain_mask_beside_a_plain_file_is_its_mask(tmp_path, write
                                    log=lambda _: None)
   assert {e["subject"]: e.get("mask") for e in written["subjects"]} == {
       "sub-01_T1w": str(tmp_path / "src" / "sub-01_desc-brain_mask.nii.gz"), "sub-02_T1w": None}
+
+
+def test_a_header_nibabel_repairs_loads_with_one_warning_naming_the_file(tmp_path, capsys):
+  """sizeof_hdr must be 348 in NIfTI-1; nibabel repairs another value (here 340) while
+  loading and would print that bare on stderr: it comes as one warning naming the file,
+  and the voxels are the ones written."""
+  from mdcsrn_tf.data import nifti  # pylint: disable=import-outside-toplevel
+
+  voxels = np.arange(7 * 8 * 9, dtype=np.float32).reshape(7, 8, 9)
+  path = tmp_path / "odd_header.nii"
+  nib.Nifti1Image(voxels, np.eye(4)).to_filename(path)
+  with open(path, "r+b") as file:
+    file.write(np.int32(340).astype("<i4").tobytes())
+  loaded, _ = nifti.load_volume(path)
+  np.testing.assert_array_equal(loaded, voxels)
+  lines = capsys.readouterr().err.splitlines()
+  assert lines == [f"warning: {path}: NIfTI header: sizeof_hdr should be 348; "
+                   "set sizeof_hdr to 348"]

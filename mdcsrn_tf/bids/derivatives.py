@@ -65,7 +65,9 @@ def description(weights_record) -> dict:
 
 def check_output_dir(output_dir, bids_root, weights_sha256) -> str:
   """The absolute output folder; InputError when it is the dataset itself or inside a
-  participant's folder, when its parent does not exist, or when it holds the outputs of
+  participant's folder, when its parent does not exist (except BIDS_DIR/derivatives, the
+  place BIDS gives derivatives, which is made when missing; elsewhere a missing parent is
+  more likely a mistyped path), or when it holds the outputs of another pipeline or of
   other weights."""
   path = os.path.abspath(os.fspath(output_dir))
   if path == bids_root or os.path.relpath(path, bids_root).startswith("sub-"):
@@ -73,12 +75,18 @@ def check_output_dir(output_dir, bids_root, weights_sha256) -> str:
                      "dataset's own folders (use e.g. BIDS_DIR/derivatives/mdcsrn)")
   if os.path.exists(path) and not os.path.isdir(path):
     raise InputError(f"{output_dir}: is a file, not a folder")
-  if not os.path.isdir(os.path.dirname(path)):
+  parent = os.path.dirname(path)
+  if not os.path.isdir(parent) and parent != os.path.join(bids_root, "derivatives"):
     raise InputError(f"{output_dir}: its parent folder does not exist")
   existing = read_json(os.path.join(path, "dataset_description.json"),
                        "dataset description", missing_ok=True)
   if existing is not None:
-    generated = (existing.get("GeneratedBy") or [{}])[0] if isinstance(existing, dict) else {}
+    generated = existing.get("GeneratedBy") if isinstance(existing, dict) else None
+    generated = generated[0] if isinstance(generated, list) and generated else {}
+    generated = generated if isinstance(generated, dict) else {}
+    if generated.get("Name") != PIPELINE:
+      raise InputError(f"{output_dir}: holds the derivatives of another pipeline "
+                       f"({generated.get('Name') or 'unnamed'}); choose a new folder")
     if generated.get("WeightsSHA256") != weights_sha256:
       raise InputError(f"{output_dir}: holds derivatives of other weights (SHA-256 "
                        f"{str(generated.get('WeightsSHA256'))[:12]}...); choose a new folder")

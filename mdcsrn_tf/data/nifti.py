@@ -7,7 +7,10 @@ a temporary file in the destination folder, then a rename, so a crash never leav
 a half-written output, and it refuses to overwrite the input it was computed from.
 """
 import gzip
+import logging
 import os
+import sys
+import threading
 import zlib
 
 import nibabel as nib
@@ -30,6 +33,38 @@ def is_nifti_path(path) -> bool:
   return str(path).endswith(NIFTI_SUFFIXES)
 
 
+class _HeaderNotes(logging.Handler):
+  def __init__(self):
+    super().__init__()
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
+
+
+_NIBABEL_LOG = threading.Lock()  # its logger is global; the pipeline loads in threads
+
+
+def _load_header(path):
+  """(nib.load(path), what nibabel said of the header while loading it). nibabel prints
+  that bare on stderr (the header it repairs, the one it cannot read); kept instead, so that
+  a file it cannot load ends in one line, and one it repaired is named in a warning."""
+  logger, notes = nib.imageglobals.logger, _HeaderNotes()
+  with _NIBABEL_LOG:
+    handlers, propagate = list(logger.handlers), logger.propagate
+    for handler in handlers:
+      logger.removeHandler(handler)
+    logger.addHandler(notes)
+    logger.propagate = False
+    try:
+      return nib.load(path), notes.messages
+    finally:
+      logger.removeHandler(notes)
+      for handler in handlers:
+        logger.addHandler(handler)
+      logger.propagate = propagate
+
+
 def open_image(path) -> nib.Nifti1Image:
   """The NIfTI image at `path`, its header checked (a 3D volume of real scalars) and its
   voxels not yet read; raises InputError on anything unusable."""
@@ -41,10 +76,12 @@ def open_image(path) -> nib.Nifti1Image:
   if not is_nifti_path(path):
     raise InputError(f"{path}: not a NIfTI file name (expected .nii or .nii.gz)")
   try:
-    image = nib.load(path)
-  except (nib.filebasedimages.ImageFileError, EOFError, zlib.error, gzip.BadGzipFile,
-          ValueError, OSError) as error:
+    image, notes = _load_header(path)
+  except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, EOFError,
+          zlib.error, gzip.BadGzipFile, ValueError, OSError) as error:
     raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
+  for note in notes:
+    print(f"warning: {path}: NIfTI header: {note}", file=sys.stderr)
   if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
     raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
   _check_shape(path, image.shape)
@@ -63,7 +100,8 @@ def load_volume(path) -> tuple[np.ndarray, nib.Nifti1Image]:
   image = open_image(path)
   try:
     voxels = np.asarray(image.get_fdata(dtype=np.float32)).reshape(image.shape[:3])
-  except (EOFError, zlib.error, gzip.BadGzipFile, ValueError, OSError, MemoryError) as error:
+  except (nib.spatialimages.HeaderDataError, EOFError, zlib.error, gzip.BadGzipFile,
+          ValueError, OSError, MemoryError) as error:
     raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
   n_bad = int(np.count_nonzero(~np.isfinite(voxels)))
   if n_bad:

@@ -37,7 +37,8 @@ class EvaluateOptions:
       (a manifest gives masks in its entries' "mask" field instead).
     baselines: baselines to score, of nearest, linear, cubic and zero_filled.
     weights: NAME=PATH of each generator to score (PATH.weights.h5 with its PATH.json card,
-      or the name of shipped weights: b4u4=b4u4_l1).
+      or the name of shipped weights: b4u4=b4u4_l1); NAME, its rows' method, must differ
+      from the other entries' and from the baselines'.
     factors: per-axis factors of the acquisition the baselines are scored on without
       --weights (default 2,2,1, the paper's); networks are scored on their card's, and a
       flag that contradicts it is refused.
@@ -103,6 +104,10 @@ class EvaluateOptions:
       name, separator, path = entry.partition("=")
       if not separator or not name or not path:
         raise InputError(f"--weights expects NAME=PATH, got {entry!r}")
+      if name in parsed or name in scoring.BASELINES:  # one row per name: never replaced
+        raise InputError(f"--weights {name}: the name of "
+                         f"{'another --weights entry' if name in parsed else 'a baseline'}; "
+                         "give each network a name of its own")
       parsed[name] = weights.resolve(path)
     return parsed
 

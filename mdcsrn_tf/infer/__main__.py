@@ -11,11 +11,11 @@
 
 Without --scale or --target_voxel the input is taken to be on the HR grid already (as the
 network's training input: the LR scan interpolated back). The output keeps the input's
-intensity range and geometry, is written atomically, and never replaces an input. With
---out_dir (made when missing) each output is named by the first part of the input paths
-that differs (HCP: the subject folder; a line says so when that is not the file's own name),
-or mirrors the inputs' folders with --out_layout mirror; an earlier run's output there is
-replaced only with --overwrite.
+intensity range and geometry, is written atomically, and never replaces an input; a file
+that exists already at an output's path is replaced only with --overwrite. With --out_dir
+(made when missing) each output is named by the first part of the input paths that differs
+(HCP: the subject folder; a line says so when that is not the file's own name), or mirrors
+the inputs' folders with --out_layout mirror.
 """
 from mdcsrn_tf import cli
 from mdcsrn_tf.infer.predict import PredictOptions, super_resolve_files

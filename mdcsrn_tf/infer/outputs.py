@@ -81,17 +81,24 @@ def plan_outputs(paths, out_dir=None, recursive=False, layout="names") -> list:
           for path, parts in zip(inputs, relative)]
 
 
-def prepare_out_dir(pairs, overwrite=False):
-  """Makes the output folders of --out_dir's `pairs`; InputError, before any folder is
-  made, when an output exists already and `overwrite` is off (an earlier run's result is
-  never replaced unasked). An output that is an input is left to nifti.check_output_path,
-  which refuses it whatever `overwrite` says."""
+def refuse_existing(pairs, overwrite=False, out_dir=None):
+  """InputError, before anything is made, when an output of `pairs` exists already and
+  `overwrite` is off: no file is replaced unasked, neither an earlier run's result nor a
+  scan named as OUTPUT by mistake (`mdcsrn-sr A B` where --out_dir was meant). An output
+  that is an input is left to nifti.check_output_path, which refuses it whatever
+  `overwrite` says."""
   inputs = {os.path.abspath(source) for source, _ in pairs}
-  existing = [output for _, output in pairs
-              if os.path.exists(output) and os.path.abspath(output) not in inputs]
+  existing = [output for _, output in pairs  # a folder there: check_output_path names it
+              if os.path.lexists(output) and not os.path.isdir(output)
+              and os.path.abspath(output) not in inputs]
   if existing and not overwrite:
     more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+    instead = "choose another --out_dir" if out_dir is not None else "name another OUTPUT"
     raise InputError(f"{existing[0]}: exists already{more}; pass --overwrite to replace, or "
-                     "choose another --out_dir")
+                     f"{instead}")
+
+
+def prepare_out_dir(pairs):
+  """Makes the output folders of --out_dir's `pairs`."""
   for _, output in pairs:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

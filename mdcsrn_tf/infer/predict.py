@@ -57,7 +57,8 @@ class PredictOptions:
     out_layout: names (OUT_DIR/<name>_sr.nii.gz) or mirror (each input's path below the
       folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
     recursive: folder inputs: also the NIfTI files in their subfolders.
-    overwrite: with --out_dir, replace outputs an earlier run left there (refused without).
+    overwrite: replace outputs that exist already (refused without): an earlier run's, or
+      any file named as OUTPUT.
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
     report: PATH.html: a QC report of the run (slices of every input and output, the
@@ -99,8 +100,9 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   acquisition = trained_acquisition(weights_path, options.model)
   for input_path, _ in pairs:
     check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
+  outputs.refuse_existing(pairs, options.overwrite, options.out_dir)
   if options.out_dir is not None:
-    outputs.prepare_out_dir(pairs, options.overwrite)
+    outputs.prepare_out_dir(pairs)
     note = naming.naming_note(inputs, naming.subject_names(inputs))
     if note and options.out_layout == "names":
       print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
