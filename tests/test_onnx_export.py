@@ -119,3 +119,24 @@ def test_the_tiling_in_docs_serving_reproduces_mdcsrn_sr(shipped_export, window)
   expected = inference.super_resolve(model, volume / volume.max(), tile=16, margin=3,
                                      progress=False) * volume.max()
   assert_close(sr, expected)
+
+
+def test_weights_without_a_checksum_export_only_when_the_flag_allows_them(tmp_path):
+  """A card from before checksums: refused as by every command, exported with
+  --unverified_weights, the same flag as the SavedModel's."""
+  from mdcsrn_tf.errors import InputError  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.weights.card import ModelCard  # pylint: disable=import-outside-toplevel
+
+  keras.utils.set_random_seed(4)
+  base = weights.save_generator(build_model("fsrcnn"), tmp_path / "old", ModelCard("fsrcnn"))
+  card_path = base + weights.CARD_SUFFIX
+  card = json.loads(open(card_path, encoding="utf-8").read())
+  del card["weights_sha256"]
+  with open(card_path, "w", encoding="utf-8") as file:
+    json.dump(card, file)
+  with pytest.raises(InputError, match="SHA-256"):
+    onnx_graph.export_onnx(base, tmp_path / "refused.onnx")
+  assert not (tmp_path / "refused.onnx").exists()
+  out = onnx_graph.export_onnx(base, tmp_path / "old.onnx", allow_unverified=True)
+  properties = {p.key: p.value for p in onnx.load(out).metadata_props}
+  assert properties["weights_sha256"] == weights.file_sha256(base + weights.WEIGHTS_SUFFIX)

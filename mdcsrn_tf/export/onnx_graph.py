@@ -161,9 +161,10 @@ def check_onnx_path(path) -> str:
   return path
 
 
-def export_onnx(weights_path, out, model_name=None) -> str:
+def export_onnx(weights_path, out, model_name=None, allow_unverified=False) -> str:
   """Writes the generator of `weights_path` as PATH.onnx (atomically), with its model's
-  name, acquisition (JSON) and weights checksum in the file's metadata."""
+  name, acquisition (JSON) and weights checksum in the file's metadata; `allow_unverified`
+  as weights.load_generator's."""
   out = check_onnx_path(out)
   try:
     import onnx
@@ -171,7 +172,7 @@ def export_onnx(weights_path, out, model_name=None) -> str:
     raise InputError("--format onnx needs the onnx package: pip install onnx") from None
   from mdcsrn_tf import weights  # TensorFlow loads only for a file that can be written
 
-  model, card = weights.load_generator(weights_path, model_name)
+  model, card = weights.load_generator(weights_path, model_name, allow_unverified)
   base = weights.base_path(weights_path)
   try:
     proto = onnx_model(model)

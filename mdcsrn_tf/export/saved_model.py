@@ -159,7 +159,8 @@ def export(options: ExportOptions) -> str:
   if options.format == "onnx":
     from mdcsrn_tf.export import onnx_graph
 
-    return onnx_graph.export_onnx(options.weights, options.out, options.model)
+    return onnx_graph.export_onnx(options.weights, options.out, options.model,
+                                  options.unverified_weights)
   check_export_folder(options.out)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
