@@ -128,3 +128,43 @@ def test_labels_select_participants_and_sessions(bids_tree, tmp_path):
   assert sorted(files_under(tmp_path / "two")) == [
       "dataset_description.json", "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.json",
       "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.nii.gz"]
+
+
+def test_sessions_run_apart_share_one_report_and_one_set_of_settings(bids_tree, tmp_path):
+  """A job per session into one folder: the participant's report covers every session done
+  so far, not the last job's alone; a job with flags that change the voxels (here the
+  tiling) is refused, as one with other weights is."""
+  from mdcsrn_tf.errors import InputError  # pylint: disable=import-outside-toplevel
+
+  dataset, out = bids_tree(tmp_path / "raw"), tmp_path / "raw" / "derivatives" / "mdcsrn"
+  quiet = {"log": lambda *a, **k: None}
+  for session in ("a", "b"):
+    options = BidsOptions(participant_label=("01",), session_label=(session,))
+    assert run_app(options, [dataset, out, "participant"], **quiet) == ["01"]
+  report = (out / "sub-01.html").read_text(encoding="utf-8")
+  assert "sub-01_ses-a_T1w.nii.gz" in report and "sub-01_ses-b_run-1_T1w.nii.gz" in report
+  description = json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))
+  assert description["GeneratedBy"][0]["Settings"] == {
+      "scale": None, "target_voxel": None, "tile": "auto", "margin": 3, "memory_limit": None}
+  before = files_under(out)
+  paper_tiles = BidsOptions(participant_label=("02",), tile="64")
+  with pytest.raises(InputError, match=r"holds derivatives made with other settings "
+                                       r"\(--tile auto there, 64 now\)"):
+    run_app(paper_tiles, [dataset, out, "participant"], **quiet)
+  assert files_under(out) == before
+
+
+def test_an_image_in_two_files_is_refused_naming_both(bids_tree, tmp_path):
+  """x_T1w.nii beside x_T1w.nii.gz: both would write one output; neither is chosen."""
+  from mdcsrn_tf.errors import InputError  # pylint: disable=import-outside-toplevel
+
+  dataset = tmp_path / "raw"
+  bids_tree(dataset)
+  anat = dataset / "sub-02" / "anat"
+  nib.save(nib.load(anat / "sub-02_T1w.nii"), anat / "sub-02_T1w.nii.gz")
+  with pytest.raises(InputError) as raised:
+    run_app(BidsOptions(), [dataset, tmp_path / "out", "participant"], log=lambda *a, **k: None)
+  assert str(raised.value) == (f"{anat / 'sub-02_T1w.nii'}: the same image as "
+                               f"{anat / 'sub-02_T1w.nii.gz'} (one name, two files); keep one "
+                               "of them")
+  assert not (tmp_path / "out").exists()

@@ -74,7 +74,8 @@ def plan(options: BidsOptions, arguments):
   if not os.path.isfile(weights_file):
     raise InputError(f"{weights_file}: no such weights file")
   checksum = weights.file_sha256(weights_file)
-  output_dir = derivatives.check_output_dir(output_dir, root, checksum)
+  output_dir = derivatives.check_output_dir(output_dir, root, checksum,
+                                            derivatives.output_settings(options))
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report)}
   todo = {p: found for p, found in images.items() if p not in done}
@@ -100,13 +101,11 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   record = provenance.weights_record(weights_path)
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)
-  derivatives.write_description(output_dir, record)
+  derivatives.write_description(output_dir, record, derivatives.output_settings(settings))
   tile = cli.int_or_word(settings, "tile", "auto")
   for participant, images in todo.items():
-    pairs = []
     for image in images:
       output = derivatives.output_path(output_dir, image)
-      pairs.append((image.path, output))
       if derivatives.image_done(output_dir, image):  # a rerun after an interruption
         continue
       os.makedirs(os.path.dirname(output), exist_ok=True)
@@ -118,7 +117,10 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
           memory_limit=settings.memory_limit)
       derivatives.write_sidecar(output_dir, image, root, record, command)
       log(output)
-    if options.report:
-      report.write_report(derivatives.report_path(output_dir, participant), pairs, weights_path, f"mdcsrn-bids report: sub-{participant}",
-                          command)
+    if options.report:  # every session done so far, this run's or an earlier one's
+      every = layout.find_t1w(root, (participant,))[participant]
+      pairs = [(image.path, derivatives.output_path(output_dir, image)) for image in every
+               if derivatives.image_done(output_dir, image)]
+      report.write_report(derivatives.report_path(output_dir, participant), pairs,
+                          weights_path, f"mdcsrn-bids report: sub-{participant}", command)
   return list(todo)

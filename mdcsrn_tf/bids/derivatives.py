@@ -8,8 +8,8 @@
 
 Every file is written atomically, so a file that exists is complete: a participant whose
 images, sidecars and report all exist is done. One folder holds the outputs of one set of
-weights: a folder whose dataset_description.json names other weights is refused, so that
-outputs of two networks never mix.
+weights and one set of the flags that change the voxels (the grid, the tiling): a folder
+whose dataset_description.json names others is refused, so that outputs never mix.
 """
 import json
 import os
@@ -54,21 +54,35 @@ def is_done(output_dir, participant, images, with_report=True) -> bool:
           and (not with_report or os.path.isfile(report_path(output_dir, participant))))
 
 
-def description(weights_record) -> dict:
+def description(weights_record, settings: dict) -> dict:
+  """The dataset's description; GeneratedBy records the weights' SHA-256 and `settings`,
+  the flags that change the output's voxels (output_settings)."""
   return {"Name": "mDCSRN super-resolution of T1w images", "BIDSVersion": BIDS_VERSION,
           "DatasetType": "derivative",
           "GeneratedBy": [{"Name": PIPELINE, "Version": mdcsrn_tf.__version__,
                            "Description": f"{weights_record['model']} weights "
                                           f"{os.path.basename(weights_record['file'])}",
-                           "WeightsSHA256": weights_record["sha256"]}]}
+                           "WeightsSHA256": weights_record["sha256"],
+                           "Settings": settings}]}
 
 
-def check_output_dir(output_dir, bids_root, weights_sha256) -> str:
+def output_settings(options) -> dict:
+  """The flags of `options` (mdcsrn-sr's) that change an output's voxels: the grid and the
+  tiling (the memory limit plans the tiles only with --tile auto). Two runs into one folder
+  must agree on them, as on the weights."""
+  settings = {name: getattr(options, name) for name in
+              ("scale", "target_voxel", "tile", "margin", "memory_limit")}
+  if settings["tile"] != "auto":
+    del settings["memory_limit"]
+  return json.loads(json.dumps(settings))
+
+
+def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> str:
   """The absolute output folder; InputError when it is the dataset itself or inside a
   participant's folder, when its parent does not exist (except BIDS_DIR/derivatives, the
   place BIDS gives derivatives, which is made when missing; elsewhere a missing parent is
-  more likely a mistyped path), or when it holds the outputs of another pipeline or of
-  other weights."""
+  more likely a mistyped path), or when it holds the outputs of another pipeline, of other
+  weights or of other `settings` (output_settings)."""
   path = os.path.abspath(os.fspath(output_dir))
   if path == bids_root or os.path.relpath(path, bids_root).startswith("sub-"):
     raise InputError(f"{output_dir}: the derivatives must not be written into the raw "
@@ -90,14 +104,21 @@ def check_output_dir(output_dir, bids_root, weights_sha256) -> str:
     if generated.get("WeightsSHA256") != weights_sha256:
       raise InputError(f"{output_dir}: holds derivatives of other weights (SHA-256 "
                        f"{str(generated.get('WeightsSHA256'))[:12]}...); choose a new folder")
+    earlier = generated.get("Settings", settings)  # folders from before settings were kept
+    if earlier != settings:
+      differ = ", ".join(f"--{name} {earlier.get(name)} there, {value} now"
+                         for name, value in settings.items() if earlier.get(name) != value)
+      raise InputError(f"{output_dir}: holds derivatives made with other settings ({differ}); "
+                       "give the same flags, or choose a new folder")
   return path
 
 
-def write_description(output_dir, weights_record):
+def write_description(output_dir, weights_record, settings: dict):
   """dataset_description.json, written once (parallel jobs write the same text)."""
   path = os.path.join(output_dir, "dataset_description.json")
   if not os.path.exists(path):
-    write_text_atomically(path, json.dumps(description(weights_record), indent=2) + "\n")
+    write_text_atomically(path, json.dumps(description(weights_record, settings), indent=2)
+                          + "\n")
 
 
 def sidecar(image: Image, output, bids_root, weights_record, command) -> dict:

@@ -67,14 +67,17 @@ def _t1w_images(root, participant, session) -> list:
   if not os.path.isdir(folder):
     return []
   start = f"sub-{participant}_" + (f"ses-{session}_" if session else "")
-  found = []
+  found = {}
   for name in sorted(os.listdir(folder)):
     stem = name.split(".", 1)[0]
     if (name.startswith(start) and stem.endswith(f"_{SUFFIX}") and nifti.is_nifti_path(name)
         and os.path.isfile(os.path.join(folder, name))):
-      found.append(Image(participant, session, os.path.join(folder, name),
-                         stem[:-len(SUFFIX) - 1]))
-  return found
+      path = os.path.join(folder, name)
+      if stem in found:  # x.nii and x.nii.gz: one image's entities, one output name
+        raise InputError(f"{found[stem].path}: the same image as {path} (one name, two "
+                         "files); keep one of them")
+      found[stem] = Image(participant, session, path, stem[:-len(SUFFIX) - 1])
+  return list(found.values())
 
 
 def find_t1w(bids_dir, participant_labels=None, session_labels=None) -> dict:
