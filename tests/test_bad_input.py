@@ -125,6 +125,10 @@ CASES = [
      '{subjects_5}: not a data set manifest ("subjects" must be a list of entries)', []),
     (SMOKE + " --dataset={nan_train} --workdir={out}/run", 2,
      "{nan_volume}: * voxels are NaN or Inf", []),
+    (SMOKE + " --dataset={other_train} --workdir={run_b1u8} --model=b1u8", 2,
+     "{run_b1u8}: holds a run on other train volumes (1 added, 1 removed, e.g. other_head); "
+     "resume with the same data set (its files may move) or choose another --workdir",
+     ["{run_b1u8}/config.json"]),
     (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
      "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
      ["{run_b1u8}/config.json"]),
@@ -292,7 +296,8 @@ def write_manifests(root, paths):
              "other": {"name": "other", "path": paths["other"], "split": "train"}}
   manifests = {"no_path": [entries["scan"], {"name": "lost", "split": "train"}],
                "subjects_5": 5, "nan_train": [entries["scan"], entries["nan"]],
-               "good": [entries["scan"], entries["other"]]}
+               "good": [entries["scan"], entries["other"]],
+               "other_train": [entries["scan"], {**entries["other"], "name": "other_head"}]}
   for name, subjects in manifests.items():
     paths[name] = str(root / f"{name}.json")
     with open(paths[name], "w", encoding="utf-8") as file:
@@ -301,6 +306,7 @@ def write_manifests(root, paths):
   os.mkdir(paths["run_b1u8"])
   record = dataclasses.asdict(TrainConfig(dataset=paths["good"], workdir=paths["run_b1u8"],
                                           model="b1u8"))
+  record["volumes"] = {"train": ["other"], "validation": ["scan"]}
   with open(os.path.join(paths["run_b1u8"], "config.json"), "w", encoding="utf-8") as file:
     json.dump(record, file)
 

@@ -114,6 +114,13 @@ def split_entries(path, split) -> list:
   return entries
 
 
+def volume_names(path, splits=("train", "validation")) -> dict:
+  """{split: sorted entry names}: which volumes a data set holds, whatever their paths (a
+  data set copied to another disk keeps them)."""
+  entries = read(path)
+  return {split: sorted(entry["name"] for entry in entries[split]) for split in splits}
+
+
 def check_sizes(entries, factor, patch_size=None):
   """InputError naming the first volume of `entries` too small for the k-space truncation
   by `factor` (nifti.check_size), and, with `patch_size`, when no volume holds one whole

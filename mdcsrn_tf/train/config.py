@@ -13,6 +13,7 @@ import os
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, models, paper, weights
 from mdcsrn_tf.acquisition import Acquisition
+from mdcsrn_tf.data import manifest
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
@@ -200,7 +201,8 @@ def read_run_record(workdir) -> dict | None:
 
 def check_resumable(config: TrainConfig):
   """InputError when WORKDIR holds a run that `config` cannot continue (another model,
-  phase, precision, ...): checked before anything is written into WORKDIR."""
+  phase, precision, acquisition, other training or validation volumes): checked before
+  anything is written into WORKDIR."""
   earlier = read_run_record(config.workdir)
   if earlier is None:
     return
@@ -212,6 +214,15 @@ def check_resumable(config: TrainConfig):
           f"{config.workdir}: holds a run with --{name}={_flag_value(earlier[name])}, this one "
           f"asks for --{name}={_flag_value(current[name])}; resume with the same setting or "
           "choose another --workdir")
+  volumes = manifest.volume_names(config.dataset)
+  for split, names in earlier.get("volumes", volumes).items():  # older records: not kept
+    added = sorted(set(volumes[split]) - set(names))
+    removed = sorted(set(names) - set(volumes[split]))
+    if added or removed:
+      raise InputError(
+          f"{config.workdir}: holds a run on other {split} volumes ({len(added)} added, "
+          f"{len(removed)} removed, e.g. {(added or removed)[0]}); resume with the same data "
+          "set (its files may move) or choose another --workdir")
   before = acquisitions.from_record(earlier, where=os.path.join(config.workdir, RUN_RECORD))
   if before != config.acquisition:
     raise InputError(
@@ -258,7 +269,8 @@ def write_run_record(config: TrainConfig):
   """WORKDIR/flags.cfg (the run's flags, to repeat it) and WORKDIR/config.json."""
   os.makedirs(config.workdir, exist_ok=True)
   write_text_atomically(os.path.join(config.workdir, FLAGFILE), cli.flagfile_text(config))
-  record = {**dataclasses.asdict(config), "acquisition": config.acquisition.to_dict()}
+  record = {**dataclasses.asdict(config), "acquisition": config.acquisition.to_dict(),
+            "volumes": manifest.volume_names(config.dataset)}
   write_text_atomically(os.path.join(config.workdir, RUN_RECORD),
                         json_text(record, indent=1) + "\n")
 
