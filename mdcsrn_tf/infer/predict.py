@@ -34,7 +34,7 @@ class PredictOptions:
       weights shipped with the package, one per row of the paper's tables: MODEL_l1
       (b1u8, b2u4, b3u4, b4u4, fsrcnn, srresnet) or b4u4_gan; a name that is not shipped
       is refused with the list of those that are (default: b4u4_l1).
-    gan: use the shipped GAN weights instead of the L1 ones.
+    gan: use the shipped GAN weights instead of the L1 ones (not with --weights).
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
       that compute the fewest voxels within --memory_limit (faster; with a margin below
@@ -88,6 +88,11 @@ class PredictOptions:
     if self.out_layout not in outputs.OUT_LAYOUTS:
       raise InputError(f"--out_layout must be one of {', '.join(outputs.OUT_LAYOUTS)}, got "
                        f"{self.out_layout!r}")
+    if self.gan and self.weights:  # one would be ignored
+      raise InputError("give --weights or --gan (the shipped GAN weights), not both")
+    for name, default in (("out_layout", "names"), ("recursive", False)):
+      if getattr(self, name) != default and self.out_dir is None:
+        raise InputError(f"--{name} needs --out_dir (it says how inputs map to outputs there)")
 
 
 def super_resolve_files(options: PredictOptions, paths) -> list:
