@@ -105,6 +105,13 @@ def write_folder_atomically(path, write):
   return path
 
 
+def file_identity(path) -> str:
+  """SIZE:MTIME_NS of a file: what tells a file rewritten since from the one seen then,
+  without reading it (make's rule)."""
+  status = os.stat(path)
+  return f"{status.st_size}:{status.st_mtime_ns}"
+
+
 def strict_json(value):
   """`value` with every NaN or infinite float replaced by None (JSON's null): JSON has no
   such numbers, and Python's `Infinity` in a file breaks every other reader."""

@@ -197,9 +197,10 @@ def test_an_interrupted_evaluation_keeps_its_subjects_and_a_rerun_finishes_it(tm
 
 def test_a_rerun_rescores_weights_that_changed_and_warns_of_subjects_they_trained_on(
     tmp_path, colin27_crop, capsys):
-  """Resuming is keyed by the weights' SHA-256, never their path: weights retrained into the
-  same path are scored again (and the rerun says so), unchanged ones are kept; a scored
-  subject that the card lists among the training volumes is named in a warning."""
+  """Resuming is keyed by the weights' SHA-256 and the volumes' size and modification time,
+  never by paths: weights retrained into the same path, or a volume written again, are
+  scored again (and the rerun says so), unchanged ones are kept; a scored subject that the
+  card lists among the training volumes is named in a warning."""
   from mdcsrn_tf.evaluate import evaluation
   from mdcsrn_tf.weights import card as cards
 
@@ -233,6 +234,12 @@ def test_a_rerun_rescores_weights_that_changed_and_warns_of_subjects_they_traine
   assert third[name]["net"]["psnr"] != first[name]["net"]["psnr"]
   for metric in ("psnr", "ssim", "nrmse"):  # the subject was read again: the same baseline
     assert third[name]["cubic"][metric] == first[name]["cubic"][metric]
+  colin27_crop(scan, (24, 20, 16), (90, 110, 70))  # the data prepared again, same path
+  fourth = scores()
+  out, _ = capsys.readouterr()
+  assert f"{name}'s files changed since it was scored there; scored again" in out
+  assert "already scored" not in out
+  assert fourth[name]["cubic"]["psnr"] != third[name]["cubic"]["psnr"]
 
 
 def test_a_run_stopped_before_its_first_subject_leaves_nothing_and_mixes_nothing(tmp_path):

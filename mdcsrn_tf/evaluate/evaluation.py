@@ -176,7 +176,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
     manifest.check_sizes(manifest.split_entries(options.manifest, options.split), factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
-  for warning in seen_in_training([name for name, _, _ in scored], weight_paths):
+  for warning in seen_in_training([subject.name for subject in scored], weight_paths):
     print(warning, file=sys.stderr)
   settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),
@@ -187,8 +187,9 @@ def evaluate(options: EvaluateOptions) -> tuple:
   methods.update({name: weights.load_generator(
       path, allow_unverified=options.unverified_weights)[0] for name, path in weight_paths.items()})
   record = results.ResultsRecord(options.out_dir, settings,
-                                 method_identities(options.baselines, weight_paths))
-  done = sum(record.scored(name, methods, masked) for name, _, masked in scored)
+                                 method_identities(options.baselines, weight_paths),
+                                 subjects={s.name: s.identity for s in scored})
+  done = sum(record.scored(s.name, methods, s.masked) for s in scored)
   if done:
     print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
   note = naming.naming_note(options.volumes, [s.name for s in scored]) if options.volumes else None

@@ -17,6 +17,7 @@ from mdcsrn_tf.evaluate.scoring import METRICS
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 
 CSV_NAME, SETTINGS_NAME, SUMMARY_NAME = "per_subject.csv", "settings.json", "summary.json"
+IDENTITIES = ("methods", "subjects")  # settings.json's record of what was scored, not asked
 
 
 def results_csv(per_subject: dict) -> str:
@@ -52,31 +53,39 @@ class ResultsRecord:
   `methods` maps each method to what identifies it beyond its name (a network: its weights'
   SHA-256; a baseline: nothing), kept in settings.json under "methods". A method whose
   identity changed since (weights retrained into the same path) loses its rows, which are
-  scored again, and `log` says so; the other methods' rows are kept.
+  scored again, and `log` says so; the other methods' rows are kept. `subjects` does the
+  same for the subjects ({name: subjects.Subject's identity}, under "subjects"): a volume or
+  mask rewritten since (a data set prepared again into the same manifest) is scored again.
   """
 
-  def __init__(self, out_dir, settings: dict, methods: dict | None = None, log=print):
+  def __init__(self, out_dir, settings: dict, methods: dict | None = None, log=print,
+               subjects: dict | None = None):
     self.csv_path = os.path.join(out_dir, CSV_NAME)
     settings_path = os.path.join(out_dir, SETTINGS_NAME)
     settings = json.loads(json_text(settings))
     methods = json.loads(json_text(methods or {}))
-    earlier = None
+    earlier = {}
     if os.path.exists(settings_path) or os.path.exists(self.csv_path):
       earlier = read_json(settings_path, "evaluation settings", missing_ok=True) or {}
-      if {k: v for k, v in earlier.items() if k != "methods"} != settings:
+      if {k: v for k, v in earlier.items() if k not in IDENTITIES} != settings:
         raise InputError(f"{out_dir}: holds the results of another evaluation; give a new "
                          "--out_dir (or the same flags to finish that one)")
     self.per_subject = read_results_csv(self.csv_path) if os.path.exists(self.csv_path) else {}
+    for subject, identity in (subjects or {}).items():
+      before = earlier.get("subjects", {}).get(subject, identity)
+      if before != identity and self.per_subject.pop(subject, None) is not None:
+        log(f"{out_dir}: {subject}'s files changed since it was scored there; scored again")
+    subjects = {**earlier.get("subjects", {}), **(subjects or {})}
     for method, identity in methods.items():
-      before = (earlier or {}).get("methods", {}).get(method, identity)
+      before = earlier.get("methods", {}).get(method, identity)
       if before != identity:
         dropped = sum(rows.pop(method, None) is not None for rows in self.per_subject.values())
         log(f"{out_dir}: {method} is not what was scored there before "
             f"({_identity_text(before)}, now {_identity_text(identity)}); its {dropped} "
             "subjects are scored again")
     self._out_dir, self._settings_path = out_dir, settings_path
-    self._settings_text = json_text({**settings, "methods": methods}, indent=2,
-                                    sort_keys=True) + "\n"
+    self._settings_text = json_text({**settings, "methods": methods, "subjects": subjects},
+                                    indent=2, sort_keys=True) + "\n"
 
   def scored(self, subject, methods, masked=False) -> bool:
     """Whether every method's rows of `subject` are here, with in-mask figures exactly when

@@ -107,7 +107,7 @@ def summarise(per_subject: dict) -> dict:
 
 
 def evaluate_methods(subjects, methods, progress=True, record=None, **options) -> dict:
-  """Scores `methods` on every subjects.Subject (name, load, masked) of `subjects`, one
+  """Scores `methods` on every subjects.Subject of `subjects`, one
   volume in memory at a time, inside its mask too when it has one.
 
   With a ResultsRecord, subjects it already holds are skipped (their volumes are not read)
@@ -118,12 +118,12 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
   from tqdm import tqdm
 
   per_subject = {}
-  for name, load, masked in tqdm(subjects, unit="subject", desc="evaluate",
-                                 disable=not progress):
-    if record is not None and record.scored(name, methods, masked):
+  for subject in tqdm(subjects, unit="subject", desc="evaluate", disable=not progress):
+    name = subject.name
+    if record is not None and record.scored(name, methods, subject.masked):
       per_subject[name] = {method: record.per_subject[name][method] for method in methods}
       continue
-    hr, mask = load()
+    hr, mask = subject.load()
     try:
       per_subject[name] = evaluate_volume(hr, methods, mask=mask, **options)
     except NonFiniteOutput as error:

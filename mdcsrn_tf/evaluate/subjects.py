@@ -1,8 +1,9 @@
 """The subjects an evaluation scores, loaded one at a time.
 
-A subject is a Subject(name, load, masked), its name unique among the subjects scored
-together (naming.py: a manifest entry's name, or the first part of the paths that differs): `load()` reads the volume, crops it to a central
-cube when asked and divides it by its maximum only when it is scored, so memory holds one
+A subject is a Subject(name, load, masked, identity), its name unique among the subjects
+scored together (naming.py: a manifest entry's name, or the first part of the paths that
+differs): `load()` reads the volume, crops it to a central cube when asked and divides it
+by its maximum only when it is scored, so memory holds one
 volume whatever the split's size; it also reads the subject's mask when it has one (a
 manifest entry's "mask", a --masks file: docs/evaluation.md), cropped alike. Every
 evaluation (the command, the notebooks' tables, the release's held-out check and the demo)
@@ -17,14 +18,18 @@ import typing
 
 from mdcsrn_tf.data import intensity, manifest, naming, nifti
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.files import file_identity
 
 
 class Subject(typing.NamedTuple):
   """One test subject: `load()` gives (HR divided by its maximum, its boolean mask or None);
-  `masked` says, without reading anything, whether it has a mask."""
+  `masked` says, without reading anything, whether it has a mask; `identity`, which files
+  it is as they are now (files.file_identity of the volume and the mask), so that results
+  kept from an earlier run are of these files."""
   name: str
   load: typing.Callable
   masked: bool = False
+  identity: str = ""
 
 
 class Volume(typing.NamedTuple):
@@ -75,7 +80,9 @@ def _load(path, crop, mask_path):
 def _subject(name, path, mask_path, crop) -> Subject:
   if mask_path is not None:
     read_mask(mask_path, path, crop)  # now, not after hours of scoring
-  return Subject(name, functools.partial(_load, path, crop, mask_path), mask_path is not None)
+  identity = " ".join(file_identity(p) for p in (path, mask_path) if p is not None)
+  return Subject(name, functools.partial(_load, path, crop, mask_path), mask_path is not None,
+                 identity)
 
 
 def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:

@@ -106,8 +106,8 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
   models, _, missing, acquisitions = _load_models(methods, settings)
-  name, load, _ = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
-  hr, _ = load()
+  first = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
+  hr, _ = first.load()
   volumes = {}
   scoring.evaluate_volume(
       hr, {**{m: None for m in methods if m in scoring.BASELINES}, **models},
@@ -118,7 +118,8 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
   slices = {LABELS.get(m, m): shown.plane_slice(volumes[m])
             for m in (*methods, "hr") if m in volumes}
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figures.comparison_figure(slices, path, title=f"{name}, middle slice of the degraded plane")
+  figures.comparison_figure(slices, path,
+                            title=f"{first.name}, middle slice of the degraded plane")
   return {"shown": list(slices), "missing": missing}
 
 
