@@ -3,6 +3,7 @@ the destination, renamed into place once complete, with the permissions a plainl
 file (or folder) would get from the user's umask. Outputs, caches, model cards, manifests,
 results and SavedModels all go through here.
 """
+import errno
 import json
 import math
 import os
@@ -35,8 +36,10 @@ def current_umask() -> int:
   return current
 
 
-def write_atomically(path, write):
-  """Calls `write(temporary_path)`, then renames the result onto `path`.
+def write_atomically(path, write, exclusive=False):
+  """Calls `write(temporary_path)`, then renames the result onto `path`; `exclusive`: only
+  if nothing is there yet (FileExistsError otherwise, `path` untouched), for a file that
+  parallel jobs may each try to create.
 
   The temporary file lives in the destination folder (a rename across file systems
   is not atomic) and keeps the destination's suffix, since writers such as nibabel
@@ -52,7 +55,10 @@ def write_atomically(path, write):
   try:
     write(temporary)
     os.chmod(temporary, 0o666 & ~current_umask())
-    os.replace(temporary, path)
+    if exclusive:
+      _link_or_replace(temporary, path)
+    else:
+      os.replace(temporary, path)
   except BaseException as error:
     if os.path.exists(temporary):
       os.remove(temporary)
@@ -63,14 +69,27 @@ def write_atomically(path, write):
     IN_PROGRESS.discard(temporary)
 
 
-def write_text_atomically(path, text: str):
+def _link_or_replace(temporary, path):
+  """A hard link is created only where no file is (EEXIST otherwise), atomically; a file
+  system without hard links gets the plain rename."""
+  try:
+    os.link(temporary, path)
+  except OSError as error:
+    if error.errno == errno.EEXIST:
+      raise
+    os.replace(temporary, path)
+  else:
+    os.remove(temporary)
+
+
+def write_text_atomically(path, text: str, exclusive=False):
   """Writes `text` (UTF-8, newlines as given) to `path` through write_atomically."""
 
   def write(temporary):
     with open(temporary, "w", encoding="utf-8", newline="") as file:
       file.write(text)
 
-  write_atomically(path, write)
+  write_atomically(path, write, exclusive)
 
 
 def plain_permissions(root):

@@ -168,3 +168,31 @@ def test_an_image_in_two_files_is_refused_naming_both(bids_tree, tmp_path):
                                f"{anat / 'sub-02_T1w.nii.gz'} (one name, two files); keep one "
                                "of them")
   assert not (tmp_path / "out").exists()
+
+
+def test_of_two_jobs_making_one_folder_the_first_description_stays_and_binds_the_other(
+    bids_tree, tmp_path):
+  """Two jobs, other weights, one new folder: both find no description and go on; the first
+  to write it keeps it (an exclusive create, not a rename over it), and the second, which
+  checks the folder again after its own attempt, is refused before it writes an image."""
+  from mdcsrn_tf.bids import derivatives  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.errors import InputError  # pylint: disable=import-outside-toplevel
+
+  dataset, out = bids_tree(tmp_path / "raw"), tmp_path / "raw" / "derivatives" / "mdcsrn"
+  out.mkdir(parents=True)
+  settings = {"scale": None, "target_voxel": None, "tile": "auto", "margin": 3,
+              "memory_limit": None}
+  first = {"model": "b4u4", "file": "b4u4_l1.weights.h5", "sha256": "a" * 64}
+  second = {**first, "sha256": "b" * 64}
+  from mdcsrn_tf import files  # pylint: disable=import-outside-toplevel
+
+  derivatives.write_description(out, first, settings)
+  written = (out / "dataset_description.json").read_bytes()
+  derivatives.write_description(out, second, settings)
+  # what the second job's write meets when it passed its check before the first one wrote
+  with pytest.raises(FileExistsError):
+    files.write_text_atomically(out / "dataset_description.json", "{}", exclusive=True)
+  assert (out / "dataset_description.json").read_bytes() == written
+  assert os.listdir(out) == ["dataset_description.json"]  # no temporary left behind
+  with pytest.raises(InputError, match="holds derivatives of other weights"):
+    derivatives.check_output_dir(out, dataset, second["sha256"], settings)

@@ -228,6 +228,20 @@ def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_pa
   assert [p.name for p in tmp_path.iterdir()] == ["taken.nii.gz"]
 
 
+def test_an_exclusive_write_on_a_file_system_without_hard_links_still_writes(tmp_path,
+                                                                            monkeypatch):
+  """Where the link that makes an exclusive create atomic is refused (EPERM: FAT, some
+  network file systems), the file is renamed into place as any other write is."""
+  import errno  # pylint: disable=import-outside-toplevel
+
+  def no_links(source, destination):
+    raise OSError(errno.EPERM, "Operation not permitted", destination)
+
+  monkeypatch.setattr(os, "link", no_links)
+  files.write_text_atomically(tmp_path / "made.json", "{}\n", exclusive=True)
+  assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("made.json", "{}\n")]
+
+
 def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
   meminfo = tmp_path / "meminfo"
   needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL

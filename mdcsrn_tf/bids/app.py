@@ -102,6 +102,9 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)
   derivatives.write_description(output_dir, record, derivatives.output_settings(settings))
+  # again: a job started beside this one with other weights or flags may have made it first
+  derivatives.check_output_dir(output_dir, root, record["sha256"],
+                               derivatives.output_settings(settings))
   tile = cli.int_or_word(settings, "tile", "auto")
   for participant, images in todo.items():
     for image in images:

@@ -114,11 +114,14 @@ def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> s
 
 
 def write_description(output_dir, weights_record, settings: dict):
-  """dataset_description.json, written once (parallel jobs write the same text)."""
+  """dataset_description.json, created once: of parallel jobs sharing a new folder the
+  first one's stays, and the others' check_output_dir then holds them to it."""
   path = os.path.join(output_dir, "dataset_description.json")
-  if not os.path.exists(path):
+  try:
     write_text_atomically(path, json.dumps(description(weights_record, settings), indent=2)
-                          + "\n")
+                          + "\n", exclusive=True)
+  except FileExistsError:
+    pass
 
 
 def sidecar(image: Image, output, bids_root, weights_record, command) -> dict:
