@@ -47,6 +47,11 @@ CASES = [
     ("predict {pair}/*.nii --out_dir {out}", 2,
      "{pair}/*.nii: the pattern matches no .nii or .nii.gz file", []),
     ("predict {scan} --out_dir {scan}", 2, "--out_dir {scan}: exists and is not a folder", []),
+    # one job per subject into one folder: the second would take the first one's name
+    ("predict {other} --out_dir {earlier_job}", 2,
+     "{earlier_job}/scan_sr.nii.gz: exists already; pass --overwrite to replace, or choose "
+     "another --out_dir (a single input is named by its file name alone: give each job's "
+     "INPUT OUTPUT instead)", ["{earlier_job}/scan_sr.nii.gz"]),
     ("predict {scan} {out}/sr.nii.gz --weights b4u4_l1 --gan", 2,
      "give --weights or --gan (the shipped GAN weights), not both", []),
     ("predict {pair} {out}/sr.nii.gz --recursive", 2,
@@ -255,6 +260,8 @@ def world(tmp_path_factory, colin27_crop, bids_tree):
            "hidden_only": str(root / "hidden_only"), "absent": str(root / "absent.nii.gz")}
   for name in ("x", "x_sr"):
     save_crop(colin27_crop, root / "pair" / f"{name}.nii.gz")
+  paths["earlier_job"] = str(root / "earlier_job")  # its output of another subject's scan
+  save_crop(colin27_crop, root / "earlier_job" / "scan_sr.nii.gz")
   os.mkdir(paths["taken"])
   os.mkdir(paths["hidden_only"])
   # what a killed write could leave behind

@@ -94,6 +94,9 @@ def refuse_existing(pairs, overwrite=False, out_dir=None):
   if existing and not overwrite:
     more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
     instead = "choose another --out_dir" if out_dir is not None else "name another OUTPUT"
+    if out_dir is not None and len(pairs) == 1:  # a job per subject, all into one folder?
+      instead += (" (a single input is named by its file name alone: give each job's "
+                  "INPUT OUTPUT instead)")
     raise InputError(f"{existing[0]}: exists already{more}; pass --overwrite to replace, or "
                      f"{instead}")
 
