@@ -84,6 +84,9 @@ CASES = [
      "{other}: exists already; pass --overwrite to replace, or name another OUTPUT", ["{other}"]),
     ("predict {scan} {out}/sr.nii.gz --report {out}/qc.txt", 2,
      "{out}/qc.txt: a report is a PATH.html file", ["{out}/sr.nii.gz", "{out}/qc.txt"]),
+    # refused once the output folders are made: they go again
+    ("predict {scan} --out_dir {out}/new/sr --report {out}/qc.txt", 2,
+     "{out}/qc.txt: a report is a PATH.html file", ["{out}/new"]),
     ("bids {hidden_only} {out}/d participant", 2,
      "{hidden_only}: not a BIDS dataset (no dataset_description.json)", ["{out}/d"]),
     ("bids {bids} {out}/d participant --participant_label 01 07", 2,

@@ -8,6 +8,7 @@ part of the input paths that differs, HCP's subject folder) or, with --out_layou
 placed at the input's path below the folders all inputs share. The output folders are made
 when missing; an output an earlier run left is replaced only with --overwrite.
 """
+import contextlib
 import glob
 import os
 
@@ -101,7 +102,25 @@ def refuse_existing(pairs, overwrite=False, out_dir=None):
                      f"{instead}")
 
 
-def prepare_out_dir(pairs):
-  """Makes the output folders of --out_dir's `pairs`."""
-  for _, output in pairs:
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+@contextlib.contextmanager
+def output_folders(pairs):
+  """Makes the missing output folders of `pairs` (--out_dir's) for the block; if the block
+  fails (a refused input, a stopped run), the ones it made that are still empty go again,
+  so that a run that wrote nothing leaves nothing."""
+  made = []
+  for folder in sorted({os.path.dirname(os.path.abspath(output)) for _, output in pairs}):
+    missing, parent = [], folder
+    while not os.path.isdir(parent):
+      missing.append(parent)
+      parent = os.path.dirname(parent)
+    os.makedirs(folder, exist_ok=True)
+    made.extend(reversed(missing))
+  try:
+    yield
+  except BaseException:
+    for folder in reversed(made):  # the deepest first
+      try:
+        os.rmdir(folder)
+      except OSError:  # not empty: it holds what the run wrote
+        pass
+    raise

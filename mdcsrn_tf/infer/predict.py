@@ -107,24 +107,24 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
     check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
   outputs.refuse_existing(pairs, options.overwrite, options.out_dir)
   if options.out_dir is not None:
-    outputs.prepare_out_dir(pairs)
     note = naming.naming_note(inputs, naming.subject_names(inputs))
     if note and options.out_layout == "names":
       print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
-  for _, output_path in pairs:
-    nifti.check_output_path(output_path, inputs=inputs)
-  if options.report:
-    report.check_report_path(options.report, [path for pair in pairs for path in pair])
-  model, card = load_model(weights_path, options.model,
-                           allow_unverified=options.unverified_weights)
-  written = []
-  for input_path, output_path in pairs:
-    written.append(super_resolve_file(
-        input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
-        options.margin, options.batch, options.scale, options.target_voxel,
-        progress=sys.stderr.isatty(),  # a bar for a person, not a log
-        jit_compile=options.jit_compile, acquisition=card.acquisition, weights_name=weights_path,
-        memory_limit=options.memory_limit))
+  with outputs.output_folders(pairs if options.out_dir is not None else ()):
+    for _, output_path in pairs:
+      nifti.check_output_path(output_path, inputs=inputs)
+    if options.report:
+      report.check_report_path(options.report, [path for pair in pairs for path in pair])
+    model, card = load_model(weights_path, options.model,
+                             allow_unverified=options.unverified_weights)
+    written = []
+    for input_path, output_path in pairs:
+      written.append(super_resolve_file(
+          input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
+          options.margin, options.batch, options.scale, options.target_voxel,
+          progress=sys.stderr.isatty(),  # a bar for a person, not a log
+          jit_compile=options.jit_compile, acquisition=card.acquisition,
+          weights_name=weights_path, memory_limit=options.memory_limit))
   if options.report:
     report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report")
   return written
