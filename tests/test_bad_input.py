@@ -143,6 +143,13 @@ CASES = [
      "{run_b1u8}: holds a run on other train volumes (1 added, 1 removed, e.g. other_head); "
      "resume with the same data set (its files may move) or choose another --workdir",
      ["{run_b1u8}/config.json"]),
+    (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=b1u8 --validation_tile=32", 2,
+     "{run_b1u8}: holds a run with --validation_tile=64, this one asks for "
+     "--validation_tile=32; resume with the same setting or choose another --workdir",
+     ["{run_b1u8}/config.json"]),
+    (SMOKE + " --dataset={good} --workdir={run_ahead} --model=b1u8 --steps=100", 2,
+     "{run_ahead}: holds a run at step 300, beyond --steps=100; give --steps of at least 300, "
+     "or another --workdir", ["{run_ahead}/checkpoints"]),
     (SMOKE + " --dataset={good} --workdir={run_b1u8} --model=fsrcnn", 2,
      "{run_b1u8}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; *",
      ["{run_b1u8}/config.json"]),
@@ -322,9 +329,14 @@ def write_manifests(root, paths):
   os.mkdir(paths["run_b1u8"])
   record = dataclasses.asdict(TrainConfig(dataset=paths["good"], workdir=paths["run_b1u8"],
                                           model="b1u8"))
-  record["volumes"] = {"train": ["other"], "validation": ["scan"]}
+  record.update(volumes={"train": ["other"], "validation": ["scan"]}, validation_subjects=1)
   with open(os.path.join(paths["run_b1u8"], "config.json"), "w", encoding="utf-8") as file:
     json.dump(record, file)
+  paths["run_ahead"] = str(root / "run_ahead")  # the same run, killed at step 300
+  os.makedirs(os.path.join(paths["run_ahead"], "checkpoints"))
+  shutil.copy(os.path.join(paths["run_b1u8"], "config.json"), paths["run_ahead"])
+  for name in ("checkpoint", "ckpt-200.index", "ckpt-300.index"):
+    open(os.path.join(paths["run_ahead"], "checkpoints", name), "wb").close()
 
 
 def write_reliability_cases(root, paths):

@@ -10,7 +10,8 @@ from mdcsrn_tf import cli, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.evaluate.evaluation import EvaluateOptions
 from mdcsrn_tf.train import __main__ as train_command
-from mdcsrn_tf.train.config import RESUME_INVARIANTS, TrainConfig
+from mdcsrn_tf.train.config import TrainConfig
+from mdcsrn_tf.train.run_record import RESUME_INVARIANTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_FLAGFILES = sorted(

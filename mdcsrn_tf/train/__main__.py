@@ -4,9 +4,10 @@
 Flags after a flagfile override it; every flag is a field of train/config.py's TrainConfig.
 Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
 repeat the run) and WORKDIR/config.json. Running the same command again resumes from
-WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay or
-acquisition (and in the GAN phase patch_size) differ from the run's is
-refused (docs/training.md#workdir). A run that has exported its generator after --steps
+WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay,
+validation_subjects, validation_tile, validation_margin, acquisition or volumes (and in the
+GAN phase patch_size) differ from the run's, or whose --steps is below the step the run
+reached, is refused (docs/training.md#workdir). A run that has exported its generator after --steps
 steps is finished: the same command again says so and does nothing (a larger --steps
 trains on).
 
@@ -25,9 +26,9 @@ from mdcsrn_tf import cli, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.files import FolderLock
-from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_init_generator,
-                                    check_patch_memory, check_resumable, finished_card,
+from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_patch_memory,
                                     patch_memory_bytes)
+from mdcsrn_tf.train.run_record import check_init_generator, check_resumable, finished_card
 
 EXIT_DIVERGED = 3
 

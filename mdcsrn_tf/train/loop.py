@@ -34,7 +34,8 @@ from mdcsrn_tf.errors import NonFiniteOutput
 from mdcsrn_tf.data import pipeline, volume_store
 from mdcsrn_tf.train import checkpoints as run_checkpoints
 from mdcsrn_tf.train import schedule, steps, validation
-from mdcsrn_tf.train.config import TrainConfig, write_run_record
+from mdcsrn_tf.train.config import TrainConfig
+from mdcsrn_tf.train.run_record import write_run_record
 from mdcsrn_tf.weights.card import ModelCard
 
 
