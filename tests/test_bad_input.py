@@ -76,6 +76,17 @@ CASES = [
      "{pair}/x_sr.nii.gz: output would overwrite its input", ["{pair}/x_sr.nii.gz"]),
     ("predict {scan} {out}/sr.nii.gz --tile=big", 2, "--tile must be auto or an integer >= 1, "
      "got 'big'", []),
+    ("export --weights {weights} --out {out}/g.onnx --format=onnx --tile=64 --margin=5", 2,
+     "--tile, --margin: the SavedModel's tiling; an ONNX export is the network alone, its "
+     "caller tiles (docs/serving.md)", []),
+    ("release --weights={shipped} --out={out}/released --check_crop=0", 2,
+     "--check_crop must be >= 7, got 0", []),
+    ("release --weights={shipped} --out={out}/released --batch=0", 2,
+     "--batch must be >= 1, got 0", []),
+    ("prepare --list_samples --out={out}/d", 2,
+     "--list_samples lists and stops; it takes no --out", []),
+    ("prepare --samples --nobrain_masks --out={out}/d", 2,
+     "--nobrain_masks applies to --src; *", []),
     ("export --weights {weights} --out {out}/serving/2 --tile=0", 2,
      "--tile must be auto or an integer >= 1, got '0'", []),
     ("predict {scan} {scan}", 2, "{scan}: output would overwrite its input", ["{scan}"]),

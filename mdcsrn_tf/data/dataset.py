@@ -53,7 +53,14 @@ class PrepareOptions:
 
   def __post_init__(self):
     if self.list_samples:
+      ignored = [f"--{name}" for name in ("src", "out", "samples", "replace")
+                 if getattr(self, name)]
+      if ignored:
+        raise InputError(f"--list_samples lists and stops; it takes no {', '.join(ignored)}")
       return
+    if self.samples and not self.brain_masks:
+      raise InputError("--nobrain_masks applies to --src; the bundled data set's test head "
+                       "keeps its brain mask (its in-brain figures are the tables')")
     if not self.out:
       raise InputError("--out is required")
     if bool(self.src) == self.samples:

@@ -59,6 +59,12 @@ class ExportOptions:
     cli.int_or_word(self, "tile", "auto")
     if self.format not in FORMATS:
       raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+    tiling = [f"--{field.name}" for field in dataclasses.fields(self)
+              if field.name in ("tile", "margin", "memory_limit")
+              and getattr(self, field.name) != field.default]
+    if self.format == "onnx" and tiling:  # the ONNX graph is the network alone
+      raise InputError(f"{', '.join(tiling)}: the SavedModel's tiling; an ONNX export is the "
+                       "network alone, its caller tiles (docs/serving.md)")
 
 
 FORMATS = ("saved_model", "onnx")

@@ -25,9 +25,9 @@ import os
 import shutil
 import time
 
-from mdcsrn_tf import metrics, paper, weights
+from mdcsrn_tf import cli, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
-from mdcsrn_tf.data import manifest
+from mdcsrn_tf.data import manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
 
 # PSNR above the bicubic baseline. Over the whole volume it is only "above": the heads'
@@ -78,6 +78,8 @@ class ReleaseOptions:
     if bool(self.out) == self.replace_shipped:
       raise InputError("give --out DIR (a folder for the released weights) or "
                        "--replace_shipped (over the package's own), one of them")
+    # the crop is scored like a volume: at least the metrics' smallest edge
+    cli.require_at_least(self, batch=1, check_crop=nifti.MIN_EDGE)
 
   def destination(self, model) -> str:
     """The base path `model`'s weights are written to; InputError when --out is not a
