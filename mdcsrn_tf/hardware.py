@@ -44,15 +44,57 @@ def machine() -> dict:
           "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
 
 
-def available_memory(meminfo="/proc/meminfo"):
-  """Bytes of memory the kernel says a new process can use (MemAvailable), or None where
-  it does not say (not Linux)."""
+def available_memory(meminfo="/proc/meminfo", proc_cgroup="/proc/self/cgroup",
+                     cgroup_root="/sys/fs/cgroup"):
+  """Bytes of memory a new process can use: what the kernel says is available
+  (MemAvailable), or less where the process's memory cgroup allows less (a batch job's
+  --mem, a container's limit); None where neither says (not Linux)."""
+  known = [cgroup_headroom(proc_cgroup, cgroup_root)]
   try:
     with open(meminfo, encoding="ascii") as file:
       fields = dict(line.split(":", 1) for line in file if ":" in line)
-    return int(fields["MemAvailable"].split()[0]) * 1024
+    known.append(int(fields["MemAvailable"].split()[0]) * 1024)
   except (OSError, KeyError, ValueError):
+    pass
+  known = [value for value in known if value is not None]
+  return min(known) if known else None
+
+
+def _read_text(path) -> str:
+  with open(path, encoding="ascii") as file:
+    return file.read().strip()
+
+
+def cgroup_headroom(proc_cgroup="/proc/self/cgroup", cgroup_root="/sys/fs/cgroup"):
+  """Bytes the process's memory cgroups still allow: limit less usage, the tightest of its
+  cgroup and their ancestors (cgroup v2's memory.max, v1's memory.limit_in_bytes); None
+  without a limit."""
+  try:
+    lines = _read_text(proc_cgroup).splitlines()
+  except OSError:
     return None
+  headroom = []
+  for line in lines:
+    _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+    if controllers == "":  # v2, mounted alone or beside v1 as "unified"
+      roots, files = [cgroup_root, os.path.join(cgroup_root, "unified")], ("memory.max",
+                                                                          "memory.current")
+    elif "memory" in controllers.split(","):
+      roots = [os.path.join(cgroup_root, "memory")]
+      files = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    else:
+      continue
+    parts = [part for part in path.split("/") if part]
+    for root in roots:
+      for depth in range(len(parts), -1, -1):
+        folder = os.path.join(root, *parts[:depth])
+        try:
+          limit, usage = (_read_text(os.path.join(folder, name)) for name in files)
+        except OSError:
+          continue
+        if limit.isdigit() and usage.isdigit() and int(limit) < 2**60:  # v1: 2^63 is none
+          headroom.append(max(int(limit) - int(usage), 0))
+  return min(headroom) if headroom else None
 
 
 def run_measuring_memory(command, poll_seconds=0.05, **popen_options) -> dict:

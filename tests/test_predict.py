@@ -246,13 +246,45 @@ def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(t
   meminfo = tmp_path / "meminfo"
   needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
   meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
-  assert hardware.available_memory(meminfo) == needed // 1024 * 1024
-  predict.check_memory("scan.nii.gz", (100, 100, 10), meminfo)
+  sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "no_cgroups"}
+  assert hardware.available_memory(**sources) == needed // 1024 * 1024
+  predict.check_memory("scan.nii.gz", (100, 100, 10), **sources)
   with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
-    predict.check_memory("scan.nii.gz", (100, 100, 11), meminfo)
+    predict.check_memory("scan.nii.gz", (100, 100, 11), **sources)
   # where the kernel does not say (not Linux), there is nothing to compare with
-  assert hardware.available_memory(tmp_path / "absent") is None
-  predict.check_memory("scan.nii.gz", (10**6,) * 3, tmp_path / "absent")
+  nothing = {"meminfo": tmp_path / "absent", "proc_cgroup": tmp_path / "absent"}
+  assert hardware.available_memory(**nothing) is None
+  predict.check_memory("scan.nii.gz", (10**6,) * 3, **nothing)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_memory_cgroup_below_the_machines_memory_is_what_is_available(tmp_path, version):
+  """A batch job's --mem=32G on a 512 GiB node: its cgroup allows 32 GiB less what it uses,
+  and the tightest of the job's cgroup and their ancestors counts; "max" (v2) and v1's
+  2^63 - 4096 mean no limit."""
+  gib = 2**30
+  meminfo = tmp_path / "meminfo"
+  meminfo.write_text(f"MemTotal: {512 * gib // 1024} kB\nMemAvailable: {500 * gib // 1024} kB\n")
+  if version == "v2":
+    lines, mount, names = "0::/slurm/uid_1/job_7\n", tmp_path / "cg", ("memory.max",
+                                                                       "memory.current")
+    limits = {"slurm": "max", "slurm/uid_1": "max", "slurm/uid_1/job_7": str(32 * gib)}
+  else:
+    lines = "12:pids:/slurm/job_7\n4:memory:/slurm/job_7\n1:name=systemd:/\n0::/\n"
+    mount, names = tmp_path / "cg" / "memory", ("memory.limit_in_bytes",
+                                                 "memory.usage_in_bytes")
+    limits = {"": str(2**63 - 4096), "slurm": str(64 * gib), "slurm/job_7": str(32 * gib)}
+  for folder, limit in limits.items():
+    (mount / folder).mkdir(parents=True, exist_ok=True)
+    (mount / folder / names[0]).write_text(limit + "\n")
+    (mount / folder / names[1]).write_text(f"{3 * gib}\n")
+  (tmp_path / "cgroup").write_text(lines)
+  sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "cgroup",
+             "cgroup_root": tmp_path / "cg"}
+  assert hardware.available_memory(**sources) == 29 * gib
+  predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6), **sources)
+  with pytest.raises(predict.InputError, match="more than the 29 GiB of memory available"):
+    predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6 + 1), **sources)
 
 
 def oblique(zooms, origin):

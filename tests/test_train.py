@@ -158,6 +158,9 @@ def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path
   train_config.check_patch_memory(config, (37, 45, 29), needed)
   with pytest.raises(InputError, match=r"training patches need about .* GiB"):
     train_config.check_patch_memory(config, (37, 45, 29), needed - 1)
+  # and 5 degraded (LR, HR) float32 pairs kept in memory besides
+  cached = dataclasses.replace(config, memory_cache_volumes=5)
+  assert train_config.patch_memory_bytes(cached, (37, 45, 29)) == needed + 5 * 40 * 45 * 40 * 8
 
 
 HOLD_LOCK = """

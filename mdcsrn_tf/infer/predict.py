@@ -183,9 +183,10 @@ def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
   return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
 
 
-def check_memory(path, hr_shape, meminfo="/proc/meminfo"):
-  """InputError when a run on the HR grid would need more memory than is available."""
-  available = hardware.available_memory(meminfo)
+def check_memory(path, hr_shape, **memory_sources):
+  """InputError when a run on the HR grid would need more memory than is available
+  (hardware.available_memory, which `memory_sources` go to)."""
+  available = hardware.available_memory(**memory_sources)
   needed = math.prod(hr_shape) * HR_BYTES_PER_VOXEL
   if available is not None and needed > available:
     raise InputError(f"{path}: the HR grid of {' x '.join(map(str, hr_shape))} voxels needs "

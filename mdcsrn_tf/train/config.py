@@ -192,13 +192,15 @@ VISIT_BYTES_PER_VOXEL = 8 + 16
 
 def patch_memory_bytes(config: TrainConfig, largest_shape) -> int:
   """The data pipeline's peak memory: `parallel_volumes` visits of the largest training
-  volume (padded to the patch) with their cut patches, the shuffle buffer, and the batches
-  in flight (data/pipeline.py: three, with the prefetched two)."""
+  volume (padded to the patch) with their cut patches, the shuffle buffer, the batches in
+  flight (data/pipeline.py: three, with the prefetched two), and the (LR, HR) pairs that
+  `memory_cache_volumes` keeps."""
   padded = math.prod(max(n, config.patch_size) for n in largest_shape)
   patch_pair = 2 * 4 * config.patch_size**3
   patches = (config.parallel_volumes * config.patches_per_volume + config.shuffle_patches
              + 3 * config.batch_size)
-  return config.parallel_volumes * padded * VISIT_BYTES_PER_VOXEL + patches * patch_pair
+  return ((config.parallel_volumes * VISIT_BYTES_PER_VOXEL + config.memory_cache_volumes * 8)
+          * padded + patches * patch_pair)
 
 
 def check_patch_memory(config: TrainConfig, largest_shape, available: int | None):
@@ -210,7 +212,8 @@ def check_patch_memory(config: TrainConfig, largest_shape, available: int | None
         f"{config.dataset}: training patches need about {needed / 2**30:.3g} GiB "
         f"(--parallel_volumes {config.parallel_volumes} visits of a "
         f"{' x '.join(map(str, largest_shape))} volume, --patch_size {config.patch_size}, "
-        f"--shuffle_patches {config.shuffle_patches}), more than the "
+        f"--shuffle_patches {config.shuffle_patches}, --memory_cache_volumes "
+        f"{config.memory_cache_volumes}), more than the "
         f"{available / 2**30:.3g} GiB of memory available; lower those flags")
 
 
