@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 import keras
+import nibabel as nib
 import tensorflow as tf
 
 from mdcsrn_tf import cli, files, hardware, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
 from mdcsrn_tf.train import config as train_config
 from mdcsrn_tf.train.config import TrainConfig
-from mdcsrn_tf.data import manifest, pipeline
+from mdcsrn_tf.data import manifest, pipeline, volume_store
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -231,6 +232,28 @@ def test_a_non_finite_validation_output_stops_the_run_as_diverged():
       "non-finite validation output at step 150 (17 of 4096 output voxels are NaN or Inf); "
       "stopped, nothing exported; the newest checkpoint is checkpoints/ckpt-100")
   assert Checkpoints.best_psnr.numpy() == -np.inf
+
+
+def test_the_disk_cache_is_refused_a_disk_without_room_for_the_volumes_it_lacks(dataset,
+                                                                                tmp_path):
+  """Each volume not cached yet needs its float32 (LR, HR) pair and a .npy header on the
+  cache's disk; a volume already cached needs nothing."""
+  config = _smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path / "run"),
+                         cache_dir=str(tmp_path / "cache"))
+  entries = manifest.split_entries(dataset, "train")
+  paths = [entry["path"] for entry in entries]
+  shapes = [nib.load(path).shape[:3] for path in paths]
+  needed = sum(8 * int(np.prod(shape)) + 128 for shape in shapes)
+  train_config.check_cache_space(config, paths, shapes, free_bytes=needed)
+  with pytest.raises(InputError, match=rf"cache: the disk cache needs about .* GiB for the "
+                                       rf"{len(paths)} volumes it does not hold yet, more than"):
+    train_config.check_cache_space(config, paths, shapes, free_bytes=needed - 1)
+  store = volume_store.VolumeStore(config.acquisition, tmp_path / "cache")
+  store.pair(paths[0])  # cached now: its room is taken already
+  train_config.check_cache_space(config, paths, shapes,
+                                 free_bytes=needed - 8 * int(np.prod(shapes[0])) - 128)
+  train_config.check_cache_space(dataclasses.replace(config, disk_cache=False), paths, shapes,
+                                 free_bytes=0)
 
 
 def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, tmp_path):

@@ -26,7 +26,7 @@ from mdcsrn_tf import cli, hardware, weights
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.files import FolderLock
-from mdcsrn_tf.train.config import (TrainConfig, cache_folder, check_patch_memory,
+from mdcsrn_tf.train.config import (TrainConfig, check_cache_space, check_patch_memory,
                                     patch_memory_bytes)
 from mdcsrn_tf.train.run_record import check_init_generator, check_resumable, finished_card
 
@@ -39,12 +39,15 @@ def main(config: TrainConfig, arguments):
   config.validate()
   # a hand-written manifest's mistake, volumes too small, too little memory: before any work
   factor = max(config.acquisition.factors)
-  shapes = manifest.check_sizes(manifest.split_entries(config.dataset, "train"), factor,
-                                config.patch_size)
-  manifest.check_sizes(manifest.split_entries(config.dataset, "validation"), factor)
+  train = manifest.split_entries(config.dataset, "train")
+  validation = manifest.split_entries(config.dataset, "validation")
+  shapes = manifest.check_sizes(train, factor, config.patch_size)
+  validation_shapes = manifest.check_sizes(validation, factor)
   check_patch_memory(config, max(shapes, key=lambda shape: patch_memory_bytes(config, shape)),
                      hardware.available_memory())
-  cache_folder(config)
+  validated = config.validation_subjects or len(validation)  # the first N are read
+  check_cache_space(config, [entry["path"] for entry in train + validation[:validated]],
+                    shapes + validation_shapes[:validated])
   check_resumable(config)
   check_init_generator(config)
   done = finished_card(config)

@@ -8,6 +8,7 @@ checked against: run_record.py).
 import dataclasses
 import math
 import os
+import shutil
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import models, paper
@@ -185,6 +186,7 @@ class TrainConfig:
       raise InputError(f"GAN schedule: {error}") from None
 
 
+NPY_HEADER_BYTES = 128  # a .npy file's header (NumPy pads it to 64-byte multiples)
 # Bytes per voxel of a training volume while a visit prepares it: the float32 (LR, HR) pair
 # and, while the disk cache is cold, the volume's complex FFT (data/volume_store.py).
 VISIT_BYTES_PER_VOXEL = 8 + 16
@@ -235,3 +237,25 @@ def cache_folder(config: TrainConfig) -> str | None:
   if not os.access(folder, os.W_OK | os.X_OK):
     raise InputError(f"{folder}: the disk cache's folder is not writable")
   return folder
+
+
+def check_cache_space(config: TrainConfig, paths, shapes, free_bytes=None):
+  """InputError when the disk cache would need more room than its disk has free
+  (`free_bytes`: shutil.disk_usage's) for the (LR, HR) pairs of `paths` (of `shapes`) it does
+  not hold yet, float32 [2, D, H, W] each (data/volume_store.py): known now, not hours in
+  when the disk fills."""
+  folder = cache_folder(config)
+  if folder is None:
+    return
+  from mdcsrn_tf.data import volume_store
+
+  store = volume_store.VolumeStore(config.acquisition, folder)
+  missing = [shape for path, shape in zip(paths, shapes)
+             if not os.path.exists(store.entry_base(path) + ".npy")]
+  needed = sum(2 * 4 * math.prod(shape) + NPY_HEADER_BYTES for shape in missing)
+  free = shutil.disk_usage(folder).free if free_bytes is None else free_bytes
+  if needed > free:
+    raise InputError(
+        f"{folder}: the disk cache needs about {needed / 2**30:.3g} GiB for the {len(missing)} "
+        f"volumes it does not hold yet, more than the {free / 2**30:.3g} GiB free there; free "
+        "space, give --cache_dir a larger disk, or --nodisk_cache")
