@@ -9,7 +9,9 @@ own, so two commands never clash in one process (the test suite runs several). I
 calls `main(options, arguments)` with the options dataclass and the positional arguments.
 
 Exit status: what `main` returns (0 when it returns None); 2 for bad input (InputError, an
-unreadable or unwritable file: one `error:` line naming it); 128 + N after SIGTERM (15) or
+unreadable or unwritable file: one `error:` line naming it) and for memory running out (a
+GPU's above all, which nothing can check beforehand: one line naming the flags that size
+the work); 128 + N after SIGTERM (15) or
 SIGINT (2, Ctrl-C): both unwind as errors.Terminated, one line and no traceback, so that
 temporary files are removed on the way out. A signal is answered within `exit_within`
 seconds even while the main thread sits in one long TensorFlow call, where Python cannot
@@ -33,6 +35,7 @@ from absl import flags, logging
 
 from mdcsrn_tf import files
 from mdcsrn_tf.errors import EXIT_INPUT_ERROR, InputError, Terminated, exit_status
+from mdcsrn_tf.flagfiles import expand_flagfiles
 
 
 def field_docs(options_class) -> dict:
@@ -101,54 +104,6 @@ def options_from_flags(flag_values, options_class):
                          f"{','.join(value)}") from None
     values[field.name] = value
   return options_class(**values)
-
-
-# The project's folder: its flags/ holds the recipes that `--flagfile=flags/NAME.cfg` finds
-# from any working directory (a source checkout or an editable install).
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def find_flagfile(path, including=None) -> str:
-  """Where the flagfile `path` is: relative to the folder of the flagfile `including` it,
-  or, named on the command line, relative to the working directory; then relative to the
-  project folder (so `--flagfile=flags/gan.cfg` works from anywhere); InputError when none
-  has it."""
-  if os.path.isabs(path):
-    places = [path]
-  else:
-    first = os.path.dirname(including) if including else os.getcwd()
-    places = [os.path.join(first, path), os.path.join(PROJECT_ROOT, path)]
-  for place in places:
-    if os.path.isfile(place):
-      return place
-  where = f" (named in {including})" if including else ""
-  raise InputError(f"{path}: no such flagfile{where}")
-
-
-def expand_flagfiles(argv, including=None, seen=()) -> list:
-  """`argv` with each `--flagfile=PATH` replaced by the flags the file holds, in place (so
-  later flags override it), nested flagfiles found relative to the file naming them
-  (find_flagfile). Lines of a flagfile that do not start with "-" (comments, blank lines)
-  are skipped. Other paths inside a flagfile stay as written: relative to the working
-  directory, as on the command line."""
-  expanded, items = [], iter(argv)
-  for item in items:
-    if item in ("--flagfile", "-flagfile"):
-      item = "--flagfile=" + next(items, "")
-    if not item.startswith(("--flagfile=", "-flagfile=")):
-      expanded.append(item)
-      continue
-    path = find_flagfile(item.split("=", 1)[1], including)
-    if path in seen:
-      raise InputError(f"{path}: flagfile includes itself")
-    try:
-      with open(path, encoding="utf-8") as file:
-        lines = [line.strip() for line in file]
-    except (OSError, UnicodeDecodeError) as error:
-      raise InputError(f"{path}: unreadable flagfile ({error})") from None
-    expanded += expand_flagfiles([line for line in lines if line.startswith("-")], path,
-                                 (*seen, path))
-  return expanded
 
 
 def parse(options_class, argv):
@@ -283,10 +238,26 @@ def run(main, options_class, description, argv=None, exit_within=1.0):
   except Terminated as stop:
     _stopped(stop.signal_number)
     sys.exit(exit_status(stop.signal_number))
+  except Exception as error:  # pylint: disable=broad-except
+    if not out_of_memory(error):
+      raise
+    said = str(getattr(error, "message", "") or error).strip().splitlines()
+    message = (f"out of memory{f' ({said[0]})' if said else ''}; lower --batch_size, "
+               "--patch_size or --validation_tile (training), --tile, --batch or "
+               "--memory_limit (inference)")
   else:
     sys.exit(status or 0)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(EXIT_INPUT_ERROR)
+
+
+def out_of_memory(error) -> bool:
+  """Whether `error` says memory ran out: Python's MemoryError, or TensorFlow's
+  ResourceExhaustedError (a GPU's memory above all, which nothing can check beforehand)."""
+  tensorflow = sys.modules.get("tensorflow")
+  return isinstance(error, MemoryError) or (
+      tensorflow is not None and isinstance(error, tensorflow.errors.ResourceExhaustedError))
+
 
 
 def require_at_least(options, **lowest):

@@ -256,6 +256,42 @@ def test_the_disk_cache_is_refused_a_disk_without_room_for_the_volumes_it_lacks(
                                  free_bytes=0)
 
 
+@dataclasses.dataclass(frozen=True)
+class _NoOptions:
+  """A command without flags.
+
+  Attributes:
+    unused: nothing.
+  """
+  unused: int = 0
+
+
+@pytest.mark.parametrize("running_out, said", [
+    (lambda: tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with "
+                                              "shape[2,64,128,128,128]\nmore detail"),
+     " (OOM when allocating tensor with shape[2,64,128,128,128])"),
+    (MemoryError, "")], ids=["device", "host"])
+def test_memory_running_out_is_one_error_line_naming_the_flags_to_lower(running_out, said,
+                                                                        capsys):
+  """A GPU's memory cannot be checked before a step asks for it: its ResourceExhaustedError
+  (or Python's MemoryError) ends the command as bad input does, not in a traceback."""
+
+  def main(options, arguments):
+    raise running_out()
+
+  handlers = {number: signal.getsignal(number) for number in cli.STOP_SIGNALS}
+  try:
+    with pytest.raises(SystemExit) as exit_status:
+      cli.run(main, _NoOptions, "a command", argv=["command"], exit_within=None)
+  finally:
+    for number, handler in handlers.items():
+      signal.signal(number, handler)
+  assert exit_status.value.code == 2
+  assert capsys.readouterr().err.splitlines() == [
+      f"error: out of memory{said}; lower --batch_size, --patch_size or --validation_tile "
+      "(training), --tile, --batch or --memory_limit (inference)"]
+
+
 def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, tmp_path):
   config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator="g",
                          lr_decay="cosine", steps=60)
