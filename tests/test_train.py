@@ -292,6 +292,23 @@ def test_memory_running_out_is_one_error_line_naming_the_flags_to_lower(running_
       "(training), --tile, --batch or --memory_limit (inference)"]
 
 
+def test_a_batch_that_leaves_a_replica_without_a_sample_is_refused():
+  """The paper's batch of 2 on 4 GPUs, or 3 on 2: tf.distribute would hand a replica no
+  sample or an uneven share."""
+
+  class Replicas:  # what check_batch_split reads of a tf.distribute.Strategy
+    def __init__(self, count):
+      self.num_replicas_in_sync = count
+
+  steps.check_batch_split(2, tf.distribute.get_strategy(), "default")
+  steps.check_batch_split(8, Replicas(4), "mirrored")
+  for batch, replicas in ((2, 4), (3, 2)):
+    with pytest.raises(InputError, match=rf"^--batch_size {batch} does not split evenly over "
+                                         rf"the {replicas} replicas of --strategy=mirrored; "
+                                         rf"give a multiple of {replicas}$"):
+      steps.check_batch_split(batch, Replicas(replicas), "mirrored")
+
+
 def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, tmp_path):
   config = _smoke_config("smoke_gan.cfg", dataset, str(tmp_path), init_generator="g",
                          lr_decay="cosine", steps=60)

@@ -182,6 +182,7 @@ def train(config: TrainConfig) -> ModelCard | None:
   """
   config.validate()
   strategy = steps.make_strategy(config.strategy)
+  steps.check_batch_split(config.batch_size, strategy, config.strategy)
   chief = steps.is_chief(strategy)
   keras.utils.set_random_seed(config.seed)
   networks = build_networks(config, strategy)

@@ -15,6 +15,7 @@ gradients overflowed. Models return float32, so losses are float32 in every prec
 """
 import tensorflow as tf
 
+from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.train import losses
 
 
@@ -104,6 +105,15 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
   raise ValueError(f"unknown strategy {name!r}")
+
+
+def check_batch_split(batch_size, strategy, name):
+  """InputError unless the global batch splits evenly over the strategy's replicas: a
+  replica left without a sample would train its BatchNorm on nothing (NaN statistics)."""
+  replicas = strategy.num_replicas_in_sync
+  if batch_size % replicas:
+    raise InputError(f"--batch_size {batch_size} does not split evenly over the {replicas} "
+                     f"replicas of --strategy={name}; give a multiple of {replicas}")
 
 
 def is_chief(strategy) -> bool:
