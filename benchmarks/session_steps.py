@@ -171,17 +171,10 @@ def run_training(command, seconds, session) -> float:
   return time.monotonic() - started
 
 
-def trained_steps(workdir) -> int:
-  """The step of the workdir's newest checkpoint (0 for a new run)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-  return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
 def train_and_score(session, dataset=None):
   """The paper's pre-training for the minutes left, its export and its held-out scores."""
   from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.train import run_record  # pylint: disable=import-outside-toplevel
 
   work = os.path.join(session.out, "work")
   if dataset is None:
@@ -191,12 +184,12 @@ def train_and_score(session, dataset=None):
                       f"--out={os.path.dirname(dataset)}"], cwd=ROOT, check=True)
   workdir = os.path.join(work, "pretrain")
   reserve = RESERVE_SECONDS[session.mode]
-  start = trained_steps(workdir)
+  start = run_record.newest_checkpoint_step(workdir)
   seconds_before = (weights.read_card(weights.exported_generator(workdir)).wall_seconds
                     if start else 0.0)
   wall = run_training(train_command(dataset, workdir, start + session.sizes["calibration"],
                                     session), session.left() - reserve, session)
-  reached = trained_steps(workdir)
+  reached = run_record.newest_checkpoint_step(workdir)
   card = weights.read_card(weights.exported_generator(workdir))
   # the card's seconds are the loop's own; start-up, validation and export are overhead
   loop_seconds = max(card.wall_seconds - seconds_before, 1e-3)
@@ -206,7 +199,7 @@ def train_and_score(session, dataset=None):
   if target > reached:
     session.log(f"{rate:.3f} steps/s: training to step {target} in {budget / 60:.1f} minutes")
     run_training(train_command(dataset, workdir, target, session), budget + overhead, session)
-    reached = trained_steps(workdir)
+    reached = run_record.newest_checkpoint_step(workdir)
     if reached < target:  # stopped at the deadline: export what the checkpoint holds
       run_training(train_command(dataset, workdir, reached, session), session.left(), session)
   card = weights.read_card(weights.exported_generator(workdir))

@@ -6,6 +6,7 @@ Colin27 around its brain's centre."""
 import hashlib
 import json
 import shutil
+import time
 
 import keras
 import nibabel as nib
@@ -140,3 +141,20 @@ def test_weights_are_written_under_their_network_and_kind(tmp_path, monkeypatch)
   monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path / "package"))
   assert release.ReleaseOptions(weights="w", replace_shipped=True).destination(
       "b1u8") == str(tmp_path / "package" / "b1u8_l1")
+
+
+def test_two_backups_within_one_second_keep_both_copies(tmp_path, monkeypatch):
+  monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path))
+  frozen = time.gmtime(0)
+  monkeypatch.setattr(time, "gmtime", lambda *_: frozen)
+  base = str(tmp_path / "b4u4_l1")
+  contents = []
+  for generation in (b"first weights", b"second weights"):
+    (tmp_path / "b4u4_l1.weights.h5").write_bytes(generation)
+    (tmp_path / "b4u4_l1.json").write_bytes(b"card of " + generation)
+    contents.append(release.keep_backup(base))
+  assert contents[0] != contents[1]
+  for backup, generation in zip(contents, (b"first weights", b"second weights")):
+    assert open(backup + weights.WEIGHTS_SUFFIX, "rb").read() == generation
+    assert open(backup + weights.CARD_SUFFIX, "rb").read() == b"card of " + generation
+  assert release.keep_backup(str(tmp_path / "nothing_shipped")) is None

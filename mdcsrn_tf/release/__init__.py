@@ -21,11 +21,12 @@ weights are replaced only with `--replace_shipped`, after a copy of the current 
 is kept in mdcsrn_tf/weights/backups/ (the package data does not include that folder).
 """
 import dataclasses
+import itertools
 import os
 import shutil
 import time
 
-from mdcsrn_tf import cli, metrics, paper, weights
+from mdcsrn_tf import cli, files, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.data import manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
@@ -184,18 +185,28 @@ def _means(per_volume) -> dict:
           for method, figures in scoring.summarise(per_volume).items()}
 
 
-def _backup(base):
-  """Copies the shipped BASE.weights.h5 and BASE.json into weights/backups/ (a time-stamped
-  name); returns the backup's base, None when there was nothing to keep."""
+def keep_backup(base):
+  """Copies the shipped BASE.weights.h5 and BASE.json into weights/backups/ under a
+  time-stamped name that no earlier backup holds (a suffix -2, -3... within one second);
+  returns the backup's base, None when there was nothing to keep."""
   if not os.path.isfile(base + weights.WEIGHTS_SUFFIX):
     return None
   folder = os.path.join(weights.SHIPPED_DIR, "backups")
   os.makedirs(folder, exist_ok=True)
   stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-  backup = os.path.join(folder, f"{os.path.basename(base)}-{stamp}")
-  for suffix in (weights.WEIGHTS_SUFFIX, weights.CARD_SUFFIX):
-    if os.path.isfile(base + suffix):
-      shutil.copy2(base + suffix, backup + suffix)
+  for attempt in itertools.count(1):
+    backup = os.path.join(folder, f"{os.path.basename(base)}-{stamp}"
+                                  + (f"-{attempt}" if attempt > 1 else ""))
+    try:  # the weights claim the name: created only where no file is
+      files.write_atomically(backup + weights.WEIGHTS_SUFFIX,
+                             lambda path: shutil.copy2(base + weights.WEIGHTS_SUFFIX, path),
+                             exclusive=True)
+      break
+    except FileExistsError:
+      continue
+  if os.path.isfile(base + weights.CARD_SUFFIX):
+    files.write_atomically(backup + weights.CARD_SUFFIX,
+                           lambda path: shutil.copy2(base + weights.CARD_SUFFIX, path))
   return backup
 
 
@@ -254,7 +265,7 @@ def release(options: ReleaseOptions, log=print) -> str:
   card = portable(dataclasses.replace(card, held_out=held_out, shipped_as=options.kind,
                                       note=note, warning=warning))
   if options.replace_shipped:
-    backup = _backup(destination)
+    backup = keep_backup(destination)
     if backup:
       log(f"kept the weights it replaces as {backup}{weights.WEIGHTS_SUFFIX}")
   else:
