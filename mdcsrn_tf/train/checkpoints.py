@@ -90,16 +90,52 @@ def restore_newest_intact(checkpoint, folder, log, partial=False):
   return None
 
 
-def restore(config, networks, checkpoints: Checkpoints, log):
+def restore(config, networks, checkpoints: Checkpoints, log, strategy=None):
   """Resumes from the newest intact checkpoint, or starts the generator from
-  `config.init_generator` when the run has none yet."""
+  `config.init_generator` when the run has none yet. The workers of a multi-worker run
+  (`strategy`) then agree on one step (agree_across_workers)."""
   resumed = restore_newest_intact(checkpoints.checkpoint, checkpoints.recent.directory, log)
+  if config.strategy == "multi_worker":
+    resumed = agree_across_workers(strategy, checkpoints, log) or resumed
   if resumed:
     log(f"resuming from {resumed} at step {int(checkpoints.step.numpy())}")
   elif config.init_generator:
     source = load_initial_generator(networks.generator, config.init_generator, log,
                                     config.unverified_weights)
     log(f"generator starts from {source}")
+
+
+def agree_across_workers(strategy, checkpoints: Checkpoints, log):
+  """Each worker of a multi-worker run restores its own checkpoints folder; a worker stopped
+  before its last save holds an older step, and workers at different steps would train
+  different weights under one step count. Workers ahead fall back to the newest step that
+  every worker holds (returns the prefix this worker fell back to); InputError on every
+  worker alike when one cannot read that step."""
+  def gathered(readable):
+    per_worker = strategy.experimental_distribute_values_from_function(
+        lambda _: tf.constant([[int(checkpoints.step.numpy()), int(readable)]], tf.int64))
+    return [tuple(row) for row in strategy.gather(per_worker, axis=0).numpy().tolist()]
+
+  newest = gathered(True)
+  steps = [step for step, _ in newest]
+  if len(set(steps)) == 1:
+    return None
+  target, readable, prefix = min(steps), True, None
+  if int(checkpoints.step.numpy()) != target:
+    prefix = os.path.join(checkpoints.recent.directory, f"{PREFIX}-{target}")
+    try:
+      checkpoints.checkpoint.restore(prefix).assert_existing_objects_matched()
+    except UNREADABLE:
+      readable = False
+  agreed = gathered(readable)
+  if not all(ok for _, ok in agreed) or len({step for step, _ in agreed}) > 1:
+    raise InputError(
+        f"{checkpoints.recent.directory}: the workers' newest checkpoints are at steps "
+        f"{steps} (in task order) and not every worker can read step {target}; give the "
+        "workers the same checkpoints or start a new --workdir")
+  log(f"warning: the workers' newest checkpoints are at steps {steps} (in task order); "
+      f"all resume from step {target}, the newest every worker holds")
+  return prefix
 
 
 def load_initial_generator(generator, path, log, allow_unverified=False):

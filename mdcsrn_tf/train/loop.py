@@ -191,7 +191,7 @@ def train(config: TrainConfig) -> ModelCard | None:
   workdir = config.workdir if chief else os.path.join(
       config.workdir, "workers", str(strategy.cluster_resolver.task_id))
   checkpoints = run_checkpoints.make(networks, workdir, config.keep_checkpoints)
-  run_checkpoints.restore(config, networks, checkpoints, tqdm.write)
+  run_checkpoints.restore(config, networks, checkpoints, tqdm.write, strategy)
   start_step = int(checkpoints.step.numpy())
   if config.phase == "gan" and chief:
     counts = config.updates()
