@@ -5,6 +5,8 @@ with the command that installs it, except under CI (CI=true), where a missing vo
 the test, and any skipped test fails the run: CI must never pass a hollow suite.
 """
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The suite's degraded-volume cache is its own, never the user's ~/.cache (subprocesses
@@ -86,7 +88,8 @@ def sample():
 # fixture is built once), in collection order. The modules with the most work
 # (pytest --durations) go first, so that the light ones left at the end keep both workers
 # busy until the last heavy one finishes.
-HEAVIEST_FIRST = ("test_train.py", "test_gpu_session.py", "test_predict.py",
+HEAVIEST_FIRST = ("test_train.py", "test_train_resume.py", "test_train_resources.py",
+                  "test_gpu_session.py", "test_predict.py", "test_predict_outputs.py",
                   "test_readme_walk.py", "test_thick_slices.py", "test_export.py",
                   "test_bad_input.py", "test_notebooks.py", "test_train_steps.py")
 
@@ -155,3 +158,25 @@ def bids_tree(colin27_crop):
     return str(root)
 
   return write
+
+
+@pytest.fixture(scope="session")
+def generator_weights(tmp_path_factory):
+  """Exported weights of a b2u4 with random (seeded) weights: inference runs them exactly
+  as trained ones, and tests need no training."""
+  import keras  # pylint: disable=import-outside-toplevel
+
+  from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.models import build_model  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.weights.card import ModelCard  # pylint: disable=import-outside-toplevel
+
+  keras.utils.set_random_seed(5)
+  random_b2u4 = build_model("b2u4", identity_init=False)
+  return weights.save_generator(random_b2u4, tmp_path_factory.mktemp("w") / "b2u4",
+                                ModelCard("b2u4"))
+
+
+def run_predict(*args):
+  """`mdcsrn-sr ARGS` as a user runs it (a CompletedProcess with its text output)."""
+  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.infer", *map(str, args)],
+                        capture_output=True, text=True, timeout=300)

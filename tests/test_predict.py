@@ -1,7 +1,7 @@
-"""`mdcsrn-sr` end to end: NIfTI geometry kept, input untouched, --scale, one-line errors."""
+"""`mdcsrn-sr` end to end: NIfTI geometry kept, input untouched, --scale, signals, the shipped
+weights (where outputs go and how they are written: test_predict_outputs.py)."""
 import dataclasses
 import hashlib
-import os
 import shutil
 import signal
 import subprocess
@@ -14,25 +14,17 @@ import numpy as np
 import pytest
 
 from mdcsrn_tf.acquisition import Acquisition
-from mdcsrn_tf import files, hardware, weights
+from mdcsrn_tf import weights
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import inference, outputs, predict
-from mdcsrn_tf.data import nifti
+from mdcsrn_tf.infer import inference, predict
 from mdcsrn_tf.weights import card as cards
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
+from conftest import run_predict
 
 SHAPE = (20, 26, 17)
 AFFINE = np.array([[0.0, -0.7, 0.0, 90.0], [0.0, 0.0, 0.7, -120.0], [0.7, 0.0, 0.0, -80.0],
                    [0.0, 0.0, 0.0, 1.0]])
-
-
-@pytest.fixture(scope="module")
-def generator_weights(tmp_path_factory):
-  keras.utils.set_random_seed(5)
-  random_b2u4 = build_model("b2u4", identity_init=False)
-  return weights.save_generator(random_b2u4, tmp_path_factory.mktemp("w") / "b2u4",
-                                ModelCard("b2u4"))
 
 
 @pytest.fixture
@@ -45,16 +37,11 @@ def sha256(path):
   return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def run_cli(*args):
-  return subprocess.run([sys.executable, "-m", "mdcsrn_tf.infer", *map(str, args)],
-                        capture_output=True, text=True, timeout=300)
-
-
 def test_cli_keeps_geometry_and_intensity_range_and_leaves_input_alone(tmp_path, scan,
                                                                       generator_weights):
   before = sha256(scan)
   out = tmp_path / "sr.nii.gz"
-  result = run_cli(scan, out, "--weights", generator_weights, "--tile", "12", "--batch", "2")
+  result = run_predict(scan, out, "--weights", generator_weights, "--tile", "12", "--batch", "2")
   assert result.returncode == 0, result.stderr
   assert sha256(scan) == before
   source, written = nib.load(scan), nib.load(out)
@@ -121,7 +108,7 @@ def test_negative_intensities_are_mapped_by_their_range_and_restored(tmp_path, c
   z_scored = (voxels - voxels.mean()) / voxels.std()
   path = tmp_path / "z.nii.gz"
   nib.Nifti1Image(z_scored, head.affine).to_filename(path)
-  result = run_cli(path, tmp_path / "sr.nii.gz", "--weights", generator_weights, "--tile", "12")
+  result = run_predict(path, tmp_path / "sr.nii.gz", "--weights", generator_weights, "--tile", "12")
   assert result.returncode == 0, result.stderr
   written = nib.load(tmp_path / "sr.nii.gz").get_fdata(dtype=np.float32)
   low, spread = z_scored.min(), z_scored.max() - z_scored.min()
@@ -152,139 +139,6 @@ def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
                                      progress=False) * fourier.max()
   np.testing.assert_allclose(nib.load(out).get_fdata(dtype=np.float32), expected, rtol=1e-4,
                              atol=1e-3)
-
-
-def test_folder_input_writes_one_output_per_scan_and_skips_hidden_files(tmp_path):
-  folder = tmp_path / "in"
-  folder.mkdir()
-  for name in ("a.nii.gz", "b.nii"):
-    nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
-  (folder / ".a_sr.nii.gz.k2j4.tmp.nii.gz").write_bytes(b"")  # left by a killed write
-  assert outputs.plan_outputs([str(folder)], str(tmp_path / "out")) == [
-      (str(folder / "a.nii.gz"), str(tmp_path / "out" / "a_sr.nii.gz")),
-      (str(folder / "b.nii"), str(tmp_path / "out" / "b_sr.nii"))]
-
-
-def hcp_tree(root, subjects):
-  """HCP's layout with a brain mask and a hidden leftover beside each scan: the scans."""
-  scans = []
-  for subject in subjects:
-    folder = root / subject / "T1w"
-    folder.mkdir(parents=True)
-    for name in ("T1w_acpc_dc_restore.nii.gz", "brainmask_fs.nii.gz"):
-      nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
-    (folder / ".T1w_acpc_dc_restore.nii.gz.x.tmp.nii.gz").write_bytes(b"")
-    scans.append(str(folder / "T1w_acpc_dc_restore.nii.gz"))
-  return scans
-
-
-def test_a_glob_over_hcp_names_outputs_by_subject_or_mirrors_the_tree(tmp_path):
-  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
-  pattern = str(tmp_path / "HCP" / "*" / "T1w" / "T1w_acpc_dc_restore.nii.gz")
-  out = tmp_path / "sr"
-  assert outputs.plan_outputs([pattern], str(out)) == [
-      (scans[0], str(out / "100206_sr.nii.gz")), (scans[1], str(out / "100307_sr.nii.gz"))]
-  assert outputs.plan_outputs([pattern], str(out), layout="mirror") == [
-      (scans[0], str(out / "100206" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz")),
-      (scans[1], str(out / "100307" / "T1w" / "T1w_acpc_dc_restore_sr.nii.gz"))]
-  # a recursive folder input finds every NIfTI file below it, masks included, hidden ones not
-  found = outputs.expand_inputs([str(tmp_path / "HCP")], recursive=True)
-  assert found == sorted(scans + [s.replace("T1w_acpc_dc_restore", "brainmask_fs")
-                                  for s in scans])
-  with pytest.raises(InputError, match="folder holds no .nii"):
-    outputs.expand_inputs([str(tmp_path / "HCP")])
-
-
-def test_subjects_sharing_a_file_name_get_one_output_each_in_a_new_out_dir(
-    tmp_path, generator_weights):
-  scans = hcp_tree(tmp_path / "HCP", ["100206", "100307"])
-  out = tmp_path / "new" / "sr"
-  result = run_cli(*scans, "--out_dir", out, "--weights", generator_weights, "--tile", "16")
-  assert result.returncode == 0, result.stderr
-  written = [str(out / "100206_sr.nii.gz"), str(out / "100307_sr.nii.gz")]
-  assert result.stdout.split() == written
-  assert f"2 volumes named by the first part of their paths that differs (e.g. 100206 for " \
-         f"{scans[0]}); outputs in {out}" in result.stderr
-  # a second run does not replace the first one's outputs unasked
-  stamps = [os.stat(path).st_mtime_ns for path in written]
-  again = run_cli(*scans, "--out_dir", out, "--weights", generator_weights)
-  assert again.returncode == 2 and again.stderr.strip().splitlines() == [
-      f"error: {written[0]}: exists already (and 1 more); pass --overwrite to replace, or "
-      "choose another --out_dir"]
-  assert [os.stat(path).st_mtime_ns for path in written] == stamps
-
-
-def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_path):
-  target = tmp_path / "taken.nii.gz"
-  target.mkdir()  # the rename onto it fails
-
-  def write(temporary):
-    with open(temporary, "wb") as file:
-      file.write(b"data")
-
-  with pytest.raises(OSError) as error:
-    files.write_atomically(target, write)
-  assert error.value.filename == str(target)
-  assert [p.name for p in tmp_path.iterdir()] == ["taken.nii.gz"]
-
-
-def test_an_exclusive_write_on_a_file_system_without_hard_links_still_writes(tmp_path,
-                                                                            monkeypatch):
-  """Where the link that makes an exclusive create atomic is refused (EPERM: FAT, some
-  network file systems), the file is renamed into place as any other write is."""
-  import errno  # pylint: disable=import-outside-toplevel
-
-  def no_links(source, destination):
-    raise OSError(errno.EPERM, "Operation not permitted", destination)
-
-  monkeypatch.setattr(os, "link", no_links)
-  files.write_text_atomically(tmp_path / "made.json", "{}\n", exclusive=True)
-  assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("made.json", "{}\n")]
-
-
-def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
-  meminfo = tmp_path / "meminfo"
-  needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
-  meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
-  sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "no_cgroups"}
-  assert hardware.available_memory(**sources) == needed // 1024 * 1024
-  predict.check_memory("scan.nii.gz", (100, 100, 10), **sources)
-  with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
-    predict.check_memory("scan.nii.gz", (100, 100, 11), **sources)
-  # where the kernel does not say (not Linux), there is nothing to compare with
-  nothing = {"meminfo": tmp_path / "absent", "proc_cgroup": tmp_path / "absent"}
-  assert hardware.available_memory(**nothing) is None
-  predict.check_memory("scan.nii.gz", (10**6,) * 3, **nothing)
-
-
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_a_memory_cgroup_below_the_machines_memory_is_what_is_available(tmp_path, version):
-  """A batch job's --mem=32G on a 512 GiB node: its cgroup allows 32 GiB less what it uses,
-  and the tightest of the job's cgroup and their ancestors counts; "max" (v2) and v1's
-  2^63 - 4096 mean no limit."""
-  gib = 2**30
-  meminfo = tmp_path / "meminfo"
-  meminfo.write_text(f"MemTotal: {512 * gib // 1024} kB\nMemAvailable: {500 * gib // 1024} kB\n")
-  if version == "v2":
-    lines, mount, names = "0::/slurm/uid_1/job_7\n", tmp_path / "cg", ("memory.max",
-                                                                       "memory.current")
-    limits = {"slurm": "max", "slurm/uid_1": "max", "slurm/uid_1/job_7": str(32 * gib)}
-  else:
-    lines = "12:pids:/slurm/job_7\n4:memory:/slurm/job_7\n1:name=systemd:/\n0::/\n"
-    mount, names = tmp_path / "cg" / "memory", ("memory.limit_in_bytes",
-                                                 "memory.usage_in_bytes")
-    limits = {"": str(2**63 - 4096), "slurm": str(64 * gib), "slurm/job_7": str(32 * gib)}
-  for folder, limit in limits.items():
-    (mount / folder).mkdir(parents=True, exist_ok=True)
-    (mount / folder / names[0]).write_text(limit + "\n")
-    (mount / folder / names[1]).write_text(f"{3 * gib}\n")
-  (tmp_path / "cgroup").write_text(lines)
-  sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "cgroup",
-             "cgroup_root": tmp_path / "cg"}
-  assert hardware.available_memory(**sources) == 29 * gib
-  predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6), **sources)
-  with pytest.raises(predict.InputError, match="more than the 29 GiB of memory available"):
-    predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6 + 1), **sources)
 
 
 def oblique(zooms, origin):
@@ -400,7 +254,7 @@ def test_missing_shipped_weights_is_one_clear_error(monkeypatch, tmp_path):
 
 
 def test_shipped_l1_weights_are_the_default(tmp_path, scan):
-  result = run_cli(scan, tmp_path / "out.nii.gz", "--tile", "32")
+  result = run_predict(scan, tmp_path / "out.nii.gz", "--tile", "32")
   assert result.returncode == 0 and not result.stderr, result.stderr
   volume = nib.load(scan).get_fdata(dtype=np.float32)
   shipped, _ = weights.load_generator(weights.shipped()["l1"])
@@ -416,7 +270,7 @@ def test_a_cards_warning_is_printed_before_the_output(tmp_path, scan, generator_
     shutil.copy(generator_weights + suffix, warned + suffix)
   card = weights.read_card(warned)
   cards.write(warned, dataclasses.replace(card, warning="below the bar on Colin27"))
-  result = run_cli(scan, tmp_path / "out.nii.gz", "--weights", warned, "--tile", "12")
+  result = run_predict(scan, tmp_path / "out.nii.gz", "--weights", warned, "--tile", "12")
   assert result.returncode == 0, result.stderr
   assert result.stderr.splitlines() == ["warning: below the bar on Colin27"]
 
