@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 import machine
-from mdcsrn_tf.train import loop, schedule, steps
+from mdcsrn_tf.train import networks, schedule, steps
 from mdcsrn_tf.train.config import TrainConfig
 
 
@@ -24,8 +24,8 @@ def time_steps(phase, precision, jit_compile, batch, patch, model, repeats):
                        batch_size=batch, patch_size=patch, precision=precision,
                        jit_compile=jit_compile)
   strategy = steps.make_strategy("default")
-  networks = loop.build_networks(config, strategy)
-  step_of = loop.step_functions(config, strategy, networks)
+  built = networks.build_networks(config, strategy)
+  step_of = networks.step_functions(config, strategy, built)
   rng = np.random.default_rng(0)
   lr, hr = (rng.uniform(size=(batch, patch, patch, patch, 1)).astype(np.float32) for _ in "ab")
   seconds = {}

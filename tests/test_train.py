@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mdcsrn_tf import cli, models
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
+from mdcsrn_tf.train import networks as networks_lib
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.data import pipeline
 from mdcsrn_tf.errors import NonFiniteOutput
@@ -123,7 +124,7 @@ def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, 
                          lr_decay="cosine", steps=60)
   updates = config.updates()
   assert updates["generator"] + updates["critic"] == 60 and 0 < updates["generator"] < 30
-  networks = loop.build_networks(config, tf.distribute.get_strategy())
+  networks = networks_lib.build_networks(config, tf.distribute.get_strategy())
   for optimizer, lr, n in [
       (networks.generator_optimizer, config.generator_lr, updates["generator"]),
       (networks.critic_optimizer, config.critic_lr, updates["critic"])]:
@@ -133,7 +134,7 @@ def test_cosine_decay_runs_each_optimiser_to_zero_over_its_own_updates(dataset, 
     assert float(optimizer.learning_rate) == pytest.approx(lr * cosine)
     optimizer.iterations.assign(n)
     assert float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
-  constant = loop.build_networks(dataclasses.replace(config, lr_decay="constant"),
+  constant = networks_lib.build_networks(dataclasses.replace(config, lr_decay="constant"),
                                       tf.distribute.get_strategy())
   constant.generator_optimizer.iterations.assign(updates["generator"])
   assert float(constant.generator_optimizer.learning_rate) == pytest.approx(config.generator_lr)
@@ -158,7 +159,7 @@ def test_resolved_flags_reproduce_the_config(dataset, tmp_path):
 def test_mixed_float16_step_scales_the_loss_and_keeps_float32_weights(dataset, tmp_path):
   config = smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), model="fsrcnn",
                          precision="mixed_float16")
-  networks = loop.build_networks(config, tf.distribute.get_strategy())
+  networks = networks_lib.build_networks(config, tf.distribute.get_strategy())
   optimizer = networks.generator_optimizer
   assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   assert networks.generator.layers[1].compute_dtype == "float16"

@@ -29,10 +29,11 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from mdcsrn_tf import hardware, models, weights
+from mdcsrn_tf import hardware, weights
 from mdcsrn_tf.errors import NonFiniteOutput
 from mdcsrn_tf.data import pipeline, volume_store
 from mdcsrn_tf.train import checkpoints as run_checkpoints
+from mdcsrn_tf.train import networks as networks_lib
 from mdcsrn_tf.train import schedule, steps, validation
 from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.train.run_record import write_run_record
@@ -49,51 +50,6 @@ class TrainingInterrupted(Exception):
 
 class TrainingDiverged(Exception):
   """A loss or a weight became NaN or Inf; the message is one line."""
-
-
-@dataclasses.dataclass
-class _Networks:
-  generator: keras.Model
-  generator_optimizer: keras.optimizers.Optimizer
-  critic: keras.Model | None = None
-  critic_optimizer: keras.optimizers.Optimizer | None = None
-
-  def models(self):
-    return [m for m in (self.generator, self.critic) if m is not None]
-
-
-def _optimizer(learning_rate, config, updates, variables):
-  if config.lr_decay == "cosine":
-    # The schedule reads the optimiser's own iteration count, which checkpoints keep, so
-    # a resumed run continues on the same curve.
-    learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(updates, 1))
-  optimizer = keras.optimizers.Adam(learning_rate)
-  if config.precision == "mixed_float16":
-    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-  # Built now, before a checkpoint restores into it and before a step is traced.
-  optimizer.build(variables)
-  return optimizer
-
-
-def build_networks(config: TrainConfig, strategy) -> _Networks:
-  """The generator (and critic for "gan") with their optimisers, under `strategy`, with
-  the precision policy in force while the layers are built."""
-  policy = None if config.precision == "float32" else config.precision
-  with strategy.scope():
-    generator = models.build_model(config.model, policy=policy, **model_arguments(config))
-    updates = config.updates()
-    networks = _Networks(generator, _optimizer(
-        config.generator_lr, config, updates[schedule.GENERATOR], generator.trainable_variables))
-    if config.phase == "gan":
-      networks.critic = models.build_model("critic", policy=policy, patch_size=config.patch_size)
-      networks.critic_optimizer = _optimizer(config.critic_lr, config, updates[schedule.CRITIC],
-                                             networks.critic.trainable_variables)
-  return networks
-
-
-def model_arguments(config: TrainConfig) -> dict:
-  """The generator's arguments to models.build_model, besides its name (the card keeps them)."""
-  return {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
 
 
 def _first_non_finite(values: dict) -> str | None:
@@ -148,31 +104,6 @@ class _Signals:
       signal.signal(number, handler)
 
 
-def step_functions(config, strategy, networks):
-  """{network name: distributed step} for the phase."""
-  common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size)
-  if config.phase == "pretrain":
-    return {"generator": steps.distributed_step(
-        strategy, steps.generator_l1_step, generator=networks.generator,
-        optimizer=networks.generator_optimizer, **common)}
-  return {
-      schedule.CRITIC: steps.distributed_step(
-          strategy, steps.critic_step, generator=networks.generator,
-          critic=networks.critic, optimizer=networks.critic_optimizer,
-          gp_weight=config.gp_weight, **common),
-      schedule.GENERATOR: steps.distributed_step(
-          strategy, steps.generator_gan_step, generator=networks.generator,
-          critic=networks.critic, optimizer=networks.generator_optimizer,
-          adversarial_weight=config.adversarial_weight, **common),
-  }
-
-
-def _network_for_step(config, step):
-  if config.phase == "pretrain":
-    return "generator"
-  return schedule.network_for_step(step, config.critic_schedule)
-
-
 def train(config: TrainConfig) -> ModelCard | None:
   """Runs (or resumes) the training described by `config`; returns the exported model card
   (None on a multi-worker run's non-chief workers, which export nothing).
@@ -185,7 +116,7 @@ def train(config: TrainConfig) -> ModelCard | None:
   steps.check_batch_split(config.batch_size, strategy, config.strategy)
   chief = steps.is_chief(strategy)
   keras.utils.set_random_seed(config.seed)
-  networks = build_networks(config, strategy)
+  networks = networks_lib.build_networks(config, strategy)
   # Non-chief workers of a multi-worker run must save too (saving is collective), but
   # into a folder of their own.
   workdir = config.workdir if chief else os.path.join(
@@ -225,7 +156,7 @@ def train(config: TrainConfig) -> ModelCard | None:
   if not chief:
     return None
   card = ModelCard(
-      model=config.model, model_arguments=model_arguments(config),
+      model=config.model, model_arguments=networks_lib.model_arguments(config),
       acquisition=config.acquisition, training=dataclasses.asdict(config),
       resumed_from_step=start_step,
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
@@ -251,7 +182,7 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
 def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
   """Trains from the restored step to config.steps on `batches`; returns the last
   validation's metrics (None if none ran)."""
-  step_of = step_functions(config, strategy, networks)
+  step_of = networks_lib.step_functions(config, strategy, networks)
   step = checkpoints.step
   last_metrics = None
   seconds_before, started = float(checkpoints.seconds.numpy()), time.time()
@@ -261,7 +192,7 @@ def _loop(config, strategy, networks, checkpoints, patches, batches, validator):
                                    disable=not interactive) as bar:
     while int(step.numpy()) < config.steps:
       current = int(step.numpy())
-      network = _network_for_step(config, current)
+      network = networks_lib.network_for_step(config, current)
       with patches.reporting_input_errors():
         lr, hr = next(batches)
       values = {name: float(value) for name, value in step_of[network](lr, hr).items()}
