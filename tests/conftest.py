@@ -47,8 +47,6 @@ def small_real_dataset(tmp_path_factory):
   """A data set of four copies of nibabel's real 33x41x25 T1 head, prepared by the
   prepare command (one subject per split): the path of its manifest.json."""
   import shutil  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
 
   from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
 
