@@ -57,7 +57,25 @@ def test_summary_is_mean_and_sample_std_over_subjects_in_mask_over_those_with_on
   assert summary["psnr_mask"]["mean"] == pytest.approx(29.5) and summary["psnr_mask"]["n"] == 2
   assert summary["ssim_mask"]["std"] == pytest.approx(np.std([0.6, 0.5], ddof=1))
   unmasked = scoring.summarise({"s1": per_subject["s1"]})["linear"]
-  assert "psnr_mask" not in unmasked and unmasked["psnr"]["std"] == 0.0
+  assert "psnr_mask" not in unmasked and unmasked["psnr"]["std"] is None
+
+
+def test_a_table_gives_the_spread_of_each_figure_over_its_own_subjects():
+  """Three heads, one with a brain mask: the whole-volume figures carry a std, the in-brain
+  ones say n = 1 (a std of 0 would claim a spread nobody measured)."""
+  rows = [(0.9, 30.0, 0.1), (0.8, 34.0, 0.2), (0.7, 35.0, 0.4)]
+  per_subject = {f"s{i}": {"linear": {"ssim": s, "psnr": p, "nrmse": n, "seconds": 1.0,
+                                      "sharpness": 0.1, "band_fidelity": 0.05}}
+                 for i, (s, p, n) in enumerate(rows)}
+  per_subject["s0"]["linear"].update(ssim_mask=0.6, psnr_mask=28.0, nrmse_mask=0.3,
+                                     sharpness_mask=0.2, band_fidelity_mask=0.1)
+  table = scoring.format_table(scoring.summarise(per_subject))
+  line = next(row for row in table.splitlines() if row.startswith("linear"))
+  assert f"33.00 ({np.std([30, 34, 35], ddof=1):.2f})" in line
+  assert "28.00 (n = 1)" in line and "(0.00)" not in line
+  assert "(1 of 3 subjects)" in table
+  alone = scoring.format_table(scoring.summarise({"s0": per_subject["s0"]}))
+  assert "30.00" in alone and "(" not in alone.splitlines()[-1]
 
 
 def test_baseline_ordering_on_colin27(sample):

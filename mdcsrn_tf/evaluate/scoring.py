@@ -90,7 +90,7 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
 def summarise(per_subject: dict) -> dict:
   """{method: {metric: {"mean", "std", "n"}}} over the `n` subjects that have the metric
   (the in-mask ones: the subjects with a mask; none, no entry); std is the sample std
-  (ddof 1), 0 for a single subject."""
+  (ddof 1), None for a single subject, whose spread is unknown rather than 0."""
   summary = {}
   for subject_results in per_subject.values():
     for method in subject_results:
@@ -100,7 +100,7 @@ def summarise(per_subject: dict) -> dict:
       values = np.array([r[method][metric] for r in per_subject.values()
                          if metric in r.get(method, {})])
       if len(values):
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else None
         summary[method][metric] = {"mean": float(np.mean(values)), "std": std,
                                    "n": len(values)}
   return summary
@@ -137,9 +137,9 @@ def evaluate_methods(subjects, methods, progress=True, record=None, **options) -
 def format_table(summary: dict, parameters: dict | None = None,
                  mask_label="inside the mask") -> str:
   """The paper's Tables 1-2 layout: mean (std) of every figure metrics.IN_TABLES lists (the
-  mean alone for one subject), parameters and seconds; when the subjects had masks, the
-  in-mask figures beside the whole volume's, under `mask_label` (with how many subjects
-  they cover when not all)."""
+  mean and "n = 1" for a figure of one subject), parameters and seconds; when the subjects
+  had masks, the in-mask figures beside the whole volume's, under `mask_label` (with how
+  many subjects they cover when not all)."""
   parameters = parameters or {}
   first = next(iter(summary.values()))
   with_std = first["psnr"]["n"] > 1
@@ -184,10 +184,12 @@ def format_subject_table(per_subject: dict) -> str:
 
 
 def _figure_cells(values, keys, with_std, widths) -> str:
-  """Each figure as "mean (std)", or the mean alone, under format_table's headers."""
+  """Each figure as "mean (std)" under format_table's headers; a figure of one subject in a
+  table of several as "mean (n = 1)", and with one subject in all, the mean alone."""
   cells = []
   for key, metric, width in zip(keys, metrics.IN_TABLES, widths):
     figure, digits = values[key], metric.digits
-    text = f"{figure['mean']:.{digits}f}" + (f" ({figure['std']:.{digits}f})" if with_std else "")
+    spread = f" ({figure['std']:.{digits}f})" if figure["n"] > 1 else " (n = 1)"
+    text = f"{figure['mean']:.{digits}f}" + (spread if with_std else "")
     cells.append(f"{text:<{width}}")
   return " ".join(cells)
