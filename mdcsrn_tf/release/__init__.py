@@ -134,8 +134,9 @@ def quality_shortfalls(whole: dict, l1=None) -> list:
 def portable(card, root=None):
   """The card with every absolute path in it made relative to `root` (the working
   directory: the repository the release runs in) when under it, and cut to its file name
-  otherwise, so that a shipped card names no path of the machine it was made on; files a
-  Debian package installs (/usr/share) are where they are on every machine and stay."""
+  otherwise, so that a shipped card names no path of the machine it was made on (a sample
+  a package installed, such as a /usr/share template, keeps its name: a user's machine
+  may not have that package)."""
   root = os.path.abspath(root or os.getcwd())
 
   def portable_value(value):
@@ -143,7 +144,7 @@ def portable(card, root=None):
       return {key: portable_value(item) for key, item in value.items()}
     if isinstance(value, list):
       return [portable_value(item) for item in value]
-    if not isinstance(value, str) or not os.path.isabs(value) or value.startswith("/usr/share/"):
+    if not isinstance(value, str) or not os.path.isabs(value):
       return value
     inside = os.path.commonpath([root, os.path.abspath(value)]) == root
     return os.path.relpath(value, root) if inside else os.path.basename(value)
