@@ -26,10 +26,10 @@ def score(hr, brain, sr, acquisition, reference=None) -> dict:
   """The figures of one output; `reference` (the L1 weights' output) adds its change."""
   from mdcsrn_tf import metrics  # pylint: disable=import-outside-toplevel
 
-  inside = metrics.quality(hr, sr, acquisition, brain)
+  figures = metrics.quality(hr, sr, acquisition, brain)  # whole head, and in its brain
   outside = metrics.quality(hr, sr, acquisition, ~brain)
-  row = {name: inside[name] for name in FIGURES}
-  row.update({f"{name}_brain": inside[f"{name}_mask"] for name in FIGURES})
+  row = {name: figures[name] for name in FIGURES}
+  row.update({f"{name}_brain": figures[f"{name}_mask"] for name in FIGURES})
   row["psnr_outside_brain"] = outside["psnr_mask"]
   if reference is not None:
     change = 100 * np.abs(sr - reference) / hr.max()
@@ -72,8 +72,11 @@ def main(argv=None):
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.infer import inference  # pylint: disable=import-outside-toplevel
 
-  (entry,) = [e for e in manifest.split_entries(args.dataset, "test")
-              if args.subject in (e["name"], e["subject"])]
+  chosen = [e for e in manifest.split_entries(args.dataset, "test")
+            if args.subject in (e["name"], e["subject"]) and e.get("mask")]
+  if len(chosen) != 1:
+    sys.exit(f"error: {args.dataset}: no single test volume {args.subject!r} with a brain mask")
+  (entry,) = chosen
   hr, _, _, _, brain = subjects.read_subject(entry["path"], mask_path=entry["mask"])
   rows, reference, sources = {}, None, {}
   for label, name in (("L1 weights", args.l1), ("GAN", args.gan), ("control", args.control)):

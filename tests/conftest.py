@@ -89,7 +89,8 @@ def sample():
 HEAVIEST_FIRST = ("test_train.py", "test_train_resume.py", "test_train_resources.py",
                   "test_gpu_session.py", "test_predict.py", "test_predict_outputs.py",
                   "test_readme_walk.py", "test_thick_slices.py", "test_export.py",
-                  "test_bad_input.py", "test_notebooks.py", "test_train_steps.py")
+                  "test_bad_input.py", "test_notebooks.py", "test_train_steps.py",
+                  "test_multi_worker_resume.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -6,7 +6,6 @@ import sys
 
 from mdcsrn_tf import cli
 from mdcsrn_tf.train.config import TrainConfig
-from mdcsrn_tf.train.run_record import newest_checkpoint_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -26,5 +25,7 @@ def train_cli(flagfile, dataset, workdir, *extra):
 
 
 def latest_step(workdir):
-  """The step of WORKDIR's newest checkpoint, from the files the run left."""
-  return newest_checkpoint_step(workdir)
+  """The step of WORKDIR's newest checkpoint, as TensorFlow's checkpoint state names it."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  return int(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])

@@ -90,34 +90,63 @@ def restore_newest_intact(checkpoint, folder, log, partial=False):
   return None
 
 
-def restore(config, networks, checkpoints: Checkpoints, log, strategy=None):
+def restore(config, networks, checkpoints: Checkpoints, log, strategy):
   """Resumes from the newest intact checkpoint, or starts the generator from
   `config.init_generator` when the run has none yet. The workers of a multi-worker run
-  (`strategy`) then agree on one step (agree_across_workers)."""
-  resumed = restore_newest_intact(checkpoints.checkpoint, checkpoints.recent.directory, log)
-  if config.strategy == "multi_worker":
-    resumed = agree_across_workers(strategy, checkpoints, log) or resumed
+  agree on one step and fail together (agree_across_workers, all_succeeded): a worker that
+  stopped alone would leave the others waiting in a collective for ever."""
+  multi_worker = config.strategy == "multi_worker"
+  failure = None
+  try:
+    resumed = restore_newest_intact(checkpoints.checkpoint, checkpoints.recent.directory, log)
+  except InputError as error:
+    if not multi_worker:
+      raise
+    resumed, failure = None, error
+  if multi_worker:
+    resumed = agree_across_workers(strategy, checkpoints, log, failure) or resumed
   if resumed:
     log(f"resuming from {resumed} at step {int(checkpoints.step.numpy())}")
   elif config.init_generator:
-    source = load_initial_generator(networks.generator, config.init_generator, log,
-                                    config.unverified_weights)
+    try:
+      source = load_initial_generator(networks.generator, config.init_generator, log,
+                                      config.unverified_weights)
+    except InputError as error:
+      if not multi_worker:
+        raise
+      source, failure = None, error
+    if multi_worker:
+      all_succeeded(strategy, failure, "start the generator from --init_generator")
     log(f"generator starts from {source}")
 
 
-def agree_across_workers(strategy, checkpoints: Checkpoints, log):
+def _gathered(strategy, *values) -> list:
+  """Every replica's `values` (integers), in task order: a collective every worker calls."""
+  per_replica = strategy.experimental_distribute_values_from_function(
+      lambda _: tf.constant([values], tf.int64))
+  return [tuple(row) for row in strategy.gather(per_replica, axis=0).numpy().tolist()]
+
+
+def all_succeeded(strategy, failure, what):
+  """Raises, on every worker of a multi-worker run alike, when any worker could not do
+  `what`: its own error where it failed, elsewhere an InputError naming the failed ones."""
+  failed = [index for index, (ok,) in enumerate(_gathered(strategy, failure is None)) if not ok]
+  if failure is not None:
+    raise failure
+  if failed:
+    raise InputError(f"replica(s) {failed} of the multi-worker run could not {what}; "
+                     "their workers' error lines say why")
+
+
+def agree_across_workers(strategy, checkpoints: Checkpoints, log, failure=None):
   """Each worker of a multi-worker run restores its own checkpoints folder; a worker stopped
   before its last save holds an older step, and workers at different steps would train
   different weights under one step count. Workers ahead fall back to the newest step that
-  every worker holds (returns the prefix this worker fell back to); InputError on every
-  worker alike when one cannot read that step."""
-  def gathered(readable):
-    per_worker = strategy.experimental_distribute_values_from_function(
-        lambda _: tf.constant([[int(checkpoints.step.numpy()), int(readable)]], tf.int64))
-    return [tuple(row) for row in strategy.gather(per_worker, axis=0).numpy().tolist()]
-
-  newest = gathered(True)
-  steps = [step for step, _ in newest]
+  every worker holds (returns the prefix this worker fell back to; the newer checkpoints
+  it leaves are overwritten as the run reaches their steps again); InputError on every
+  worker alike when one could not restore (`failure`) or cannot read that step."""
+  all_succeeded(strategy, failure, "read their checkpoints")
+  steps = [step for (step,) in _gathered(strategy, int(checkpoints.step.numpy()))]
   if len(set(steps)) == 1:
     return None
   target, readable, prefix = min(steps), True, None
@@ -127,14 +156,16 @@ def agree_across_workers(strategy, checkpoints: Checkpoints, log):
       checkpoints.checkpoint.restore(prefix).assert_existing_objects_matched()
     except UNREADABLE:
       readable = False
-  agreed = gathered(readable)
+  agreed = _gathered(strategy, int(checkpoints.step.numpy()), readable)
+  by_replica = f"steps {steps} (one per replica, in task order)"
   if not all(ok for _, ok in agreed) or len({step for step, _ in agreed}) > 1:
-    raise InputError(
-        f"{checkpoints.recent.directory}: the workers' newest checkpoints are at steps "
-        f"{steps} (in task order) and not every worker can read step {target}; give the "
-        "workers the same checkpoints or start a new --workdir")
-  log(f"warning: the workers' newest checkpoints are at steps {steps} (in task order); "
-      f"all resume from step {target}, the newest every worker holds")
+    reason = ("some hold none" if target == 0
+              else f"not every worker can read step {target}")
+    raise InputError(f"{checkpoints.recent.directory}: the workers' newest checkpoints are "
+                     f"at {by_replica} and {reason}; give the workers the same checkpoints "
+                     "or start a new --workdir")
+  log(f"warning: the workers' newest checkpoints are at {by_replica}; all resume from "
+      f"step {target}, the newest every worker holds")
   return prefix
 
 
