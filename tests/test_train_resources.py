@@ -19,14 +19,8 @@ from mdcsrn_tf.errors import InputError
 from train_helpers import REPO, smoke_config, train_cli
 
 
-@pytest.fixture(scope="module")
-def dataset(small_real_dataset):
-  """The manifest of four real small heads (conftest), prepared by the prepare command."""
-  return small_real_dataset
-
-
-def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path):
-  config = smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), parallel_volumes=2,
+def test_patch_memory_is_the_visits_the_buffer_and_the_batches(small_real_dataset, tmp_path):
+  config = smoke_config("smoke_pretrain.cfg", small_real_dataset, str(tmp_path), parallel_volumes=2,
                          patches_per_volume=8, shuffle_patches=4, batch_size=2, patch_size=40)
   # two visits of a 37 x 45 x 29 volume padded to 40 x 45 x 40 (24 B a voxel: the pair and
   # the FFT), and 16 + 4 + 3 x 2 (LR, HR) pairs of 40^3 float32 patches
@@ -40,13 +34,13 @@ def test_patch_memory_is_the_visits_the_buffer_and_the_batches(dataset, tmp_path
   assert train_config.patch_memory_bytes(cached, (37, 45, 29)) == needed + 5 * 40 * 45 * 40 * 8
 
 
-def test_the_disk_cache_is_refused_a_disk_without_room_for_the_volumes_it_lacks(dataset,
-                                                                                tmp_path):
+def test_the_disk_cache_is_refused_a_disk_without_room_for_the_volumes_it_lacks(
+    small_real_dataset, tmp_path):
   """Each volume not cached yet needs its float32 (LR, HR) pair and a .npy header on the
   cache's disk; a volume already cached needs nothing."""
-  config = smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path / "run"),
+  config = smoke_config("smoke_pretrain.cfg", small_real_dataset, str(tmp_path / "run"),
                          cache_dir=str(tmp_path / "cache"))
-  entries = manifest.split_entries(dataset, "train")
+  entries = manifest.split_entries(small_real_dataset, "train")
   paths = [entry["path"] for entry in entries]
   shapes = [nib.load(path).shape[:3] for path in paths]
   needed = sum(8 * int(np.prod(shape)) + 128 for shape in shapes)
@@ -122,7 +116,7 @@ def _peak_rss_mib(command):
   return "\n".join(line for _, line in result["lines"]), result["peak_rss_mib"]
 
 
-def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
+def test_hundreds_of_subjects_train_in_the_memory_of_a_few(small_real_dataset, tmp_path):
   """300 subjects, each a real head (nibabel's, tiled to 64^3 and shifted): the first step comes
   after a few volumes are read, and memory stays that of a 4-subject run."""
   from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
@@ -130,7 +124,7 @@ def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
 
   head = nib.load(os.path.join(data_path, "anatomical.nii")).get_fdata(dtype=np.float32)
   volume = np.pad(head, [(0, 64 - n) for n in head.shape], mode="wrap")
-  entries = manifest.read(dataset)
+  entries = manifest.read(small_real_dataset)
   crops = tmp_path / "crops"
   crops.mkdir()
   for index in range(300):
@@ -141,7 +135,8 @@ def test_hundreds_of_subjects_train_in_the_memory_of_a_few(dataset, tmp_path):
   manifest.write(str(tmp_path / "big"), [e for split in entries.values() for e in split], "test")
   cache = tmp_path / "cache"
   runs = {}
-  for name, manifest_path in (("few", dataset), ("many", str(tmp_path / "big" / "manifest.json"))):
+  for name, manifest_path in (("few", small_real_dataset),
+                              ("many", str(tmp_path / "big" / "manifest.json"))):
     runs[name] = _peak_rss_mib(train_cli("smoke_pretrain.cfg", manifest_path, tmp_path / name,
                                     "--steps=3", f"--cache_dir={cache}", "--parallel_volumes=2"))
   stdout, peak = runs["many"]

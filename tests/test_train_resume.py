@@ -17,12 +17,6 @@ from mdcsrn_tf.errors import InputError
 from train_helpers import PYTHON, REPO, latest_step, smoke_config, train_cli
 
 
-@pytest.fixture(scope="module")
-def dataset(small_real_dataset):
-  """The manifest of four real small heads (conftest), prepared by the prepare command."""
-  return small_real_dataset
-
-
 def _wait_for(path_glob_dir, pattern, process, timeout=120):
   deadline = time.time() + timeout
   while time.time() < deadline:
@@ -33,9 +27,10 @@ def _wait_for(path_glob_dir, pattern, process, timeout=120):
   raise AssertionError(f"no {pattern} in {path_glob_dir} after {timeout} s")
 
 
-def test_sigterm_saves_and_sigkill_resumes(dataset, tmp_path):
+def test_sigterm_saves_and_sigkill_resumes(small_real_dataset, tmp_path):
   workdir = str(tmp_path / "run")
-  command = train_cli("smoke_pretrain.cfg", dataset, workdir, "--steps=45", "--checkpoint_every=10")
+  command = train_cli("smoke_pretrain.cfg", small_real_dataset, workdir, "--steps=45",
+                      "--checkpoint_every=10")
   first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
   _wait_for(os.path.join(workdir, "checkpoints"), "ckpt-10.index", first)
@@ -80,12 +75,13 @@ sys.stdin.read()
 """
 
 
-def test_a_second_trainer_is_refused_and_a_killed_ones_lock_is_taken_over(dataset, tmp_path):
+def test_a_second_trainer_is_refused_and_a_killed_ones_lock_is_taken_over(
+    small_real_dataset, tmp_path):
   workdir = tmp_path / "run"
   holder = subprocess.Popen([PYTHON, "-c", HOLD_LOCK, str(workdir)], cwd=REPO, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
   assert holder.stdout.readline() == "locked\n"  # holds the lock from now on
-  second = subprocess.run(train_cli("smoke_pretrain.cfg", dataset, workdir), cwd=REPO,
+  second = subprocess.run(train_cli("smoke_pretrain.cfg", small_real_dataset, workdir), cwd=REPO,
                           capture_output=True, text=True, timeout=300)
   assert second.returncode == 2 and len(second.stderr.splitlines()) == 1, second.stderr
   assert second.stderr.startswith(f"error: {workdir}: training workdir in use by pid "
@@ -115,8 +111,8 @@ def _damage(prefix, how):
 
 
 def test_resume_skips_damaged_checkpoints_and_refuses_when_none_is_intact(
-    dataset, tmp_path, capsys):
-  config = smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path), steps=4,
+    small_real_dataset, tmp_path, capsys):
+  config = smoke_config("smoke_pretrain.cfg", small_real_dataset, str(tmp_path), steps=4,
                          checkpoint_every=2, keep_checkpoints=3)
   loop.train(config)
   folder = str(tmp_path / "checkpoints")
