@@ -151,8 +151,10 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
   assert table[1].split()[:13] == ["method", *figures, *figures]
   printed = {line.split()[0]: line.split() for line in table[3:]}
   for method, psnr in expected.items():  # a mean over the one subject with a mask
-    # method, five whole-volume "mean (std)" cells, then the in-mask SSIM and PSNR
-    assert printed[method][13] == f"{psnr:.2f}" and printed[method][14] == "(0.00)"
+    # method, five whole-volume "mean (std)" cells, then the in-mask SSIM and PSNR, each
+    # "mean (n = 1)": one subject has no spread to print
+    assert printed[method][11:15][1:] == printed[method][15:19][1:] == ["(n", "=", "1)"]
+    assert printed[method][15] == f"{psnr:.2f}"
 
   entries[1]["mask"] = "centre_brain.nii.gz"
   manifest.write_text(json.dumps({"subjects": entries}))
