@@ -12,6 +12,7 @@ import sys
 import types
 
 import keras
+import tensorflow as tf
 
 from mdcsrn_tf.train import checkpoints
 
@@ -36,7 +37,8 @@ for case in sys.argv[1:]:
   try:
     checkpoints.restore(config, networks, run, print, strategy)
     print(json.dumps({{"case": case, "step": int(run.step.numpy()),
-                      "kernel": float(networks.generator.weights[0].numpy().flat[0])}}))
+                      "kernel": float(networks.generator.weights[0].numpy().flat[0]),
+                      "last_good": run.last_good()}}))
   except InputError as error:
     print(json.dumps({{"case": case, "error": str(error)}}))
 """
@@ -121,3 +123,12 @@ def test_workers_at_different_steps_resume_together_or_refuse_together(tmp_path)
   assert "warning: the workers' newest checkpoints are at steps [10, 5] (one per replica, " \
          "in task order); all resume from step 5, the newest every worker holds" in results[0]["log"]
   assert f"resuming from {behind} at step 5" in results[0]["log"]
+  # the step-10 checkpoint left the run (kept aside): nothing names it as the last good one
+  assert results[0]["behind"]["last_good"] == str(behind)
+  assert tf.train.latest_checkpoint(behind.parent) == str(behind)
+  assert checkpoints.saved_in(str(behind.parent)) == [str(behind)]
+  assert sorted(os.listdir(behind.parent / "abandoned-1")) == sorted(
+      name.replace("-5.", "-10.") for name in os.listdir(behind.parent)
+      if name.startswith("ckpt-5."))
+  assert results[0]["agreed"]["last_good"] == str(
+      tmp_path / "agreed" / "worker0" / "checkpoints" / "ckpt-10")

@@ -158,3 +158,19 @@ def test_two_backups_within_one_second_keep_both_copies(tmp_path, monkeypatch):
     assert open(backup + weights.WEIGHTS_SUFFIX, "rb").read() == generation
     assert open(backup + weights.CARD_SUFFIX, "rb").read() == b"card of " + generation
   assert release.keep_backup(str(tmp_path / "nothing_shipped")) is None
+
+
+def test_a_backup_never_takes_the_name_of_a_stray_card(tmp_path, monkeypatch):
+  monkeypatch.setattr(weights, "SHIPPED_DIR", str(tmp_path))
+  frozen = time.gmtime(0)
+  monkeypatch.setattr(time, "gmtime", lambda *_: frozen)
+  stamp = time.strftime("%Y%m%dT%H%M%SZ", frozen)
+  stray = tmp_path / "backups" / f"b4u4_l1-{stamp}.json"
+  stray.parent.mkdir()
+  stray.write_bytes(b"a card whose weights were deleted")
+  (tmp_path / "b4u4_l1.weights.h5").write_bytes(b"weights")
+  (tmp_path / "b4u4_l1.json").write_bytes(b"card")
+  backup = release.keep_backup(str(tmp_path / "b4u4_l1"))
+  assert stray.read_bytes() == b"a card whose weights were deleted"
+  assert open(backup + weights.WEIGHTS_SUFFIX, "rb").read() == b"weights"
+  assert open(backup + weights.CARD_SUFFIX, "rb").read() == b"card"

@@ -198,6 +198,8 @@ def keep_backup(base):
   for attempt in itertools.count(1):
     backup = os.path.join(folder, f"{os.path.basename(base)}-{stamp}"
                                   + (f"-{attempt}" if attempt > 1 else ""))
+    if os.path.lexists(backup + weights.CARD_SUFFIX):  # a stray card keeps its name too
+      continue
     try:  # the weights claim the name: created only where no file is
       files.write_atomically(backup + weights.WEIGHTS_SUFFIX,
                              lambda path: shutil.copy2(base + weights.WEIGHTS_SUFFIX, path),
@@ -207,7 +209,8 @@ def keep_backup(base):
       continue
   if os.path.isfile(base + weights.CARD_SUFFIX):
     files.write_atomically(backup + weights.CARD_SUFFIX,
-                           lambda path: shutil.copy2(base + weights.CARD_SUFFIX, path))
+                           lambda path: shutil.copy2(base + weights.CARD_SUFFIX, path),
+                           exclusive=True)
   return backup
 
 

@@ -9,6 +9,7 @@ why, and continues from the newest that reads completely. None readable is an In
 """
 import dataclasses
 import glob
+import itertools
 import os
 import re
 
@@ -33,6 +34,7 @@ class Checkpoints:
   step: tf.Variable
   best_psnr: tf.Variable
   seconds: tf.Variable  # training wall time over all invocations
+  keep: int  # how many recent checkpoints `recent` keeps
 
   def last_good(self) -> str:
     return self.recent.latest_checkpoint or "none (no checkpoint yet)"
@@ -50,12 +52,17 @@ def make(networks, workdir, keep) -> Checkpoints:
     tracked.update(critic=networks.critic, critic_optimizer=networks.critic_optimizer)
   checkpoint = tf.train.Checkpoint(**tracked)
   return Checkpoints(
-      checkpoint,
-      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
-                                 max_to_keep=keep, checkpoint_name=PREFIX),
-      tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"), max_to_keep=1,
-                                 checkpoint_name=PREFIX),
-      step, best_psnr, seconds)
+      checkpoint, _manager(checkpoint, os.path.join(workdir, "checkpoints"), keep),
+      _manager(checkpoint, os.path.join(workdir, "best"), 1), step, best_psnr, seconds, keep)
+
+
+def _manager(checkpoint, folder, keep):
+  return tf.train.CheckpointManager(checkpoint, folder, max_to_keep=keep,
+                                    checkpoint_name=PREFIX)
+
+
+def _number(prefix) -> int:
+  return int(prefix.rsplit("-", 1)[1])
 
 
 def saved_in(folder) -> list:
@@ -143,8 +150,8 @@ def agree_across_workers(strategy, checkpoints: Checkpoints, log, failure=None):
   before its last save holds an older step, and workers at different steps would train
   different weights under one step count. Workers ahead fall back to the newest step that
   every worker holds (returns the prefix this worker fell back to; the newer checkpoints
-  it leaves are overwritten as the run reaches their steps again); InputError on every
-  worker alike when one could not restore (`failure`) or cannot read that step."""
+  leaves go aside, set_aside_after); InputError on every worker alike when one could not
+  restore (`failure`) or cannot read that step."""
   all_succeeded(strategy, failure, "read their checkpoints")
   steps = [step for (step,) in _gathered(strategy, int(checkpoints.step.numpy()))]
   if len(set(steps)) == 1:
@@ -166,7 +173,33 @@ def agree_across_workers(strategy, checkpoints: Checkpoints, log, failure=None):
                      "or start a new --workdir")
   log(f"warning: the workers' newest checkpoints are at {by_replica}; all resume from "
       f"step {target}, the newest every worker holds")
+  if prefix:
+    set_aside_after(checkpoints, target, log)
   return prefix
+
+
+def set_aside_after(checkpoints: Checkpoints, step, log):
+  """Moves the recent checkpoints past `step` into a new checkpoints/abandoned-N/ folder and
+  makes the newest one left the run's latest: the run goes on from `step`, so they no
+  longer belong to it, and a later resume or "last good checkpoint" must not name them.
+  They are kept, not deleted: the user may repair what made the workers fall back."""
+  folder = checkpoints.recent.directory
+  newer = [prefix for prefix in saved_in(folder) if _number(prefix) > step]
+  for attempt in itertools.count(1):
+    aside = os.path.join(folder, f"abandoned-{attempt}")
+    try:
+      os.mkdir(aside)
+      break
+    except FileExistsError:
+      continue
+  for prefix in newer:
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+      os.replace(path, os.path.join(aside, os.path.basename(path)))
+  kept = saved_in(folder)
+  tf.compat.v1.train.update_checkpoint_state(folder, kept[0],
+                                             all_model_checkpoint_paths=kept[::-1])
+  checkpoints.recent = _manager(checkpoints.checkpoint, folder, checkpoints.keep)
+  log(f"warning: {len(newer)} checkpoint(s) past step {step} moved to {aside}")
 
 
 def load_initial_generator(generator, path, log, allow_unverified=False):
