@@ -114,8 +114,7 @@ def test_readme_hcp_workflow_runs_from_another_working_directory(tmp_path, monke
   work.mkdir()
   monkeypatch.chdir(work)
   monkeypatch.setenv("MDCSRN_CACHE_DIR", str(tmp_path / "cache"))
-  places = {"/data/HCP": str(tmp_path / "HCP"), "/data/hcp_dataset": str(tmp_path / "dataset"),
-            "/data/hcp_sr": str(tmp_path / "sr"), **SMOKE}
+  places = {"/data/HCP": str(tmp_path / "HCP"), "/data/hcp_sr": str(tmp_path / "sr"), **SMOKE}
   commands = readme_commands()
   modules = [re.search(r"-m (\S+)|(mdcsrn-\w+)", c).group(0).split()[-1] for c in commands]
   assert modules == ["mdcsrn_tf.data", "mdcsrn_tf.train", "mdcsrn_tf.train",
@@ -124,7 +123,7 @@ def test_readme_hcp_workflow_runs_from_another_working_directory(tmp_path, monke
     assert run_command(line, places, monkeypatch) == 0, (line, capsys.readouterr())
 
   out, err = capsys.readouterr()
-  dataset = tmp_path / "dataset"
+  dataset = work / "data" / "hcp"  # README's data/hcp, read from the working directory
   written = json.loads((dataset / "manifest.json").read_text())["subjects"]
   assert sorted(e["subject"] for e in written) == SUBJECTS
   assert all(e["mask"].endswith("/T1w/brainmask_fs.nii.gz") for e in written)
