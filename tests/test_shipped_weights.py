@@ -27,7 +27,7 @@ TOLERANCE = {"psnr": 0.01, "ssim": 2e-4, "nrmse": 2e-4, "sharpness": 2e-4,
 
 @pytest.fixture(scope="module")
 def held_out_crop(sample):
-  """{start: (the 64^3 crop of Colin27 there, divided by the whole volume's maximum, and its
+  """{start: (the crop of Colin27 there, divided by the whole volume's maximum, and its
   brain mask)} for the crop each card names."""
   volume = subjects.read_subject(sample("colin27_1mm"), mask_path=sample("colin27_1mm_bet"))
   crops = {}
