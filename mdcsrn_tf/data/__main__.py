@@ -2,7 +2,7 @@
 volume per subject, split by subject (docs/data.md).
 
   python -m mdcsrn_tf.data --src DIR --out DATASET
-  python -m mdcsrn_tf.data --samples --out DATASET
+  python -m mdcsrn_tf.data --samples --out DATASET [--sample_set heads]
   python -m mdcsrn_tf.data --list_samples
 
 `--src` takes HCP's layout (DIR/<subject>/T1w/T1w_acpc_dc_restore.nii.gz, with HCP's
@@ -12,8 +12,9 @@ its mask). Every file is read; each folder or file not used is reported on stder
 reason (missing, empty, unreadable, ...), and a last line says how many entries were seen
 and used. DATASET/splits.tsv lists the subject of each split. The split follows the paper's 780/111/111/111 proportions
 (train/validation/evaluation/test) and is a function of the set of subject ids only.
-`--samples` installs the missing registry volumes and builds the bundled demo data set, with
-Colin27 as the held-out test subject. DATASET/manifest.json is written atomically.
+`--samples` installs the missing registry volumes and builds a bundled data set: the
+tables' (default) or, with `--sample_set heads`, whole heads at about 1 mm; both hold out
+Colin27 and two more real heads as the test subjects. DATASET/manifest.json is written atomically.
 """
 import os
 import sys

