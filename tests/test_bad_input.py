@@ -7,22 +7,13 @@ Every command is a fresh process, and every row is refused before TensorFlow loa
 those whose fault shows only once a network or a pipeline runs (LOADS_TENSORFLOW): checks
 that need no network come first, so a user waits for nothing before the error.
 """
-import fnmatch
-import hashlib
-import json
 import os
-import shlex
-import subprocess
-import sys
 
 import pytest
 
 from bad_input_world import build_world
+from command_cases import assert_refused, run_in_subprocess, state, tree_state, words
 
-MODULES = {"predict": "mdcsrn_tf.infer", "bids": "mdcsrn_tf.bids", "export": "mdcsrn_tf.export",
-           "train": "mdcsrn_tf.train", "evaluate": "mdcsrn_tf.evaluate",
-           "prepare": "mdcsrn_tf.data", "release": "mdcsrn_tf.release",
-           "models": "mdcsrn_tf.models"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = f"train --flagfile={os.path.join(REPO, 'flags', 'smoke_pretrain.cfg')}"
 
@@ -240,13 +231,6 @@ CASES = [
 ]
 
 
-# what `python -m MODULE ARGS` does, then a last stdout line saying whether TensorFlow was
-# imported on the way to the error
-RUN_MODULE = """
-import atexit, json, runpy, sys
-atexit.register(lambda: print(json.dumps({"tensorflow_loaded": "tensorflow" in sys.modules})))
-runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
-"""
 # the rows whose fault shows only once a network or a pipeline runs (NaN weights, a NaN
 # training volume) or a network is built (the critic's patch)
 LOADS_TENSORFLOW = {
@@ -263,21 +247,6 @@ def world(tmp_path_factory, colin27_crop, bids_tree):
   return root, build_world(root, colin27_crop, bids_tree)
 
 
-def state(path):
-  """What must not change: a file's SHA-256, a folder's listing, or None when absent."""
-  if os.path.isdir(path):
-    return sorted(os.listdir(path))
-  if os.path.exists(path):
-    with open(path, "rb") as file:
-      return hashlib.sha256(file.read()).hexdigest()
-  return None
-
-
-def tree_state(root):
-  return {os.path.join(folder, name): state(os.path.join(folder, name))
-          for folder, folders, files in os.walk(root) for name in folders + files}
-
-
 @pytest.mark.parametrize("command, status, message, kept", CASES,
                          ids=[case[0] for case in CASES])
 def test_bad_input_is_one_error_line_and_changes_nothing(world, tmp_path_factory, command,
@@ -286,12 +255,9 @@ def test_bad_input_is_one_error_line_and_changes_nothing(world, tmp_path_factory
   paths = {**paths, "out": str(tmp_path_factory.mktemp("out"))}
   kept = [path.format(**paths) for path in kept]
   before = tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]
-  tool, *args = shlex.split(command.format(**paths))
-  result = subprocess.run([sys.executable, "-c", RUN_MODULE, MODULES[tool], *args],
-                          capture_output=True, text=True, timeout=300)
-  lines = result.stderr.splitlines()
-  assert result.returncode == status and len(lines) == 1, result.stderr
-  loaded = json.loads(result.stdout.splitlines()[-1])["tensorflow_loaded"]
+  tool, *args = words(command, paths)
+  returned, lines, _, loaded = run_in_subprocess(tool, args)
+  assert_refused(returned, lines, message, paths)
+  assert returned == status
   assert loaded == (command in LOADS_TENSORFLOW), f"TensorFlow loaded: {loaded}"
-  assert fnmatch.fnmatchcase(lines[0], "error: " + message.format(**paths)), lines[0]
   assert (tree_state(root), tree_state(paths["out"]), [state(path) for path in kept]) == before

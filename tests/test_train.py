@@ -50,6 +50,9 @@ def test_l1_steps_lower_validation_l1(pretrained):
   assert os.path.isfile(workdir / "export" / "generator.weights.h5")
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-30")
   assert card.subjects["validation"]
+  records = card.subjects["files"]["validation"]  # each volume by resolved path and content
+  assert [r["name"] for r in records] == card.subjects["validation"]
+  assert all(os.path.isabs(r["path"]) and len(r["sha256"]) == 64 for r in records)
 
 
 def test_a_finished_run_run_again_does_nothing_and_says_so(pretrained, dataset):

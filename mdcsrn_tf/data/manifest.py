@@ -7,11 +7,15 @@ the volume's grid whose non-zero voxels are where the evaluation also reports it
 people; nothing reads it back. `prepare` writes absolute paths; a hand-written manifest may give
 paths, the volume's and the mask's, relative to its own folder. Reading checks the
 structure entry by entry, so a hand-written manifest's mistake is one line naming the
-manifest and the entry, not a KeyError deep inside tf.data; a subject found in two splits
-(which would be trained on and then scored as held out) is refused the same way.
+manifest and the entry, not a KeyError deep inside tf.data. A subject found in two splits
+(which would be trained on and then scored as held out) is refused the same way, and so is
+one file in two splits under two names: the same resolved path, or a byte-identical copy
+at another path (identity.py; only files of equal size are read, and only those whose
+sampled blocks agree are hashed whole).
 """
 import os
 
+from mdcsrn_tf import identity
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
@@ -72,16 +76,31 @@ def read(path) -> dict:
     raise InputError(f"{path}: not a data set manifest (\"subjects\" must be a list of entries)")
   folder = os.path.dirname(os.path.abspath(path))
   by_split = {split: [] for split in SPLITS}
-  split_of = {}
+  split_of, read_entries = {}, []
   for index, entry in enumerate(subjects):
     entry = _checked_entry(path, index, entry)
     earlier = split_of.setdefault(entry["subject"], entry["split"])
     if earlier != entry["split"]:
       raise InputError(f"{path}: subject {entry['subject']} is in both the {earlier} and the "
                        f"{entry['split']} split (entry {index}); a subject belongs to one split")
-    by_split[entry["split"]].append({**entry, **{key: os.path.join(folder, entry[key])
-                                                 for key in FILE_FIELDS if key in entry}})
+    read_entries.append({**entry, **{key: os.path.join(folder, entry[key])
+                                     for key in FILE_FIELDS if key in entry}})
+    by_split[entry["split"]].append(read_entries[-1])
+  _refuse_shared_files(path, read_entries)
   return by_split
+
+
+def _refuse_shared_files(path, entries):
+  """InputError naming both entries when one file (resolved path or content) is in two
+  splits: it would be trained on and scored as held out under two names."""
+  shared = identity.first_shared_file([e["path"] for e in entries],
+                                      [e["split"] for e in entries])
+  if shared is not None:
+    first, second = entries[shared.first], entries[shared.second]
+    raise InputError(f"{path}: entry {shared.first} ({first['name']}, {first['split']} "
+                     f"split) and entry {shared.second} ({second['name']}, "
+                     f"{second['split']} split) are one file ({shared.how}); a volume "
+                     "belongs to one split")
 
 
 def _checked_entry(path, index, entry) -> dict:

@@ -8,8 +8,9 @@ Each subject's rows are written to OUT_DIR/per_subject.csv as soon as they are s
 rerun with the same options skips the subjects already there, unless a network's weights
 are not the same file any more (their SHA-256 is part of the record): its subjects are
 scored again. At the end OUT_DIR/summary.json holds the settings and the mean and std per
-method. A subject scored here that a network's model card lists among its training or
-validation volumes is named in a warning: its figures are not held-out figures. A network
+method. A subject scored here that is one of the training or validation volumes a network's
+model card records (by name, resolved path or content: a copy under another name or at
+another path too) is named in a warning: its figures are not held-out figures. A network
 whose output has NaN or Inf voxels stops the run with one line naming the subject and the
 weights: no figure is made of it.
 """
@@ -135,20 +136,18 @@ def acquisitions_of(options: EvaluateOptions, cards: dict) -> tuple:
   return dataclasses.replace(first, placement=acquisitions.PAPER.placement), of_model
 
 
-def seen_in_training(scored_names, weight_paths) -> list:
-  """Warnings, one per (network, subject): a subject scored here that the network's model
-  card lists in its training or validation split."""
+def seen_in_training(scored, weight_paths) -> list:
+  """Warnings, one per (network, subject): a subjects.Subject scored here that is one of the
+  training or validation volumes the network's model card records, by name, resolved path
+  or content (weights/seen.py)."""
   from mdcsrn_tf import weights
+  from mdcsrn_tf.weights import seen
 
-  warnings = []
-  for method, path in weight_paths.items():
-    card = weights.read_card(path)
-    for split in ("train", "validation"):
-      for name in sorted(set(scored_names) & set(card.subjects.get(split, ()))):
-        warnings.append(f"warning: {name} is in the {split} split of {method}'s model card "
-                        f"({weights.base_path(path)}{weights.CARD_SUFFIX}): its figures are "
-                        "not held-out figures")
-  return warnings
+  return [f"warning: {subject.name} is in the {found.split} split of {method}'s model card "
+          f"({weights.base_path(path)}{weights.CARD_SUFFIX}; {found.detail(subject.name)}): "
+          "its figures are not held-out figures"
+          for method, path in weight_paths.items()
+          for subject, found in seen.among(weights.read_card(path), scored)]
 
 
 def method_identities(baselines, weight_paths) -> dict:
@@ -176,7 +175,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
     manifest.check_sizes(manifest.split_entries(options.manifest, options.split), factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
-  for warning in seen_in_training([subject.name for subject in scored], weight_paths):
+  for warning in seen_in_training(scored, weight_paths):
     print(warning, file=sys.stderr)
   settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),

@@ -25,11 +25,15 @@ class Subject(typing.NamedTuple):
   """One test subject: `load()` gives (HR divided by its maximum, its boolean mask or None);
   `masked` says, without reading anything, whether it has a mask; `identity`, which files
   it is as they are now (files.file_identity of the volume and the mask), so that results
-  kept from an earlier run are of these files."""
+  kept from an earlier run are of these files; `path`, the volume's file, and `aliases`, the
+  other names it goes by (a manifest entry's name and subject id), which say whether a
+  network's card lists it among its training volumes (weights/seen.py)."""
   name: str
   load: typing.Callable
   masked: bool = False
   identity: str = ""
+  path: str = ""
+  aliases: tuple = ()
 
 
 class Volume(typing.NamedTuple):
@@ -77,12 +81,12 @@ def _load(path, crop, mask_path):
   return volume.hr, volume.mask
 
 
-def _subject(name, path, mask_path, crop) -> Subject:
+def _subject(name, path, mask_path, crop, aliases=()) -> Subject:
   if mask_path is not None:
     read_mask(mask_path, path, crop)  # now, not after hours of scoring
   identity = " ".join(file_identity(p) for p in (path, mask_path) if p is not None)
   return Subject(name, functools.partial(_load, path, crop, mask_path), mask_path is not None,
-                 identity)
+                 identity, os.fspath(path), tuple(aliases))
 
 
 def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:
@@ -92,7 +96,8 @@ def manifest_subjects(manifest_path, split, crop=0, limit=0) -> list:
   entries = manifest.split_entries(manifest_path, split)
   entries = entries[:limit] if limit else entries
   names = naming.unique_names([e["name"] for e in entries], [e["path"] for e in entries])
-  return [_subject(name, entry["path"], entry.get("mask"), crop)
+  return [_subject(name, entry["path"], entry.get("mask"), crop,
+                   (entry["name"], entry["subject"]))
           for name, entry in zip(names, entries)]
 
 

@@ -15,6 +15,7 @@ from mdcsrn_tf import metrics, paper, weights
 from mdcsrn_tf.acquisition import PAPER
 from mdcsrn_tf.evaluate import figures, scoring, subjects
 from mdcsrn_tf.models import analysis
+from mdcsrn_tf.weights import seen as seen_volumes
 
 LABELS = {"b1u8": "DCSRN b1u8", "b2u4": "mDCSRN b2u4", "b3u4": "mDCSRN b3u4",
           "b4u4": "mDCSRN b4u4", "b4u4_gan": "mDCSRN-GAN b4u4", "cubic": "bicubic interpolation",
@@ -66,9 +67,9 @@ def test_subjects(settings: TableSettings):
 
 
 def _load_models(methods, settings: TableSettings):
-  """(models, sources, missing, {method: Acquisition}) for the non-baseline `methods`;
-  each model gets the input its model card's acquisition makes."""
-  models, sources, missing, acquisitions = {}, {}, {}, {}
+  """(models, sources, missing, {method: Acquisition}, {method: ModelCard}) for the
+  non-baseline `methods`; each model gets the input its model card's acquisition makes."""
+  models, sources, missing, acquisitions, cards = {}, {}, {}, {}, {}
   for method in methods:
     if method in scoring.BASELINES:
       continue
@@ -76,28 +77,43 @@ def _load_models(methods, settings: TableSettings):
     if path is None:
       missing[method] = source
       continue
-    (models[method], card), sources[method] = weights.load_generator(path), source
-    acquisitions[method] = card.acquisition
-  return models, sources, missing, acquisitions
+    (models[method], cards[method]), sources[method] = weights.load_generator(path), source
+    acquisitions[method] = cards[method].acquisition
+  return models, sources, missing, acquisitions, cards
+
+
+def seen_subjects(scored, cards) -> dict:
+  """{method: {subject: where its card has it}} of the subjects.Subject `scored` that are
+  among a network's training or validation volumes, by name, resolved path or content
+  (weights/seen.py): their figures are not held-out figures."""
+  found = {method: seen_volumes.among(card, scored) for method, card in cards.items()}
+  return {method: {subject.name: f"{match.split} split, {match.detail(subject.name)}"
+                   for subject, match in matches}
+          for method, matches in found.items() if matches}
 
 
 def reproduce(methods, settings: TableSettings) -> dict:
   """Evaluates `methods` (baselines and model names) on the split.
 
   Returns {"rows": [...], "missing": {method: reason}, "sources": {method: where its
-  weights come from}, "subjects": [...]}.
+  weights come from}, "subjects": [...], "seen": seen_subjects(...)}: a network's row scored
+  on volumes it trained or validated on says so in its note.
   """
-  models, sources, missing, acquisitions = _load_models(methods, settings)
+  models, sources, missing, acquisitions, cards = _load_models(methods, settings)
   baselines = [m for m in methods if m in scoring.BASELINES]
+  scored = test_subjects(settings)
+  seen = seen_subjects(scored, cards)
   results = scoring.evaluate_methods(
-      test_subjects(settings), {**dict.fromkeys(baselines), **models},
+      scored, {**dict.fromkeys(baselines), **models},
       acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
       batch=settings.batch)
   rows = [_row(method, results["summary"].get(method), models.get(method),
-               missing.get(method, sources.get(method, "")))
+               missing.get(method, sources.get(method, ""))
+               + "".join(f"; not held out: {name} ({where})"
+                         for name, where in seen.get(method, {}).items()))
           for method in methods]
   return {"rows": rows, "missing": missing, "sources": sources,
-          "subjects": sorted(results["subjects"])}
+          "subjects": sorted(results["subjects"]), "seen": seen}
 
 
 def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
@@ -105,7 +121,7 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
 
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
-  models, _, missing, acquisitions = _load_models(methods, settings)
+  models, _, missing, acquisitions, _ = _load_models(methods, settings)
   first = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
   hr, _ = first.load()
   volumes = {}

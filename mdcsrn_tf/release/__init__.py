@@ -6,9 +6,11 @@ weights themselves included) is scored on its data set's test split (every test 
 the one `--subject` names; Colin27 for the bundled data set) against the baselines, on the
 whole volume and, for the first of them, on a fixed central crop (the crop is what the test
 suite re-measures), each over all its voxels and, when the test entry has a mask (Colin27:
-its brain), inside the mask. A test volume that the card lists among the weights' training
-or validation volumes is refused: its figures would not be held out. So are weights below
-the project's bar, on the mean whole-volume figures and the in-mask ones alike: PSNR
+its brain), inside the mask. A test volume that is one of the weights' training or
+validation volumes the card records, by name, by resolved path or by content (a copy
+under another name or at another path: weights/seen.py), is refused: its figures would not
+be held out. So are weights below the project's bar, on the mean whole-volume figures and
+the in-mask ones alike: PSNR
 REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights within
 GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network; unless `below_bar`
 asks to ship them with the misses as the card's warning. Weights whose output has NaN or
@@ -30,6 +32,7 @@ from mdcsrn_tf import cli, files, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.data import manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
+from mdcsrn_tf.weights import seen
 
 # PSNR above the bicubic baseline. Over the whole volume it is only "above": the heads'
 # background noise, which no network restores, dominates that figure, and on the held-out
@@ -163,7 +166,8 @@ def _source(path) -> str:
 
 def test_entries(dataset, subject, card, source) -> list:
   """The test volumes to score: all, or the one `subject` names; InputError for an unknown
-  subject, or for a volume the card lists among the training or validation volumes."""
+  subject, or for a volume that is one of the card's training or validation volumes by
+  name, resolved path or content (weights/seen.py)."""
   entries = manifest.split_entries(dataset, "test")
   if subject:
     chosen = [e for e in entries if subject in (e["name"], e["subject"])]
@@ -172,12 +176,14 @@ def test_entries(dataset, subject, card, source) -> list:
       raise InputError(f"{manifest.manifest_path(dataset)}: no test volume {subject!r} "
                        f"(test volumes: {names})")
     entries = chosen
+  volumes = seen.TrainingVolumes(card)
   for entry in entries:
-    for split in ("train", "validation"):
-      if {entry["name"], entry["subject"]} & set(card.subjects.get(split, ())):
-        raise InputError(f"{entry['path']}: test volume {entry['name']} is in the {split} split "
-                         f"of {source}{weights.CARD_SUFFIX}; its figures would not be held "
-                         "out: score on a data set whose test subjects these weights never saw")
+    found = volumes.find(entry["path"], (entry["name"], entry["subject"]))
+    if found:
+      raise InputError(f"{entry['path']}: test volume {entry['name']} is in the {found.split} "
+                       f"split of {source}{weights.CARD_SUFFIX} ({found.detail(entry['name'])}); "
+                       "its figures would not be held out: score on a data set whose test "
+                       "subjects these weights never saw")
   return entries
 
 

@@ -25,6 +25,7 @@ from mdcsrn_tf import metrics
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import kspace, manifest, naming, pipeline
 from mdcsrn_tf.infer import inference
+from mdcsrn_tf.weights import seen
 
 
 def write_scalar(tag, value, step):
@@ -74,11 +75,14 @@ class Validator:
     self._log = log
 
   def subjects(self) -> dict:
-    """The data set's subject names per split (for the model card)."""
+    """The data set's subject names per split, and under "files" each volume's resolved
+    path, size and SHA-256 (for the model card: weights/seen.py)."""
     entries = manifest.read(self._config.dataset)
-    return {split: naming.unique_names([e["name"] for e in entries[split]],
-                                       [e["path"] for e in entries[split]])
-            for split in ("train", "validation")}
+    names = {split: naming.unique_names([e["name"] for e in entries[split]],
+                                        [e["path"] for e in entries[split]])
+             for split in seen.SPLITS}
+    return {**names, seen.FILES: {split: seen.volume_records(names[split], entries[split])
+                                  for split in seen.SPLITS}}
 
   def log_step(self, step, network, values, networks) -> dict | None:
     """Adds one step's losses; every `summary_every` steps writes each network's mean

@@ -15,10 +15,10 @@ one the card describes. A card without a checksum (written before checksums) is 
 too, unless the user asks for it (`allow_unverified`, the commands' --unverified_weights).
 """
 import dataclasses
-import hashlib
 import os
 import warnings
 
+from mdcsrn_tf import identity
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 
 from mdcsrn_tf.errors import InputError
@@ -69,11 +69,8 @@ def save_generator(model, path, card: ModelCard) -> str:
 
 
 def file_sha256(path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as file:
-    for block in iter(lambda: file.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+  """The SHA-256 of a weights file, read now: the checksum that verifies it."""
+  return identity.read_sha256(path)
 
 
 UNVERIFIED_HINT = "pass --unverified_weights to load it anyway"
