@@ -31,6 +31,10 @@ from mdcsrn_tf.errors import InputError
 PLACEMENTS = ("nearest", "linear", "cubic", "zero_filled")
 PAPER_FACTOR = 2
 PAPER_PLANE_AXES = (0, 1)
+# The largest factor any file could be acquired with: a NIfTI-1 header holds each edge as an
+# int16 (at most 32767 voxels), and the k-space truncation by a factor f needs 2 f voxels
+# along its axis (nifti.check_size), so no readable volume fits a factor above 32767 // 2.
+MAX_FACTOR = 32767 // 2
 
 
 def _boxcar(low, high, width):
@@ -60,9 +64,10 @@ class Acquisition:
   def __post_init__(self):
     factors = tuple(self.factors) if isinstance(self.factors, (tuple, list)) else ()
     if (len(factors) != 3 or not all(isinstance(f, (int, np.integer)) and not isinstance(f, bool)
-                                     and f >= 1 for f in factors) or max(factors) == 1):
-      raise InputError(f"--factors {_text(self.factors)}: expected three integers >= 1 (one "
-                       "per axis), at least one of them > 1")
+                                     and 1 <= f <= MAX_FACTOR for f in factors)
+        or max(factors) == 1):
+      raise InputError(f"--factors {_text(self.factors)}: expected three integers from 1 to "
+                       f"{MAX_FACTOR} (one per axis), at least one of them > 1")
     object.__setattr__(self, "factors", tuple(int(f) for f in factors))
     if self.slice_profile not in PROFILE_NAMES:
       raise InputError(f"--slice_profile {self.slice_profile!r}: expected one of "

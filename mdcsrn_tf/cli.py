@@ -34,7 +34,7 @@ import typing
 from absl import flags, logging
 
 from mdcsrn_tf import files
-from mdcsrn_tf.errors import EXIT_INPUT_ERROR, InputError, Terminated, exit_status
+from mdcsrn_tf.errors import EXIT_INPUT_ERROR, InputError, Terminated, exit_status, one_line
 from mdcsrn_tf.flagfiles import expand_flagfiles
 
 
@@ -247,7 +247,7 @@ def run(main, options_class, description, argv=None, exit_within=1.0):
                "--memory_limit (inference)")
   else:
     sys.exit(status or 0)
-  print(f"error: {message}", file=sys.stderr)
+  print(f"error: {one_line(message)}", file=sys.stderr)  # names of files: one line still
   sys.exit(EXIT_INPUT_ERROR)
 
 

@@ -1,6 +1,34 @@
 """User-facing errors: one clear line on stderr and a non-zero exit, no traceback
-(mdcsrn_tf.cli turns them into that)."""
+(mdcsrn_tf.cli turns them into that), and `one_line`, which every text from a file name or a
+model card goes through before it reaches the terminal."""
 import signal
+import unicodedata
+
+# What a terminal would act on instead of showing: C0 and C1 controls (newline, carriage
+# return, the ESC of ANSI sequences, ...) and DEL (Unicode category Cc), line and paragraph
+# separators (Zl, Zp: str.splitlines breaks there too), lone surrogates (Cs: the bytes of a
+# file name that are not UTF-8, which a strict stdout cannot encode), and the bidirectional
+# overrides and isolates that reorder what follows them on screen.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(character) -> str:
+  if character in _SHORT_ESCAPES:
+    return _SHORT_ESCAPES[character]
+  code = ord(character)
+  return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def one_line(text) -> str:
+  """`text` (any object, as str() gives it) as one line a terminal shows as it is: every
+  character of the set above written as its Python escape (a newline as \\n, ESC as \\x1b),
+  the rest untouched."""
+  text = str(text)
+  if text.isprintable() and text.isascii():  # the common case, at C speed
+    return text
+  return "".join(_escaped(c) if c in _BIDI_CONTROLS
+                 or unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c for c in text)
 
 
 class InputError(Exception):

@@ -148,19 +148,49 @@ def json_text(value, **options) -> str:
   return json.dumps(strict_json(value), allow_nan=False, **options)
 
 
-def read_json(path, description, hint="", missing_ok=False):
+def read_json(path, description, hint="", missing_ok=False, max_bytes=None, max_depth=None):
   """The JSON document at `path`: InputError `PATH: no such DESCRIPTION (HINT)` when it is
   missing (None with `missing_ok`), `PATH: unreadable DESCRIPTION (why)` when it is not
-  JSON."""
+  JSON. A file a user may hand in from anywhere is read with bounds: more than `max_bytes`
+  bytes is refused before it is parsed, and lists and objects nested deeper than
+  `max_depth` (nesting_depth) once it is, as is any nesting deep enough to exhaust Python's
+  recursion while parsing."""
   try:
-    with open(path, encoding="utf-8") as file:
-      return json.load(file)
+    with open(path, "rb") as file:
+      data = file.read() if max_bytes is None else file.read(max_bytes + 1)
   except FileNotFoundError:
     if missing_ok:
       return None
     raise InputError(f"{path}: no such {description}" + (f" ({hint})" if hint else "")) from None
-  except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
+  except OSError as error:
     raise InputError(f"{path}: unreadable {description} ({error})") from None
+  if max_bytes is not None and len(data) > max_bytes:
+    raise InputError(f"{path}: {description} larger than {max_bytes} bytes, more than any "
+                     f"{description} holds")
+  try:
+    value = json.loads(data.decode("utf-8"))
+  except RecursionError:
+    raise InputError(f"{path}: unreadable {description} (nested too deeply)") from None
+  except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
+    raise InputError(f"{path}: unreadable {description} ({error})") from None
+  if max_depth is not None and nesting_depth(value, max_depth) > max_depth:
+    raise InputError(f"{path}: {description} nests lists and objects deeper than "
+                     f"{max_depth} levels")
+  return value
+
+
+def nesting_depth(value, limit=None) -> int:
+  """How deep lists and objects nest in a parsed JSON `value` (a scalar: 0, [] and [1]: 1,
+  {"a": [1]}: 2), counted level by level without recursion, and only up to `limit` + 1."""
+  depth, level = 0, [value]
+  while limit is None or depth <= limit:
+    containers = [item for item in level if isinstance(item, (dict, list))]
+    if not containers:
+      break
+    depth += 1
+    level = [item for container in containers
+             for item in (container.values() if isinstance(container, dict) else container)]
+  return depth
 
 
 LOCK_NAME = ".lock"

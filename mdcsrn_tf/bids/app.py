@@ -14,7 +14,7 @@ import sys
 
 from mdcsrn_tf import cli
 from mdcsrn_tf.bids import derivatives, layout
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.infer import predict, provenance, report
 
 ANALYSIS_LEVELS = ("participant",)
@@ -119,7 +119,7 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
           weights_name=weights_path,
           memory_limit=settings.memory_limit)
       derivatives.write_sidecar(output_dir, image, root, record, command)
-      log(output)
+      log(one_line(output))
     if options.report:  # every session done so far, this run's or an earlier one's
       every = layout.find_t1w(root, (participant,))[participant]
       pairs = [(image.path, derivatives.output_path(output_dir, image)) for image in every

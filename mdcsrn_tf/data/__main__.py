@@ -23,7 +23,7 @@ from mdcsrn_tf import cli
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.data.dataset import PrepareOptions, prepare
 from mdcsrn_tf.data.manifest import FILE_NAME, SPLITS_FILE
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 
 
 def main(options: PrepareOptions, arguments):
@@ -32,10 +32,10 @@ def main(options: PrepareOptions, arguments):
   if options.list_samples:
     print(samples.table())
     return
-  written = prepare(options, lambda message: print(message, file=sys.stderr))
+  written = prepare(options, lambda message: print(one_line(message), file=sys.stderr))
   counts = ", ".join(f"{split} {n}" for split, n in written["counts"].items())
-  print(f"wrote {os.path.join(options.out, FILE_NAME)}: {counts}; the subject of each split "
-        f"in {os.path.join(options.out, SPLITS_FILE)}")
+  print(one_line(f"wrote {os.path.join(options.out, FILE_NAME)}: {counts}; the subject of each "
+                 f"split in {os.path.join(options.out, SPLITS_FILE)}"))
 
 
 def run():

@@ -16,7 +16,7 @@ import zlib
 import nibabel as nib
 import numpy as np
 
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.files import write_atomically
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -81,7 +81,7 @@ def open_image(path) -> nib.Nifti1Image:
           zlib.error, gzip.BadGzipFile, ValueError, OSError) as error:
     raise InputError(f"{path}: cannot read NIfTI ({_first_line(error)})") from None
   for note in notes:
-    print(f"warning: {path}: NIfTI header: {note}", file=sys.stderr)
+    print(one_line(f"warning: {path}: NIfTI header: {note}"), file=sys.stderr)
   if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
     raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
   _check_shape(path, image.shape)

@@ -12,7 +12,7 @@ part of their paths that differs (HCP: the subject folder), so that no two share
 import os
 
 from mdcsrn_tf import cli
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.evaluate import results, scoring
 from mdcsrn_tf.evaluate.evaluation import EvaluateOptions, evaluate
 
@@ -24,8 +24,9 @@ def main(options: EvaluateOptions, arguments):
   print(scoring.format_subject_table(outcome["subjects"]))
   print()
   print(table)
-  print(f"\nwrote {os.path.join(options.out_dir, results.CSV_NAME)} (one row per subject and "
-        f"method) and {os.path.join(options.out_dir, results.SUMMARY_NAME)}")
+  print("\n" + one_line(f"wrote {os.path.join(options.out_dir, results.CSV_NAME)} (one row per "
+                        f"subject and method) and "
+                        f"{os.path.join(options.out_dir, results.SUMMARY_NAME)}"))
 
 
 def run():

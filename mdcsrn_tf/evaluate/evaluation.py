@@ -21,7 +21,7 @@ import sys
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, paper
 from mdcsrn_tf.data import manifest, naming, nifti
-from mdcsrn_tf.errors import InputError, NonFiniteOutput
+from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
 
@@ -176,7 +176,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
   for warning in seen_in_training(scored, weight_paths):
-    print(warning, file=sys.stderr)
+    print(one_line(warning), file=sys.stderr)
   settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),
                               **{name: a.to_dict() for name, a in of_model.items()}}}
@@ -187,13 +187,14 @@ def evaluate(options: EvaluateOptions) -> tuple:
       path, allow_unverified=options.unverified_weights)[0] for name, path in weight_paths.items()})
   record = results.ResultsRecord(options.out_dir, settings,
                                  method_identities(options.baselines, weight_paths),
-                                 subjects={s.name: s.identity for s in scored})
+                                 subjects={s.name: s.identity for s in scored},
+                                 log=lambda line: print(one_line(line)))
   done = sum(record.scored(s.name, methods, s.masked) for s in scored)
   if done:
-    print(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept")
+    print(one_line(f"{options.out_dir}: {done} of {len(scored)} subjects already scored, kept"))
   note = naming.naming_note(options.volumes, [s.name for s in scored]) if options.volumes else None
   if note:
-    print(f"{note}; they name the rows of {record.csv_path}", file=sys.stderr)
+    print(one_line(f"{note}; they name the rows of {record.csv_path}"), file=sys.stderr)
   try:
     outcome = scoring.evaluate_methods(
         scored, methods, record=record, progress=sys.stderr.isatty(),

@@ -24,7 +24,7 @@ import numpy as np
 
 from mdcsrn_tf import metrics, paper
 from mdcsrn_tf.acquisition import PAPER, PLACEMENTS, Acquisition
-from mdcsrn_tf.errors import NonFiniteOutput
+from mdcsrn_tf.errors import NonFiniteOutput, one_line
 
 BASELINES = PLACEMENTS
 METRICS = (*metrics.NAMES, *metrics.MASKED_NAMES, "seconds")  # no masked ones without a mask
@@ -168,7 +168,8 @@ def format_subject_table(per_subject: dict) -> str:
   """One line per (subject, method): every figure metrics.IN_TABLES lists, over the whole
   volume and, for a subject with a mask, inside it ("-" without one)."""
   shown = metrics.IN_TABLES
-  width = max([len("subject")] + [len(name) for name in per_subject])
+  names = {name: one_line(name) for name in per_subject}  # named by their files
+  width = max([len("subject")] + [len(name) for name in names.values()])
   columns = [(m.name, m.label, m.digits) for m in shown] + [
       (m.masked_name, f"{m.label} mask", m.digits) for m in shown]
   widths = [max(len(label), 8) for _, label, _ in columns]
@@ -179,7 +180,7 @@ def format_subject_table(per_subject: dict) -> str:
     for method, values in by_method.items():
       cells = " ".join(f"{values[key]:{w}.{digits}f}" if key in values else f"{'-':>{w}}"
                        for (key, _, digits), w in zip(columns, widths))
-      lines.append(f"{subject:<{width}} {method:<14} {cells}")
+      lines.append(f"{names[subject]:<{width}} {method:<14} {cells}")
   return "\n".join(lines)
 
 

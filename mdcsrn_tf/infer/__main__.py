@@ -18,12 +18,13 @@ that exists already at an output's path is replaced only with --overwrite. With 
 the inputs' folders with --out_layout mirror.
 """
 from mdcsrn_tf import cli
+from mdcsrn_tf.errors import one_line
 from mdcsrn_tf.infer.predict import PredictOptions, super_resolve_files
 
 
 def main(options: PredictOptions, arguments):
   for output in super_resolve_files(options, arguments):
-    print(output)
+    print(one_line(output))
 
 
 def run():

@@ -22,7 +22,7 @@ import numpy as np
 from mdcsrn_tf import cli, hardware, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti
-from mdcsrn_tf.errors import InputError, NonFiniteOutput
+from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.infer import outputs, report
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +109,7 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   if options.out_dir is not None:
     note = naming.naming_note(inputs, naming.subject_names(inputs))
     if note and options.out_layout == "names":
-      print(f"{note}; outputs in {options.out_dir}", file=sys.stderr)
+      print(one_line(f"{note}; outputs in {options.out_dir}"), file=sys.stderr)
   with outputs.output_folders(pairs if options.out_dir is not None else ()):
     for _, output_path in pairs:
       nifti.check_output_path(output_path, inputs=inputs)
@@ -292,5 +292,5 @@ def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=F
   model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name,
                                        allow_unverified)
   if card.warning:
-    print(f"warning: {card.warning}", file=sys.stderr)
+    print(f"warning: {one_line(card.warning)}", file=sys.stderr)
   return model, card

@@ -6,7 +6,7 @@ DIR/MODEL_KIND (b1u8_l1, ..., b4u4_gan) with its held-out metrics in its model c
 weights, keeping a backup), and prints them: the whole volume's, and beside them those
 inside the test subject's mask when it has one."""
 from mdcsrn_tf import cli, weights
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.evaluate import scoring
 from mdcsrn_tf.release import ReleaseOptions, release
 
@@ -14,11 +14,11 @@ from mdcsrn_tf.release import ReleaseOptions, release
 def main(options: ReleaseOptions, arguments):
   if arguments:
     raise InputError(f"unexpected arguments: {' '.join(arguments)}")
-  path = release(options)
+  path = release(options, log=lambda line: print(one_line(line)))
   card = weights.read_card(path)
   print(scoring.format_table(scoring.summarise(card.held_out["per_volume"]),
                              mask_label="inside the masks"))
-  print(f"wrote {path}{weights.WEIGHTS_SUFFIX}")
+  print(one_line(f"wrote {path}{weights.WEIGHTS_SUFFIX}"))
 
 
 def run():

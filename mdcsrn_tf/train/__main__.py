@@ -23,7 +23,7 @@ import os
 import sys
 
 from mdcsrn_tf import cli, hardware, weights
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.data import manifest
 from mdcsrn_tf.files import FolderLock
 from mdcsrn_tf.train.config import (TrainConfig, check_cache_space, check_patch_memory,
@@ -84,10 +84,10 @@ def _train(config):
   try:
     card = loop.train(config)
   except loop.TrainingDiverged as error:
-    print(f"error: {error}", file=sys.stderr)
+    print(f"error: {one_line(error)}", file=sys.stderr)
     return EXIT_DIVERGED
   except loop.TrainingInterrupted as error:
-    print(str(error), file=sys.stderr)
+    print(one_line(error), file=sys.stderr)
     return 128 + error.signal_number
   if card:
     scores = card.validation

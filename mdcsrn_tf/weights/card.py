@@ -11,8 +11,8 @@ import os
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf.acquisition import PAPER, Acquisition
-from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
+from mdcsrn_tf.weights import schema
 
 SUFFIX = ".json"
 
@@ -78,21 +78,20 @@ def write(base, card: ModelCard):
 
 
 def read(base) -> ModelCard:
-  """The card BASE.json; InputError when it is missing, unreadable, names no model or an
-  unusable acquisition. Fields this version does not know are left out, so older cards
-  still read; a card written before the acquisition was recorded gets the one its
-  `lr_mode` and training settings describe."""
+  """The card BASE.json; InputError, naming the card and the field, when it is missing,
+  unreadable or outside the schema (weights/schema.py: every field's type and bounds, a
+  known generator with arguments that can run, a usable acquisition). Fields this version
+  does not know are left out, so older cards still read; a card written before the
+  acquisition was recorded gets the one its `lr_mode` and training settings describe."""
   path = path_of(base)
-  fields = read_json(path, "model card", "for weights without one, pass the model name")
-  if not isinstance(fields, dict) or not isinstance(fields.get("model"), str):
-    raise InputError(f"{path}: model card has no 'model' name")
+  fields = read_json(path, "model card", "for weights without one, pass the model name",
+                     max_bytes=schema.MAX_BYTES, max_depth=schema.MAX_DEPTH)
+  schema.check(fields, path)
   known = {field.name for field in dataclasses.fields(ModelCard)}
   values = {name: value for name, value in fields.items() if name in known}
-  training = fields.get("training") if isinstance(fields.get("training"), dict) else {}
+  values["weights_sha256"] = fields.get("weights_sha256", "").lower()
+  training = fields.get("training", {})
   values["acquisition"] = acquisitions.from_record(
       fields if "acquisition" in fields else {**training, "lr_mode": fields.get("lr_mode")},
-      where=path)
-  try:
-    return ModelCard(**values)
-  except TypeError as error:
-    raise InputError(f"{path}: not a model card ({error})") from None
+      where=f"{path}: model card field acquisition" if "acquisition" in fields else path)
+  return ModelCard(**values)
