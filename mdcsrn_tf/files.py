@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 
+from mdcsrn_tf import destinations
 from mdcsrn_tf.errors import InputError
 
 # Temporary files and folders being written now: what cli removes when a signal ends the
@@ -42,14 +43,17 @@ def write_atomically(path, write, exclusive=False):
   parallel jobs may each try to create.
 
   The temporary file lives in the destination folder (a rename across file systems
-  is not atomic) and keeps the destination's suffix, since writers such as nibabel
-  choose the format from it. The result gets the permissions of a plainly created file
+  is not atomic), is named after its writer (destinations.temporary_prefix: what a killed
+  run leaves is removed by the next write of `path`, destinations.remove_stale) and keeps
+  the destination's suffix, since writers such as nibabel choose the format from it. The result gets the permissions of a plainly created file
   (0666 less the umask), not mkstemp's private 0600.
   """
   path = os.fspath(path)
   folder, name = os.path.split(os.path.abspath(path))
   suffix = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
-  handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
+  destinations.remove_stale(path, IN_PROGRESS)  # what a killed run left of this output
+  handle, temporary = tempfile.mkstemp(prefix=destinations.temporary_prefix(name),
+                                       suffix=f".tmp{suffix}", dir=folder)
   os.close(handle)
   IN_PROGRESS.add(temporary)
   try:
@@ -103,17 +107,23 @@ def plain_permissions(root):
       os.chmod(os.path.join(folder, name), 0o666 & ~umask)
 
 
-def write_folder_atomically(path, write):
-  """Calls `write(temporary_folder)`, then renames the folder onto `path` (which must not
-  exist), with plain permissions; the temporary folder is removed on any failure."""
+def write_folder_atomically(path, write, replace=False):
+  """Calls `write(temporary_folder)`, then renames the folder onto `path`, with plain
+  permissions; the temporary folder is removed on any failure. `path` must not exist,
+  unless `replace`: then a link or file there is removed (never followed), and a folder
+  there is set aside under a temporary name, removed once the new one is in place."""
   path = os.path.abspath(os.fspath(path))
-  temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(path))
+  destinations.remove_stale(path, IN_PROGRESS)
+  temporary = tempfile.mkdtemp(prefix=destinations.temporary_prefix(os.path.basename(path)),
+                               suffix=".tmp", dir=os.path.dirname(path))
   IN_PROGRESS.add(temporary)
   try:
     write(temporary)
     plain_permissions(temporary)
-    os.rename(temporary, path)
+    if replace and os.path.lexists(path):
+      _swap_folder(temporary, path)
+    else:
+      os.rename(temporary, path)
   except BaseException as error:
     shutil.rmtree(temporary, ignore_errors=True)
     if isinstance(error, OSError):  # a full disk, say: the user knows their path
@@ -122,6 +132,25 @@ def write_folder_atomically(path, write):
   finally:
     IN_PROGRESS.discard(temporary)
   return path
+
+
+def _swap_folder(temporary, path):
+  """Puts the folder `temporary` where `path` is: a link or file there removed, a folder
+  there renamed aside (a temporary of this process: a kill in between leaves it for the
+  next write to remove) and removed once the new one is in place."""
+  if os.path.islink(path) or not os.path.isdir(path):
+    os.remove(path)
+    os.rename(temporary, path)
+    return
+  aside = tempfile.mkdtemp(prefix=destinations.temporary_prefix(os.path.basename(path)),
+                           suffix=".tmp", dir=os.path.dirname(path))
+  IN_PROGRESS.add(aside)
+  try:
+    os.rename(path, aside)  # onto the empty folder mkdtemp made
+    os.rename(temporary, path)
+    shutil.rmtree(aside, ignore_errors=True)
+  finally:
+    IN_PROGRESS.discard(aside)
 
 
 def file_identity(path) -> str:

@@ -17,15 +17,16 @@ from mdcsrn_tf.train.config import TrainConfig
 from mdcsrn_tf.weights.card import ModelCard
 
 
-def save_crop(colin27_crop, path):
+def save_crop(colin27_crop, path, start=(70, 90, 70)):
   path.parent.mkdir(exist_ok=True)
-  return str(colin27_crop(path))
+  return str(colin27_crop(path, start=start))
 
 
 def build_world(root, colin27_crop, bids_tree):
   """{name: path} of everything the cases refer to, made under ROOT."""
   paths = {"scan": save_crop(colin27_crop, root / "a" / "scan.nii.gz"),
-           "other": save_crop(colin27_crop, root / "b" / "scan.nii.gz"),
+           # another head's crop: a manifest refuses one file in two splits
+           "other": save_crop(colin27_crop, root / "b" / "scan.nii.gz", start=(72, 92, 70)),
            "pair": str(root / "pair"), "taken": str(root / "taken.nii.gz"),
            "hidden_only": str(root / "hidden_only"), "absent": str(root / "absent.nii.gz")}
   for name in ("x", "x_sr"):

@@ -82,3 +82,14 @@ def assert_refused(status, lines, message, paths):
   """One `error:` line matching `message` (`*` for any text), exit status 2."""
   assert status == 2 and len(lines) == 1, lines
   assert fnmatch.fnmatchcase(lines[0], "error: " + message.format(**paths)), lines[0]
+
+
+def check_refused_in_process(root, paths, out, command, message, monkeypatch, capsys):
+  """Runs a case's command in this process with `{out}` its own empty folder: one `error:`
+  line matching `message`, exit status 2, and nothing under ROOT or OUT changed."""
+  paths = {**paths, "out": str(out)}
+  before = tree_state(root), tree_state(out)
+  tool, *args = words(command, paths)
+  status, lines, _ = run_in_process(tool, args, monkeypatch, capsys)
+  assert_refused(status, lines, message, paths)
+  assert (tree_state(root), tree_state(out)) == before

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from command_cases import assert_refused, run_in_process, state, tree_state, words
+from command_cases import check_refused_in_process
 from identity_world import build_world
 from mdcsrn_tf import identity, weights
 from mdcsrn_tf.data import manifest
@@ -66,14 +66,8 @@ def world(tmp_path_factory, colin27_crop, generator_weights):
 @pytest.mark.parametrize("command, message", CASES, ids=[case[0] for case in CASES])
 def test_one_file_in_two_roles_is_one_error_line_and_changes_nothing(
     world, tmp_path, monkeypatch, capsys, command, message):
-  root, paths = world
-  paths = {**paths, "out": str(tmp_path)}
-  before = tree_state(root), tree_state(tmp_path)
   monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  status, lines, _ = run_in_process(*words(command, paths)[:1], words(command, paths)[1:],
-                                    monkeypatch, capsys)
-  assert_refused(status, lines, message, paths)
-  assert (tree_state(root), tree_state(tmp_path)) == before
+  check_refused_in_process(*world, tmp_path, command, message, monkeypatch, capsys)
 
 
 def test_files_of_one_size_with_other_bytes_are_two_files(world):

@@ -67,8 +67,9 @@ def test_every_test_volume_is_scored_and_the_weights_go_to_the_named_folder(test
     for metric in ("psnr", "ssim", "psnr_mask"):
       per_volume = [held_out["per_volume"][e["name"]][method][metric] for e in entries]
       assert held_out["whole_volume"][method][metric] == pytest.approx(np.mean(per_volume))
-  # a second release into the same folder would overwrite the first: refused
-  with pytest.raises(InputError, match=r"b4u4_l1\.weights\.h5: already exists"):
+  # a second release into the same folder would overwrite the first: refused unless asked
+  with pytest.raises(InputError, match=r"b4u4_l1\.weights\.h5: exists already \(and 1 more\); "
+                                       "pass --overwrite to replace"):
     release.release(options(dataset=manifest, out=str(tmp_path / "out")))
 
 

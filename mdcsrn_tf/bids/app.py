@@ -76,6 +76,7 @@ def plan(options: BidsOptions, arguments):
   checksum = weights.file_sha256(weights_file)
   output_dir = derivatives.check_output_dir(output_dir, root, checksum,
                                             derivatives.output_settings(options))
+  derivatives.check_destinations(output_dir, images, options.report)
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report)}
   todo = {p: found for p, found in images.items() if p not in done}

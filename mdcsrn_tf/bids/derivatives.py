@@ -16,6 +16,7 @@ import os
 
 import mdcsrn_tf
 from mdcsrn_tf.bids.layout import Image
+from mdcsrn_tf import destinations
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import read_json, write_text_atomically
 from mdcsrn_tf.infer import provenance
@@ -79,18 +80,20 @@ def output_settings(options) -> dict:
 
 def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> str:
   """The absolute output folder; InputError when it is the dataset itself or inside a
-  participant's folder, when its parent does not exist (except BIDS_DIR/derivatives, the
-  place BIDS gives derivatives, which is made when missing; elsewhere a missing parent is
-  more likely a mistyped path), or when it holds the outputs of another pipeline, of other
-  weights or of other `settings` (output_settings)."""
+  participant's folder (compared by resolved paths: a symbolic link into the raw dataset
+  is refused as the folder named directly is), when its parent does not exist (except
+  BIDS_DIR/derivatives, the place BIDS gives derivatives, which is made when missing;
+  elsewhere a missing parent is more likely a mistyped path), or when it holds the outputs
+  of another pipeline, of other weights or of other `settings` (output_settings)."""
+  destinations.check_output_folder(output_dir, "OUTPUT_DIR")
   path = os.path.abspath(os.fspath(output_dir))
-  if path == bids_root or os.path.relpath(path, bids_root).startswith("sub-"):
+  resolved, root = os.path.realpath(path), os.path.realpath(bids_root)
+  if resolved == root or (destinations.inside(resolved, root)
+                          and os.path.relpath(resolved, root).startswith("sub-")):
     raise InputError(f"{output_dir}: the derivatives must not be written into the raw "
                      "dataset's own folders (use e.g. BIDS_DIR/derivatives/mdcsrn)")
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise InputError(f"{output_dir}: is a file, not a folder")
-  parent = os.path.dirname(path)
-  if not os.path.isdir(parent) and parent != os.path.join(bids_root, "derivatives"):
+  parent = os.path.dirname(resolved)
+  if not os.path.isdir(parent) and parent != os.path.join(root, "derivatives"):
     raise InputError(f"{output_dir}: its parent folder does not exist")
   existing = read_json(os.path.join(path, "dataset_description.json"),
                        "dataset description", missing_ok=True)
@@ -111,6 +114,27 @@ def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> s
       raise InputError(f"{output_dir}: holds derivatives made with other settings ({differ}); "
                        "give the same flags, or choose a new folder")
   return path
+
+
+def check_destinations(output_dir, images: dict, with_report=True):
+  """InputError for an output of `images` ({participant: [Image]}) that a symbolic link
+  inside OUTPUT_DIR leads out of it (into the raw dataset, say: every file is written
+  inside OUTPUT_DIR's resolved folder), or, while OUTPUT_DIR holds no
+  dataset_description.json yet (it is not this pipeline's: nothing in it is a derivative
+  to resume), that is a file there already: no file is replaced unasked."""
+  paths = [path for of_participant in images.values() for image in of_participant
+           for path in (output_path(output_dir, image), sidecar_path(output_dir, image))]
+  paths += [report_path(output_dir, p) for p in images] if with_report else []
+  for path in paths:
+    if not destinations.inside(path, output_dir):
+      raise InputError(f"{path}: a symbolic link leads it out of {output_dir} (to "
+                       f"{os.path.realpath(path)}); the derivatives are written inside "
+                       "OUTPUT_DIR only")
+  found = [path for path in paths if destinations.existing(path)]
+  if found and not os.path.isfile(os.path.join(output_dir, "dataset_description.json")):
+    raise InputError(f"{found[0]}: exists already, and {output_dir} holds no "
+                     "dataset_description.json: not a derivatives folder of this pipeline "
+                     "to resume; choose a new folder")
 
 
 def write_description(output_dir, weights_record, settings: dict):

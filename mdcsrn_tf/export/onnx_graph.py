@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf import destinations
 from mdcsrn_tf.files import write_atomically
 
 OPSET = 17
@@ -147,25 +148,28 @@ def onnx_model(model):
   return proto
 
 
-def check_onnx_path(path) -> str:
-  """The absolute PATH.onnx to create; InputError for another suffix, an existing file or a
-  folder that is not there or not writable."""
+def check_onnx_path(path, overwrite=False) -> str:
+  """The absolute PATH.onnx to write; InputError for another suffix, a folder there, a file
+  or link there without `overwrite` (destinations.refuse_existing), or a folder that is not
+  there or not writable."""
   path = os.path.abspath(os.fspath(path))
   if not path.endswith(".onnx"):
     raise InputError(f"{path}: an ONNX export is a PATH.onnx file")
-  if os.path.exists(path):
-    raise InputError(f"{path}: already exists; choose a new file")
+  if os.path.isdir(path) and not os.path.islink(path):
+    raise InputError(f"{path}: is a folder; give the ONNX file's name")
+  destinations.refuse_existing([path], overwrite, instead="choose a new file")
   folder = os.path.dirname(path)
   if not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
     raise InputError(f"{path}: {folder} is not a writable folder")
   return path
 
 
-def export_onnx(weights_path, out, model_name=None, allow_unverified=False) -> str:
-  """Writes the generator of `weights_path` as PATH.onnx (atomically), with its model's
-  name, acquisition (JSON) and weights checksum in the file's metadata; `allow_unverified`
-  as weights.load_generator's."""
-  out = check_onnx_path(out)
+def export_onnx(weights_path, out, model_name=None, allow_unverified=False,
+                overwrite=False) -> str:
+  """Writes the generator of `weights_path` as PATH.onnx (atomically, over a file there
+  only with `overwrite`), with its model's name, acquisition (JSON) and weights checksum in
+  the file's metadata; `allow_unverified` as weights.load_generator's."""
+  out = check_onnx_path(out, overwrite)
   try:
     import onnx
   except ImportError:

@@ -44,6 +44,9 @@ class ExportOptions:
       mdcsrn-sr's).
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
+    overwrite: replace an --out that exists already (refused without): a PATH.onnx file,
+      or a folder that holds a SavedModel (no other folder is ever replaced); a symbolic
+      link there is replaced itself, never what it points to.
   """
   weights: str
   out: str
@@ -53,6 +56,7 @@ class ExportOptions:
   margin: int = paper.MARGIN
   memory_limit: int | None = None
   unverified_weights: bool = False
+  overwrite: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, memory_limit=1)
@@ -123,12 +127,17 @@ def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=N
   return serve
 
 
-def check_export_folder(out_dir) -> str:
-  """The absolute export folder; InputError if it exists already or could not be made
-  (TF Serving's MODEL/VERSION layout: missing parents are made when the export is written)."""
+def check_export_folder(out_dir, overwrite=False) -> str:
+  """The absolute export folder; InputError if it exists already (without `overwrite`; a
+  folder that holds no SavedModel always) or could not be made (TF Serving's MODEL/VERSION
+  layout: missing parents are made when the export is written)."""
   out_dir = os.path.abspath(os.fspath(out_dir))
-  if os.path.exists(out_dir):
-    raise InputError(f"{out_dir}: already exists; choose a new folder (e.g. the next version)")
+  if os.path.isdir(out_dir) and not os.path.islink(out_dir) and os.listdir(out_dir) and (
+      not os.path.isfile(os.path.join(out_dir, "saved_model.pb"))):
+    raise InputError(f"{out_dir}: a folder that holds no SavedModel; choose a new folder")
+  if os.path.lexists(out_dir) and not overwrite:
+    raise InputError(f"{out_dir}: exists already; pass --overwrite to replace, or choose a "
+                     "new folder (e.g. the next version)")
   ancestor = os.path.dirname(out_dir)
   while not os.path.exists(ancestor):
     ancestor = os.path.dirname(ancestor)
@@ -138,12 +147,13 @@ def check_export_folder(out_dir) -> str:
 
 
 def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
-                       memory_limit=None):
-  """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it."""
+                       memory_limit=None, overwrite=False):
+  """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it (over
+  the SavedModel there with `overwrite`)."""
   import keras
   import tensorflow as tf
 
-  out_dir = check_export_folder(out_dir)
+  out_dir = check_export_folder(out_dir, overwrite)
   os.makedirs(os.path.dirname(out_dir), exist_ok=True)
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -157,7 +167,7 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
       first = (error.message.strip().splitlines() or [type(error).__name__])[0]
       raise InputError(f"{out_dir}: cannot write the SavedModel ({first})") from None
 
-  return write_folder_atomically(out_dir, write)
+  return write_folder_atomically(out_dir, write, replace=overwrite)
 
 
 def export(options: ExportOptions) -> str:
@@ -166,10 +176,10 @@ def export(options: ExportOptions) -> str:
     from mdcsrn_tf.export import onnx_graph
 
     return onnx_graph.export_onnx(options.weights, options.out, options.model,
-                                  options.unverified_weights)
-  check_export_folder(options.out)
+                                  options.unverified_weights, options.overwrite)
+  check_export_folder(options.out, options.overwrite)
   from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
 
   model, _ = weights.load_generator(options.weights, options.model, options.unverified_weights)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
-                            options.margin, options.memory_limit)
+                            options.margin, options.memory_limit, options.overwrite)

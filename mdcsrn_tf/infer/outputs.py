@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 
+from mdcsrn_tf import destinations
 from mdcsrn_tf.data import naming, nifti
 from mdcsrn_tf.errors import InputError
 
@@ -70,8 +71,7 @@ def plan_outputs(paths, out_dir=None, recursive=False, layout="names") -> list:
       raise InputError("give INPUT OUTPUT, or inputs (files, folders or a quoted glob "
                        "pattern) with --out_dir DIR")
     return [tuple(paths)]
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise InputError(f"--out_dir {out_dir}: exists and is not a folder")
+  destinations.check_output_folder(out_dir, "--out_dir")
   inputs = expand_inputs(paths, recursive)
   names = naming.subject_names(inputs)
   if layout == "names":
@@ -86,20 +86,16 @@ def refuse_existing(pairs, overwrite=False, out_dir=None):
   """InputError, before anything is made, when an output of `pairs` exists already and
   `overwrite` is off: no file is replaced unasked, neither an earlier run's result nor a
   scan named as OUTPUT by mistake (`mdcsrn-sr A B` where --out_dir was meant). An output
-  that is an input is left to nifti.check_output_path, which refuses it whatever
-  `overwrite` says."""
-  inputs = {os.path.abspath(source) for source, _ in pairs}
-  existing = [output for _, output in pairs  # a folder there: check_output_path names it
-              if os.path.lexists(output) and not os.path.isdir(output)
-              and os.path.abspath(output) not in inputs]
-  if existing and not overwrite:
-    more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-    instead = "choose another --out_dir" if out_dir is not None else "name another OUTPUT"
-    if out_dir is not None and len(pairs) == 1:  # a job per subject, all into one folder?
-      instead += (" (a single input is named by its file name alone: give each job's "
-                  "INPUT OUTPUT instead)")
-    raise InputError(f"{existing[0]}: exists already{more}; pass --overwrite to replace, or "
-                     f"{instead}")
+  that is an input (by its resolved path) is left to nifti.check_output_path, which refuses
+  it whatever `overwrite` says; the rule is destinations.refuse_existing's."""
+  inputs = {os.path.realpath(source) for source, _ in pairs}
+  instead = "choose another --out_dir" if out_dir is not None else "name another OUTPUT"
+  if out_dir is not None and len(pairs) == 1:  # a job per subject, all into one folder?
+    instead += (" (a single input is named by its file name alone: give each job's "
+                "INPUT OUTPUT instead)")
+  destinations.refuse_existing([output for _, output in pairs
+                                if os.path.realpath(output) not in inputs], overwrite,
+                               instead=instead)
 
 
 @contextlib.contextmanager

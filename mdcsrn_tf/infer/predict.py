@@ -57,8 +57,9 @@ class PredictOptions:
     out_layout: names (OUT_DIR/<name>_sr.nii.gz) or mirror (each input's path below the
       folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
     recursive: folder inputs: also the NIfTI files in their subfolders.
-    overwrite: replace outputs that exist already (refused without): an earlier run's, or
-      any file named as OUTPUT.
+    overwrite: replace outputs that exist already (refused without): an earlier run's, any
+      file named as OUTPUT, or the --report page; a symbolic link there is replaced itself,
+      never the file it points to.
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
     report: PATH.html: a QC report of the run (slices of every input and output, the
@@ -114,7 +115,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
     for _, output_path in pairs:
       nifti.check_output_path(output_path, inputs=inputs)
     if options.report:
-      report.check_report_path(options.report, [path for pair in pairs for path in pair])
+      report.check_report_path(options.report, [path for pair in pairs for path in pair],
+                               options.overwrite)
     model, card = load_model(weights_path, options.model,
                              allow_unverified=options.unverified_weights)
     written = []

@@ -18,6 +18,7 @@ import os
 import nibabel as nib
 import numpy as np
 
+from mdcsrn_tf import destinations
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_text_atomically
 from mdcsrn_tf.infer import provenance
@@ -39,17 +40,22 @@ class Panel:
   limits: tuple
 
 
-def check_report_path(path, others=()):
-  """InputError unless `path` is a new or replaceable PATH.html in a writable folder that
-  names none of `others` (the run's inputs and outputs)."""
+def check_report_path(path, others=(), overwrite=False):
+  """InputError unless `path` is a PATH.html in a writable folder that is none of `others`
+  (the run's inputs and outputs, by resolved path) and, unless `overwrite`, holds no file
+  or link yet (destinations.refuse_existing: --overwrite replaces the link, not its
+  target)."""
   path = os.fspath(path)
   if not path.endswith(".html"):
     raise InputError(f"{path}: a report is a PATH.html file")
   folder = os.path.dirname(os.path.abspath(path))
   if not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
     raise InputError(f"{path}: report folder {folder} is not a writable folder")
-  if any(os.path.abspath(path) == os.path.abspath(other) for other in others):
+  if os.path.isdir(path):
+    raise InputError(f"{path}: is a folder; give the report file's name")
+  if any(os.path.realpath(path) == os.path.realpath(other) for other in others):
     raise InputError(f"{path}: the report would overwrite an input or output")
+  destinations.refuse_existing([path], overwrite, instead="choose another --report")
 
 
 def _resample(volume, to_volume, shape2d, plane, index, order):

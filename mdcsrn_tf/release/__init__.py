@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 
-from mdcsrn_tf import cli, files, metrics, paper, weights
+from mdcsrn_tf import cli, destinations, files, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.data import manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
@@ -65,6 +65,7 @@ class ReleaseOptions:
     below_bar: ship weights that miss the bar anyway, with the misses as the card's warning
       (which mdcsrn-sr prints whenever it uses them): a row of the paper's tables is shipped
       whatever it scores, so that the tables show it.
+    overwrite: replace MODEL_KIND weights and card already in --out (refused without).
   """
   weights: str
   kind: str = "l1"
@@ -76,6 +77,7 @@ class ReleaseOptions:
   batch: int = 1
   unverified_weights: bool = False
   below_bar: bool = False
+  overwrite: bool = False
 
   def __post_init__(self):
     if self.kind not in weights.SHIPPED:
@@ -85,19 +87,19 @@ class ReleaseOptions:
                        "--replace_shipped (over the package's own), one of them")
     # the crop is scored like a volume: at least the metrics' smallest edge
     cli.require_at_least(self, batch=1, check_crop=nifti.MIN_EDGE)
+    destinations.check_output_folder(self.out, "--out")
 
   def destination(self, model) -> str:
     """The base path `model`'s weights are written to; InputError when --out is not a
-    folder or already holds weights of that name."""
+    folder or, without --overwrite, already holds weights of that name."""
     name = f"{model}_{self.kind}"
     if self.replace_shipped:
       return os.path.join(weights.SHIPPED_DIR, name)
-    if os.path.exists(self.out) and not os.path.isdir(self.out):
-      raise InputError(f"{self.out}: exists and is not a folder")
+    destinations.check_output_folder(self.out, "--out")
     base = os.path.join(self.out, name)
-    for suffix in (weights.WEIGHTS_SUFFIX, weights.CARD_SUFFIX):
-      if os.path.exists(base + suffix):
-        raise InputError(f"{base}{suffix}: already exists; choose another --out")
+    destinations.refuse_existing([base + suffix for suffix in (weights.WEIGHTS_SUFFIX,
+                                                               weights.CARD_SUFFIX)],
+                                 self.overwrite, instead="choose another --out")
     return base
 
 
