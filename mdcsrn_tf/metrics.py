@@ -25,6 +25,8 @@ it has more energy there than HR (noise, ringing). Its companion `band_fidelity`
 perfect, 0 for the band left empty). Tables print both: linear interpolation's aliasing
 makes it "sharper" than a network, and only the fidelity says its energy is wrong. In the
 mask, both volumes are multiplied by the mask before the transform. All sums run in float64.
+An HR volume with no energy in the band beyond round-off (EMPTY_BAND) has nothing there to
+restore: both figures are NaN, never a ratio of round-off.
 """
 import dataclasses
 import functools
@@ -82,13 +84,33 @@ def ssim_volume(hr, sr, data_range=DATA_RANGE) -> float:
       np.asarray(hr, np.float64), np.asarray(sr, np.float64), data_range=data_range))
 
 
+# HR's band is empty when its energy there is at most EMPTY_BAND * N * E, E HR's energy over
+# the whole spectrum (N * sum HR^2 by Parseval, N voxels): below that, round-off alone can
+# put it there, and a ratio to it says nothing ("perfect" 1.000, or 1e9). The floor, with
+# eps = float64's machine epsilon (2.2e-16), bounds from above
+# - the FFT's own round-off in the band: at most (log2(N) eps)^2 E (Higham, Accuracy and
+#   Stability of Numerical Algorithms, 24.1), 1e-28 E for a billion voxels;
+# - a volume rounded to float32, as every NIfTI volume here is read: at most
+#   (eps32 / 2)^2 E = 3.6e-15 E of error energy, below eps N E once N >= 16, which every
+#   volume is (an edge is at least 7 voxels);
+# and stays far below the band of any real head: 1.6e-9 of E for Colin27's 7.1 million
+# voxels, whose removed band holds about 1e-3 of it.
+EMPTY_BAND = float(np.finfo(np.float64).eps)
+
+
 def band_energies(hr, sr, acquisition: Acquisition = PAPER) -> tuple:
   """(sum_B |F(HR)|^2, sum_B |F(SR)|^2, sum_B |F(SR) - F(HR)|^2) over the removed band B,
-  one spectrum in memory at a time (F(SR) - F(HR) is F(SR - HR))."""
+  and HR's energy over the whole spectrum (N * sum HR^2), one spectrum in memory at a time
+  (F(SR) - F(HR) is F(SR - HR))."""
   hr, sr = np.asarray(hr, np.float64), np.asarray(sr, np.float64)
   band = acquisition.removed_band(hr.shape)
-  return tuple(float(np.sum(np.abs(np.fft.fftn(volume)[band])**2))
-               for volume in (hr, sr, sr - hr))
+  return (*(float(np.sum(np.abs(np.fft.fftn(volume)[band])**2)) for volume in (hr, sr, sr - hr)),
+          hr.size * float(np.sum(np.square(hr))))
+
+
+def band_is_empty(hr_band_energy, hr_energy, voxels) -> bool:
+  """Whether HR's energy in the removed band is round-off at most (EMPTY_BAND)."""
+  return not hr_band_energy > EMPTY_BAND * voxels * hr_energy
 
 
 class Pair:
@@ -126,8 +148,8 @@ def _ssim(pair: Pair, masked) -> float:
 
 
 def _band_ratio(pair: Pair, masked, of_error) -> float:
-  hr_energy, sr_energy, error_energy = pair.band_energies(masked)
-  if not hr_energy:  # HR has nothing in the band: no share to restore
+  hr_energy, sr_energy, error_energy, hr_total = pair.band_energies(masked)
+  if band_is_empty(hr_energy, hr_total, pair.hr.size):  # no share to restore
     return float("nan")
   return 1 - error_energy / hr_energy if of_error else sr_energy / hr_energy
 

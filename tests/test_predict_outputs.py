@@ -30,8 +30,9 @@ def hcp_tree(root, subjects):
   for subject in subjects:
     folder = root / subject / "T1w"
     folder.mkdir(parents=True)
-    for name in ("T1w_acpc_dc_restore.nii.gz", "brainmask_fs.nii.gz"):
-      nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4)).to_filename(folder / name)
+    for name, voxels in (("T1w_acpc_dc_restore.nii.gz", np.arange(1, 121).reshape(4, 5, 6)),
+                         ("brainmask_fs.nii.gz", np.ones((4, 5, 6)))):  # a scan has contrast
+      nib.Nifti1Image(voxels.astype(np.float32), np.eye(4)).to_filename(folder / name)
     (folder / ".T1w_acpc_dc_restore.nii.gz.x.tmp.nii.gz").write_bytes(b"")
     scans.append(str(folder / "T1w_acpc_dc_restore.nii.gz"))
   return scans

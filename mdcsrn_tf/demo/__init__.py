@@ -60,12 +60,13 @@ def run_demo(options: DemoOptions) -> dict:
   from mdcsrn_tf import weights
   from mdcsrn_tf.data import dataset as datasets, intensity, manifest, nifti
   from mdcsrn_tf.evaluate import figures, results as result_files, scoring, subjects
-  from mdcsrn_tf.models import analysis
 
   out_dir = options.out
   os.makedirs(out_dir, exist_ok=True)
   dataset_dir = os.path.join(out_dir, "dataset")
-  datasets.prepare_samples(dataset_dir, replace=True)  # the demo's own folder, rebuilt each run
+  # the demo's own folder, rebuilt each run; a volume without contrast is skipped in a line
+  # (intensity.check_contrast), before TensorFlow loads
+  datasets.prepare_samples(dataset_dir, replace=True)
   (subject,) = [entry for entry in manifest.split_entries(dataset_dir, "test")
                 if entry["name"] == datasets.DEMO_SUBJECT]
   hr, scale, image, starts, brain = subjects.read_subject(subject["path"], options.crop,
@@ -96,6 +97,8 @@ def run_demo(options: DemoOptions) -> dict:
       errors={label: acquisition.plane_slice(np.abs(volumes[method] - hr))
               for label, method in shown.items() if method != "hr"},
       outline=acquisition.plane_slice(brain))
+
+  from mdcsrn_tf.models import analysis  # Keras: loaded with the generators already
 
   summary = scoring.summarise({subject["subject"]: results})
   table = scoring.format_table(summary, {

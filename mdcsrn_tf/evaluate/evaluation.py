@@ -20,7 +20,7 @@ import sys
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, paper
-from mdcsrn_tf.data import manifest, naming, nifti
+from mdcsrn_tf.data import manifest, naming
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
@@ -170,7 +170,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
   baseline, of_model = acquisitions_of(options, cards)
   factor = max(max(a.factors) for a in (baseline, *of_model.values()))
   for path in options.volumes:  # every file checked before the slow part (masks: below)
-    nifti.check_size(path, nifti.load_volume(path)[0].shape, factor)
+    subjects.check_volume(path, factor)
   if options.manifest:
     manifest.check_sizes(manifest.split_entries(options.manifest, options.split), factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest

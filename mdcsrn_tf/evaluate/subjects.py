@@ -66,6 +66,15 @@ def read_mask(mask_path, volume_path, crop=0, volume_image=None):
   return mask
 
 
+def check_volume(path, factor):
+  """InputError naming the file at `path` unless it can be scored: readable, large enough
+  for the k-space truncation by `factor` (nifti.check_size), with contrast and a positive
+  voxel (intensity.check_contrast)."""
+  volume, _ = nifti.load_volume(path)
+  nifti.check_size(path, volume.shape, factor)
+  intensity.check_contrast(volume, name=os.fspath(path))
+
+
 def read_subject(path, crop=0, mask_path=None) -> Volume:
   """The volume at `path`, cropped to a central cube of `crop` voxels when > 0 and divided
   by its maximum, with the mask of `mask_path` (None: no mask)."""

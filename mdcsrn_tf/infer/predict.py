@@ -205,10 +205,12 @@ def grid_map(factors):
 
 def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,
                 weights_name="the weights"):
-  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file,
-  a grid change `acquisition` (the weights', when given) was not trained for, or an HR grid
+  """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
+  (a volume without contrast or a positive voxel included: intensity.check_contrast), a grid
+  change `acquisition` (the weights', when given) was not trained for, or an HR grid
   that does not fit in memory. Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
+  intensity.check_contrast(volume, name=os.fspath(path))
   zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
   if hr_shape != volume.shape:
