@@ -192,7 +192,8 @@ CASES = [
      []),
     # a data set that would mix or lose subjects, or could not be trained on
     ("prepare --src={root}/a --out={prepared}", 2,
-     "{prepared}/manifest.json: already exists; choose another --out, or pass --replace *",
+     "{prepared}/manifest.json: exists already; pass --replace to replace, or choose another "
+     "--out",
      ["{prepared}/manifest.json"]),
     (SMOKE + " --dataset={two_splits} --workdir={out}/run", 2,
      "{two_splits}: subject scan is in both the validation and the train split (entry 1); *", []),

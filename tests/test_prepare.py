@@ -56,8 +56,8 @@ def test_hcp_and_plain_layouts_with_bad_files_skipped_and_reported(tmp_path, wri
   # the manifest is there now: a second prepare into the folder is refused, unless asked
   again = run_prepare("--src", str(source), "--out", str(tmp_path / "out"))
   assert again.returncode == 2 and again.stderr.splitlines() == [
-      f"error: {tmp_path / 'out' / 'manifest.json'}: already exists; choose another --out, or "
-      "pass --replace to write a new manifest over it"]
+      f"error: {tmp_path / 'out' / 'manifest.json'}: exists already (and 1 more); pass "
+      "--replace to replace, or choose another --out"]
   assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == written
   assert run_prepare("--src", str(source), "--out", str(tmp_path / "out"),
                      "--replace").returncode == 0

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 
-from mdcsrn_tf import cli
+from mdcsrn_tf import cli, destinations
 from mdcsrn_tf.bids import derivatives, layout
 from mdcsrn_tf.errors import InputError, one_line
 from mdcsrn_tf.infer import predict, provenance, report
@@ -62,6 +62,7 @@ def plan(options: BidsOptions, arguments):
   if len(arguments) != 3:
     raise InputError("give BIDS_DIR OUTPUT_DIR participant")
   bids_dir, output_dir, level = arguments
+  destinations.check_output_folder(output_dir, "OUTPUT_DIR")
   if level not in ANALYSIS_LEVELS:
     raise InputError(f"analysis level {level!r}: this app has only "
                      f"{', '.join(ANALYSIS_LEVELS)}")
@@ -122,7 +123,7 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
       derivatives.write_sidecar(output_dir, image, root, record, command)
       log(one_line(output))
     if options.report:  # every session done so far, this run's or an earlier one's
-      every = layout.find_t1w(root, (participant,))[participant]
+      every = layout.find_t1w(root, (participant,), warn=None)[participant]  # said above
       pairs = [(image.path, derivatives.output_path(output_dir, image)) for image in every
                if derivatives.image_done(output_dir, image)]
       report.write_report(derivatives.report_path(output_dir, participant), pairs,

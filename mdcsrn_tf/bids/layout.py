@@ -10,6 +10,7 @@ the project's lock. Hidden files are skipped, as BIDS validators skip them.
 import dataclasses
 import os
 import re
+import sys
 
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
@@ -45,11 +46,18 @@ def check_dataset(bids_dir) -> str:
   return path
 
 
-def _labels(folder, prefix) -> list:
-  """The sorted labels of the visible `prefix`-<label> folders in `folder`."""
-  return sorted(name[len(prefix):] for name in os.listdir(folder)
-                if name.startswith(prefix) and not name.startswith(".")
-                and os.path.isdir(os.path.join(folder, name)))
+def _labels(folder, prefix, warn=None) -> list:
+  """The sorted labels of the visible `prefix`-<label> folders in `folder`; a folder whose
+  label is not a BIDS label (sub-01_old, a backup, say) is passed over, and `warn` (when
+  given) is called with a line naming it."""
+  labels = sorted(name[len(prefix):] for name in os.listdir(folder)
+                  if name.startswith(prefix) and not name.startswith(".")
+                  and os.path.isdir(os.path.join(folder, name)))
+  for label in labels:
+    if not LABEL.match(label) and warn is not None:
+      warn(f"warning: {folder}: folder {prefix + label!r} skipped: {label!r} is not a BIDS "
+           "label (letters and digits only); the other folders go on")
+  return [label for label in labels if LABEL.match(label)]
 
 
 def strip_label(label, prefix) -> str:
@@ -80,15 +88,22 @@ def _t1w_images(root, participant, session) -> list:
   return list(found.values())
 
 
-def find_t1w(bids_dir, participant_labels=None, session_labels=None) -> dict:
+def _warn(line):
+  print(line, file=sys.stderr)
+
+
+def find_t1w(bids_dir, participant_labels=None, session_labels=None, warn=_warn) -> dict:
   """{participant: [Image]} of the participants asked (all without labels), in the
   sessions asked (all without labels). InputError for a folder that is not BIDS, a label
-  that names no participant or session, or an asked participant without a T1w image."""
+  asked that is not a BIDS label or names no participant or session, or an asked
+  participant without a T1w image. A sub-/ses- folder whose label is not a BIDS label is
+  passed over, with a line to `warn` naming it (None: silently), so that one misnamed
+  folder does not stop a whole dataset."""
   for flag, labels in (("participant", participant_labels), ("session", session_labels)):
     if labels is not None and not labels:
       raise InputError(f"--{flag}_label needs at least one label")
   root = check_dataset(bids_dir)
-  participants = _labels(root, "sub-")
+  participants = _labels(root, "sub-", None if participant_labels else warn)
   if not participants:
     raise InputError(f"{bids_dir}: not a BIDS dataset (no sub-<label> folder)")
   asked = [strip_label(label, "sub-") for label in participant_labels or participants]
@@ -99,7 +114,7 @@ def find_t1w(bids_dir, participant_labels=None, session_labels=None) -> dict:
   sessions_asked = [strip_label(label, "ses-") for label in session_labels or ()]
   images, sessions_seen = {}, set()
   for participant in dict.fromkeys(asked):
-    sessions = _labels(os.path.join(root, f"sub-{participant}"), "ses-") or [""]
+    sessions = _labels(os.path.join(root, f"sub-{participant}"), "ses-", warn) or [""]
     sessions_seen.update(sessions)
     chosen = [s for s in sessions if not sessions_asked or s in sessions_asked]
     images[participant] = [image for session in chosen

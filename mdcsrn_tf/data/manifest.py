@@ -15,7 +15,7 @@ sampled blocks agree are hashed whole).
 """
 import os
 
-from mdcsrn_tf import identity
+from mdcsrn_tf import destinations, identity
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
@@ -45,13 +45,12 @@ def splits_text(entries) -> str:
 
 
 def check_destination(folder, replace=False):
-  """InputError when FOLDER is not a folder, or already holds a manifest and `replace` was
-  not asked for: checked before the volumes are read."""
-  if os.path.exists(folder) and not os.path.isdir(folder):
-    raise InputError(f"{folder}: exists and is not a folder")
-  if not replace and os.path.exists(os.path.join(folder, FILE_NAME)):
-    raise InputError(f"{os.path.join(folder, FILE_NAME)}: already exists; choose another "
-                     "--out, or pass --replace to write a new manifest over it")
+  """InputError when FOLDER (--out) is not a folder, or already holds a manifest or a
+  splits.tsv and `replace` was not asked for (destinations' rule): checked before the
+  volumes are read."""
+  destinations.check_output_folder(folder, "--out")
+  destinations.refuse_existing([os.path.join(folder, name) for name in (FILE_NAME, SPLITS_FILE)],
+                               replace, flag="--replace", instead="choose another --out")
 
 
 def write(folder, entries, source, replace=False) -> dict:

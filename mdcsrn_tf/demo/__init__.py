@@ -18,7 +18,7 @@
 import dataclasses
 import os
 
-from mdcsrn_tf import cli, paper
+from mdcsrn_tf import cli, destinations, paper
 
 PANELS = {"LR": "lr", "bicubic": "cubic", "mDCSRN": "mdcsrn", "mDCSRN-GAN": "mdcsrn_gan",
           "HR": "hr"}
@@ -43,6 +43,7 @@ class DemoOptions:
 
   def __post_init__(self):
     cli.require_at_least(self, crop=0, tile=1, batch=1)
+    destinations.check_output_folder(self.out, "--out")
 
 
 def shipped_generators() -> dict:

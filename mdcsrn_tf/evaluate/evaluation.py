@@ -19,7 +19,7 @@ import os
 import sys
 
 from mdcsrn_tf import acquisition as acquisitions
-from mdcsrn_tf import cli, paper
+from mdcsrn_tf import cli, destinations, paper
 from mdcsrn_tf.data import manifest, naming
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
@@ -72,6 +72,7 @@ class EvaluateOptions:
 
   def __post_init__(self):
     cli.require_at_least(self, tile=1, margin=0, batch=1)
+    destinations.check_output_folder(self.out_dir, "--out_dir")  # before hours of scoring
     if bool(self.manifest) == bool(self.volumes):
       raise InputError("give either --manifest or --volumes")
     if self.masks and len(self.masks) != len(self.volumes):

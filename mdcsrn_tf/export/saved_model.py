@@ -31,7 +31,8 @@ class ExportOptions:
   """What `python -m mdcsrn_tf.export` exports, and where.
 
   Attributes:
-    weights: PATH(.weights.h5) of the generator, with its PATH.json model card.
+    weights: PATH(.weights.h5) of the generator, with its PATH.json model card, or the
+      name of weights shipped with the package (b4u4_l1, b4u4_gan, ...), as mdcsrn-sr's.
     out: the SavedModel folder to create, TF Serving's MODEL/VERSION (e.g. serving/mdcsrn/1);
       with --format onnx, the PATH.onnx file to create.
     format: saved_model (the tiled volume in, for TF Serving) or onnx (the network alone,
@@ -172,14 +173,15 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
 
 def export(options: ExportOptions) -> str:
   """The command: checks the destination before loading anything, then exports."""
+  from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
+
+  source = weights.resolve(options.weights)  # a path, or shipped weights by name
   if options.format == "onnx":
     from mdcsrn_tf.export import onnx_graph
 
-    return onnx_graph.export_onnx(options.weights, options.out, options.model,
+    return onnx_graph.export_onnx(source, options.out, options.model,
                                   options.unverified_weights, options.overwrite)
   check_export_folder(options.out, options.overwrite)
-  from mdcsrn_tf import weights  # TensorFlow loads only for a destination that can be made
-
-  model, _ = weights.load_generator(options.weights, options.model, options.unverified_weights)
+  model, _ = weights.load_generator(source, options.model, options.unverified_weights)
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit, options.overwrite)

@@ -46,8 +46,8 @@ class ReleaseOptions:
   """What `python -m mdcsrn_tf.release` ships, and where.
 
   Attributes:
-    weights: the generator to ship: a training workdir (its export/generator) or an
-      exported PATH(.weights.h5) with its card.
+    weights: the generator to ship: a training workdir (its export/generator), an
+      exported PATH(.weights.h5) with its card, or the name of shipped weights (b4u4_l1).
     kind: the training that made them, l1 (pre-training) or gan: the weights are written
       as MODEL_KIND, MODEL the network their card names.
     dataset: the data set manifest whose test split scores the weights (default: the one
@@ -161,9 +161,11 @@ def portable(card, root=None):
 
 
 def _source(path) -> str:
-  """The exported generator a workdir or a PATH names."""
+  """The exported generator a workdir, a PATH or the name of shipped weights names."""
   exported = weights.exported_generator(path)
-  return exported if os.path.isfile(exported + weights.WEIGHTS_SUFFIX) else weights.base_path(path)
+  if os.path.isfile(exported + weights.WEIGHTS_SUFFIX):
+    return exported
+  return weights.base_path(weights.resolve(path))
 
 
 def test_entries(dataset, subject, card, source) -> list:
