@@ -14,7 +14,8 @@ import pytest
 from scipy import signal
 
 from conftest import UNDER_CI
-from mdcsrn_tf.infer import report
+from mdcsrn_tf import weights
+from mdcsrn_tf.infer import provenance, report
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -105,3 +106,36 @@ def test_chromium_renders_the_slices_of_input_and_output(chromium, reported, tmp
       # a slice six voxels away is not what is shown
       other = shown(volume, plane, index + 6)
       assert best_correlation(picture, other) < MATCH, (path, plane)
+
+
+def held_out_table(page) -> list:
+  """[[cell, ...]] of the rows of the held-out figures' table of a report page."""
+  table = page[page.index("<h3>Held-out figures"):]
+  table = table[:table.index("</table>")]
+  return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+
+
+def test_the_held_out_table_shows_each_head_and_their_mean_with_its_n(reported):
+  """The shipped card holds three held-out heads, one with a brain mask: a row per head and
+  method, then the mean, labelled with the number of heads each of its figures covers."""
+  card = weights.read_card(weights.shipped()["l1"]).held_out
+  page = reported[2].read_text(encoding="utf-8")
+  heading = page[page.index("<h3>Held-out figures"):].split("</h3>")[0]
+  assert "3 held-out volume(s)" in heading and all(v in heading for v in card["volumes"])
+  rows = held_out_table(page)
+  network = {row[0]: row for row in rows if row[1] == "this network"}
+  assert list(network) == [*card["volumes"], "mean (n = 3; in the mask n = 1)"]
+  for volume in card["volumes"]:
+    assert float(network[volume][2]) == pytest.approx(
+        card["per_volume"][volume]["model"]["psnr"], rel=1e-3)
+  psnr = [card["per_volume"][v]["model"]["psnr"] for v in card["volumes"]]
+  mean = network["mean (n = 3; in the mask n = 1)"]
+  assert float(mean[2]) == pytest.approx(np.mean(psnr), rel=1e-3)
+  assert float(mean[5]) == pytest.approx(card["per_volume"]["colin27_1mm"]["model"]["psnr_mask"],
+                                         rel=1e-3)  # inside the brain: Colin27 alone
+
+
+def test_a_card_without_figures_per_volume_keeps_its_one_row_per_method():
+  held_out = {"volume": "colin27_1mm", "whole_volume": {"model": {"psnr": 40.0, "ssim": 0.9}}}
+  assert provenance.held_out_rows(held_out) == [
+      ("colin27_1mm", "this network", 40.0, 0.9, None, None, None)]

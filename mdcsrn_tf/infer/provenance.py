@@ -65,10 +65,28 @@ def command_line(argv=None) -> str:
   return " ".join([program, *map(shlex.quote, argv[1:])])
 
 
+HELD_OUT_FIGURES = ("psnr", "ssim", "nrmse", "psnr_mask", "ssim_mask")
+
+
 def held_out_rows(held_out) -> list:
-  """[(method's name, PSNR, SSIM, NRMSE, PSNR in the mask, SSIM in the mask)] of a card's
-  whole-volume held-out metrics (an empty list when the card has none)."""
-  whole = (held_out or {}).get("whole_volume", {})
-  return [(label, *(whole[method].get(key) for key in
-                    ("psnr", "ssim", "nrmse", "psnr_mask", "ssim_mask")))
-          for method, label in HELD_OUT_METHODS.items() if method in whole]
+  """[(volume, method's name, PSNR, SSIM, NRMSE, PSNR in the mask, SSIM in the mask)] of a
+  card's held-out metrics: one row per method and held-out volume, then the mean over them,
+  its volume cell "mean (n = N)" with the number of volumes each mean is over ("in the mask
+  n = M" when fewer had a mask). A card without figures per volume (from before they were
+  kept) gives its one row per method, named by its volume. An empty list without any."""
+  held_out = held_out or {}
+  whole, per_volume = held_out.get("whole_volume", {}), held_out.get("per_volume", {})
+  order = [v for v in held_out.get("volumes", ()) if v in per_volume] or list(per_volume)
+  rows = [(volume, label, *(per_volume[volume][method].get(key) for key in HELD_OUT_FIGURES))
+          for volume in order
+          for method, label in HELD_OUT_METHODS.items() if method in per_volume[volume]]
+  for method, label in HELD_OUT_METHODS.items():
+    if method not in whole:
+      continue
+    counts = [sum(key in figures.get(method, {}) for figures in per_volume.values())
+              for key in ("psnr", "psnr_mask")]
+    name = f"mean (n = {counts[0]}" + (f"; in the mask n = {counts[1]})"
+                                       if counts[1] != counts[0] else ")")
+    rows.append((name if per_volume else held_out.get("volume", "-"), label,
+                 *(whole[method].get(key) for key in HELD_OUT_FIGURES)))
+  return rows

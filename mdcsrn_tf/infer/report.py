@@ -210,10 +210,12 @@ def _weights_section(record) -> str:
     parts.insert(1, f'<p class="warning">{html.escape(record["warning"])}</p>')
   held_out = provenance.held_out_rows(record["held_out"])
   if held_out:
-    volume = record["held_out"].get("volume", "the held-out volume")
-    parts += [f"<h3>Held-out figures ({html.escape(str(volume))}, whole volume)</h3>",
-              _table(["method", "PSNR (dB)", "SSIM", "NRMSE", "PSNR in mask", "SSIM in mask"],
-                     held_out)]
+    volumes = list(dict.fromkeys(row[0] for row in held_out if not row[0].startswith("mean")))
+    parts += [f"<h3>Held-out figures of {len(volumes)} held-out volume(s), "
+              f"{html.escape(', '.join(volumes))}: each, and their mean with its n (whole "
+              "volume, and inside the volume's mask where it has one)</h3>",
+              _table(["volume", "method", "PSNR (dB)", "SSIM", "NRMSE", "PSNR in mask",
+                      "SSIM in mask"], held_out)]
   else:
     parts.append("<p>The model card holds no held-out figures.</p>")
   return "\n".join(parts)
