@@ -13,11 +13,11 @@ import pytest
 import keras
 import tensorflow as tf
 
-from mdcsrn_tf import cli, models
+from mdcsrn_tf import cli, models, weights
 from mdcsrn_tf.train import __main__ as train_command, loop, steps, validation
 from mdcsrn_tf.train import networks as networks_lib
 from mdcsrn_tf.train.config import TrainConfig
-from mdcsrn_tf.data import pipeline
+from mdcsrn_tf.data import manifest, pipeline
 from mdcsrn_tf.errors import NonFiniteOutput
 from train_helpers import REPO, latest_step, smoke_config, train_cli
 
@@ -53,6 +53,17 @@ def test_l1_steps_lower_validation_l1(pretrained):
   records = card.subjects["files"]["validation"]  # each volume by resolved path and content
   assert [r["name"] for r in records] == card.subjects["validation"]
   assert all(os.path.isabs(r["path"]) and len(r["sha256"]) == 64 for r in records)
+
+
+def test_the_card_records_the_domain_of_the_training_inputs(pretrained, dataset):
+  """Each training volume's network input profiled (data/domain.py): nibabel's 2 mm head."""
+  workdir, _, card = pretrained
+  trained = card.training_domain["volumes"]
+  assert set(trained) == {entry["name"] for entry in manifest.read(dataset)["train"]}
+  assert all(figures["voxel_mm"] == [2.0, 2.0, 2.0] and figures["head_ml"] > 0
+             for figures in trained.values())
+  assert weights.read_card(workdir / "export" / "generator").training_domain == (
+      card.training_domain)
 
 
 def test_a_finished_run_run_again_does_nothing_and_says_so(pretrained, dataset):

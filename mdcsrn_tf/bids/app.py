@@ -15,7 +15,7 @@ import sys
 from mdcsrn_tf import cli, destinations
 from mdcsrn_tf.bids import derivatives, layout
 from mdcsrn_tf.errors import InputError, one_line
-from mdcsrn_tf.infer import predict, provenance, report
+from mdcsrn_tf.infer import predict, provenance, report, trust
 
 ANALYSIS_LEVELS = ("participant",)
 
@@ -23,7 +23,7 @@ ANALYSIS_LEVELS = ("participant",)
 # mdcsrn-sr's settings that the app takes as they are: declared and documented once, in
 # predict.PredictOptions
 SHARED_SETTINGS = ("weights", "gan", "model", "tile", "margin", "batch", "memory_limit",
-                   "jit_compile", "scale", "target_voxel")
+                   "jit_compile", "scale", "target_voxel", "tta", "strict")
 OWN_SETTINGS = """
     participant_label: the participants to process (01 or sub-01; several separated by
       spaces or commas); default: all.
@@ -58,7 +58,8 @@ BidsOptions = _make_options_class()
 
 def plan(options: BidsOptions, arguments):
   """(dataset folder, output folder, {participant: [Image]} to do, {participant: [Image]}
-  done already), every input checked."""
+  done already, {input path: what its sidecar records of the training domain}), every
+  input checked (against the weights' training domain too: infer/trust.py)."""
   if len(arguments) != 3:
     raise InputError("give BIDS_DIR OUTPUT_DIR participant")
   bids_dir, output_dir, level = arguments
@@ -77,22 +78,23 @@ def plan(options: BidsOptions, arguments):
   checksum = weights.file_sha256(weights_file)
   output_dir = derivatives.check_output_dir(output_dir, root, checksum,
                                             derivatives.output_settings(options))
-  derivatives.check_destinations(output_dir, images, options.report)
+  derivatives.check_destinations(output_dir, images, options.report, options.tta)
   done = {p: found for p, found in images.items()
-          if derivatives.is_done(output_dir, p, found, options.report)}
+          if derivatives.is_done(output_dir, p, found, options.report, options.tta)}
   todo = {p: found for p, found in images.items() if p not in done}
   acquisition = predict.trained_acquisition(weights_path, options.model)
-  for found in todo.values():
-    for image in found:
-      predict.check_input(image.path, options.scale, options.target_voxel, acquisition,
-                          weights_path)
-  return root, output_dir, todo, done
+  trained, found = trust.screen(
+      [image.path for images in todo.values() for image in images],
+      lambda path: predict.check_input(path, options.scale, options.target_voxel, acquisition,
+                                       weights_path), weights_path, options.model, acquisition)
+  trust.announce(found, options.strict, weights_path)  # every other check has passed
+  return root, output_dir, todo, done, trust.recorded(found, trained)
 
 
 def run_app(options: BidsOptions, arguments, log=print) -> list:
   """The command: the derivatives written for every participant not done yet; returns the
   participants processed."""
-  root, output_dir, todo, done = plan(options, arguments)
+  root, output_dir, todo, done, screened = plan(options, arguments)
   for participant in done:
     log(f"sub-{participant}: done already, skipped", file=sys.stderr)
   if not todo:
@@ -111,21 +113,28 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   for participant, images in todo.items():
     for image in images:
       output = derivatives.output_path(output_dir, image)
-      if derivatives.image_done(output_dir, image):  # a rerun after an interruption
+      if derivatives.image_done(output_dir, image, settings.tta):  # a rerun, interrupted
         continue
       os.makedirs(os.path.dirname(output), exist_ok=True)
       predict.super_resolve_file(
           image.path, output, model, tile, settings.margin, settings.batch, settings.scale,
           settings.target_voxel, progress=sys.stderr.isatty(),
           jit_compile=settings.jit_compile, acquisition=card.acquisition,
-          weights_name=weights_path,
-          memory_limit=settings.memory_limit)
-      derivatives.write_sidecar(output_dir, image, root, record, command)
+          weights_name=weights_path, memory_limit=settings.memory_limit,
+          passes=settings.tta, uncertainty_path=derivatives.output_path(
+              output_dir, image, derivatives.UNCERTAINTY) if settings.tta > 1 else None)
+      derivatives.write_sidecars(output_dir, image, root, record, command,
+                                 screened[image.path], settings.tta)
       log(one_line(output))
     if options.report:  # every session done so far, this run's or an earlier one's
       every = layout.find_t1w(root, (participant,), warn=None)[participant]  # said above
-      pairs = [(image.path, derivatives.output_path(output_dir, image)) for image in every
-               if derivatives.image_done(output_dir, image)]
+      done_now = [image for image in every if derivatives.image_done(output_dir, image,
+                                                                      settings.tta)]
+      pairs = [(image.path, derivatives.output_path(output_dir, image)) for image in done_now]
+      maps = {output: derivatives.output_path(output_dir, image, derivatives.UNCERTAINTY)
+              for image, (_, output) in zip(done_now, pairs)}
       report.write_report(derivatives.report_path(output_dir, participant), pairs,
-                          weights_path, f"mdcsrn-bids report: sub-{participant}", command)
+                          weights_path, f"mdcsrn-bids report: sub-{participant}", command,
+                          findings={image.path: derivatives.recorded_domain(output_dir, image)
+                                    for image in done_now}, uncertainty=maps)
   return list(todo)

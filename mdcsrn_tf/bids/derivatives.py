@@ -5,6 +5,9 @@
   OUTPUT_DIR/sub-01.html                    the participant's QC report
   OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-mdcsrn_T1w.nii.gz
   OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-mdcsrn_T1w.json   its sidecar
+  OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-uncertainty_T1w.nii.gz   with --tta
+                                            N > 1: the passes' per-voxel standard deviation
+  OUTPUT_DIR/sub-01[/ses-a]/anat/sub-01[_ses-a]..._desc-uncertainty_T1w.json     its sidecar
 
 Every file is written atomically, so a file that exists is complete: a participant whose
 images, sidecars and report all exist is done. One folder holds the outputs of one set of
@@ -22,36 +25,44 @@ from mdcsrn_tf.files import read_json, write_text_atomically
 from mdcsrn_tf.infer import provenance
 
 DESCRIPTION = "mdcsrn"  # the desc-<label> entity of every output
+UNCERTAINTY = "uncertainty"  # the desc-<label> of test-time augmentation's uncertainty map
 BIDS_VERSION = "1.9.0"
 PIPELINE = "mdcsrn-tf"
 
 
-def output_stem(image: Image) -> str:
+def output_stem(image: Image, description=DESCRIPTION) -> str:
   """sub-01[_ses-a]..._desc-mdcsrn_T1w: desc is the last entity before the suffix."""
-  return f"{image.stem}_desc-{DESCRIPTION}_T1w"
+  return f"{image.stem}_desc-{description}_T1w"
 
 
-def output_path(output_dir, image: Image) -> str:
-  return os.path.join(output_dir, image.folder, output_stem(image) + ".nii.gz")
+def output_path(output_dir, image: Image, description=DESCRIPTION) -> str:
+  return os.path.join(output_dir, image.folder, output_stem(image, description) + ".nii.gz")
 
 
-def sidecar_path(output_dir, image: Image) -> str:
-  return os.path.join(output_dir, image.folder, output_stem(image) + ".json")
+def sidecar_path(output_dir, image: Image, description=DESCRIPTION) -> str:
+  return os.path.join(output_dir, image.folder, output_stem(image, description) + ".json")
 
 
 def report_path(output_dir, participant) -> str:
   return os.path.join(output_dir, f"sub-{participant}.html")
 
 
-def image_done(output_dir, image: Image) -> bool:
-  """Whether the image's output and its sidecar (written after it) both exist."""
-  return os.path.isfile(sidecar_path(output_dir, image)) and os.path.isfile(
-      output_path(output_dir, image))
+def descriptions(passes=1) -> tuple:
+  """The desc labels of an image's outputs: the uncertainty map too with test-time
+  augmentation (`passes` > 1)."""
+  return (DESCRIPTION, UNCERTAINTY) if passes > 1 else (DESCRIPTION,)
 
 
-def is_done(output_dir, participant, images, with_report=True) -> bool:
+def image_done(output_dir, image: Image, passes=1) -> bool:
+  """Whether the image's outputs and their sidecars (written after them) all exist."""
+  return all(os.path.isfile(sidecar_path(output_dir, image, label))
+             and os.path.isfile(output_path(output_dir, image, label))
+             for label in descriptions(passes))
+
+
+def is_done(output_dir, participant, images, with_report=True, passes=1) -> bool:
   """Whether every output of a participant exists (its report, written last, too)."""
-  return (all(image_done(output_dir, image) for image in images)
+  return (all(image_done(output_dir, image, passes) for image in images)
           and (not with_report or os.path.isfile(report_path(output_dir, participant))))
 
 
@@ -67,14 +78,20 @@ def description(weights_record, settings: dict) -> dict:
                            "Settings": settings}]}
 
 
+LEFT_OUT = {"tta": 1}  # settings recorded only away from their default
+
+
 def output_settings(options) -> dict:
   """The flags of `options` (mdcsrn-sr's) that change an output's voxels: the grid and the
   tiling (the memory limit plans the tiles only with --tile auto). Two runs into one folder
   must agree on them, as on the weights."""
   settings = {name: getattr(options, name) for name in
-              ("scale", "target_voxel", "tile", "margin", "memory_limit")}
+              ("scale", "target_voxel", "tile", "margin", "memory_limit", "tta")}
   if settings["tile"] != "auto":
     del settings["memory_limit"]
+  for name, default in LEFT_OUT.items():  # as folders from before the setting have it
+    if settings[name] == default:
+      del settings[name]
   return json.loads(json.dumps(settings))
 
 
@@ -109,21 +126,24 @@ def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> s
                        f"{str(generated.get('WeightsSHA256'))[:12]}...); choose a new folder")
     earlier = generated.get("Settings", settings)  # folders from before settings were kept
     if earlier != settings:
+      earlier, now = {**LEFT_OUT, **earlier}, {**LEFT_OUT, **settings}
       differ = ", ".join(f"--{name} {earlier.get(name)} there, {value} now"
-                         for name, value in settings.items() if earlier.get(name) != value)
+                         for name, value in now.items() if earlier.get(name) != value)
       raise InputError(f"{output_dir}: holds derivatives made with other settings ({differ}); "
                        "give the same flags, or choose a new folder")
   return path
 
 
-def check_destinations(output_dir, images: dict, with_report=True):
+def check_destinations(output_dir, images: dict, with_report=True, passes=1):
   """InputError for an output of `images` ({participant: [Image]}) that a symbolic link
   inside OUTPUT_DIR leads out of it (into the raw dataset, say: every file is written
   inside OUTPUT_DIR's resolved folder), or, while OUTPUT_DIR holds no
   dataset_description.json yet (it is not this pipeline's: nothing in it is a derivative
   to resume), that is a file there already: no file is replaced unasked."""
   paths = [path for of_participant in images.values() for image in of_participant
-           for path in (output_path(output_dir, image), sidecar_path(output_dir, image))]
+           for label in descriptions(passes)
+           for path in (output_path(output_dir, image, label),
+                        sidecar_path(output_dir, image, label))]
   paths += [report_path(output_dir, p) for p in images] if with_report else []
   for path in paths:
     if not destinations.inside(path, output_dir):
@@ -148,21 +168,46 @@ def write_description(output_dir, weights_record, settings: dict):
     pass
 
 
-def sidecar(image: Image, output, bids_root, weights_record, command) -> dict:
+def sidecar(image: Image, output, bids_root, weights_record, command, domain=(),
+            passes=1) -> dict:
   """The sidecar of one output: its source, the weights, their acquisition and checksum,
-  the grid change and the command."""
+  the grid change, the command, how its input lies against the weights' training domain
+  (infer/trust.py: its warnings, [] for none) and, with test-time augmentation, the passes
+  and the uncertainty map."""
   source = os.path.relpath(image.path, bids_root)
-  return {"Description": "T1w image super-resolved by mDCSRN",
-          "Sources": [f"bids:raw:{source}"],
-          "SourceFile": image.path,
-          "Weights": {key: weights_record[key] for key in
-                      ("file", "sha256", "model", "shipped_as", "phase", "steps")},
-          "Acquisition": weights_record["acquisition"],
-          "GridChange": provenance.grid_change(image.path, output),
-          "CommandLine": command}
+  found = {"Description": "T1w image super-resolved by mDCSRN",
+           "Sources": [f"bids:raw:{source}"],
+           "SourceFile": image.path,
+           "Weights": {key: weights_record[key] for key in
+                       ("file", "sha256", "model", "shipped_as", "phase", "steps")},
+           "Acquisition": weights_record["acquisition"],
+           "GridChange": provenance.grid_change(image.path, output),
+           "TrainingDomain": list(domain),
+           "CommandLine": command}
+  if passes > 1:
+    found["TestTimeAugmentation"] = {
+        "Passes": passes, "Output": "mean of the passes, each mapped back",
+        "Uncertainty": os.path.basename(output_path("", image, UNCERTAINTY))}
+  return found
 
 
-def write_sidecar(output_dir, image, bids_root, weights_record, command):
+def recorded_domain(output_dir, image: Image):
+  """What the image's sidecar records of its input against the training domain (None for
+  a sidecar from before it)."""
+  found = read_json(sidecar_path(output_dir, image), "sidecar", missing_ok=True)
+  return found.get("TrainingDomain") if isinstance(found, dict) else None
+
+
+def write_sidecars(output_dir, image, bids_root, weights_record, command, domain=(), passes=1):
+  """The sidecars of an image's outputs, the uncertainty map's first."""
   output = output_path(output_dir, image)
-  text = json.dumps(sidecar(image, output, bids_root, weights_record, command), indent=2)
+  if passes > 1:
+    text = json.dumps({"Description": f"per-voxel standard deviation of the {passes} "
+                                      "test-time augmentation passes whose mean is the "
+                                      "desc-mdcsrn image, in its intensity units",
+                       "Sources": [f"bids:raw:{os.path.relpath(image.path, bids_root)}"],
+                       "Passes": passes}, indent=2)
+    write_text_atomically(sidecar_path(output_dir, image, UNCERTAINTY), text + "\n")
+  text = json.dumps(sidecar(image, output, bids_root, weights_record, command, domain, passes),
+                    indent=2)
   write_text_atomically(sidecar_path(output_dir, image), text + "\n")

@@ -30,7 +30,7 @@ import numpy as np
 
 import tensorflow as tf
 
-from mdcsrn_tf.data import manifest
+from mdcsrn_tf.data import manifest, transforms
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data.volume_store import HR, LR, VolumeStore, corner_stride
 from mdcsrn_tf.errors import InputError
@@ -84,13 +84,10 @@ def _pad_to_patch(pair, patch_size):
 
 
 def augment(pair, draws, swap_axes):
-  """One of the 16 acquisition-keeping transforms of a [C, P, P, P] stack, chosen by
-  `draws` (4 uniforms in [0, 1)): swap `swap_axes` (two axes with equal factors; None:
-  never), then flip each spatial axis."""
-  if draws[0] < 0.5 and swap_axes is not None:
-    pair = np.swapaxes(pair, 1 + swap_axes[0], 1 + swap_axes[1])
-  flips = [1 + axis for axis in range(3) if draws[1 + axis] < 0.5]
-  return np.flip(pair, flips) if flips else pair
+  """One of the 16 acquisition-keeping transforms (data/transforms.py) of a [C, P, P, P]
+  stack, chosen by `draws` (4 uniforms in [0, 1)): swap `swap_axes` (two axes with equal
+  factors; None: never), then flip each spatial axis."""
+  return transforms.drawn(draws, swap_axes).apply(pair, first_axis=1)
 
 
 class PatchStream:

@@ -10,7 +10,8 @@ are not the same file any more (their SHA-256 is part of the record): its subjec
 scored again. At the end OUT_DIR/summary.json holds the settings and the mean and std per
 method. A subject scored here that is one of the training or validation volumes a network's
 model card records (by name, resolved path or content: a copy under another name or at
-another path too) is named in a warning: its figures are not held-out figures. A network
+another path too) is named in a warning: its figures are not held-out figures; so is one
+unlike the inputs the network's card says it trained on (infer/trust.py). A network
 whose output has NaN or Inf voxels stops the run with one line naming the subject and the
 weights: no figure is made of it.
 """
@@ -20,7 +21,7 @@ import sys
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import cli, destinations, paper
-from mdcsrn_tf.data import manifest, naming
+from mdcsrn_tf.data import manifest, naming, nifti
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
 
@@ -151,6 +152,23 @@ def seen_in_training(scored, weight_paths) -> list:
           for subject, found in seen.among(weights.read_card(path), scored)]
 
 
+def outside_domain(scored, cards) -> list:
+  """Warnings, one per (network, subject, finding): a subjects.Subject unlike the inputs the
+  network's model card says it trained on (infer/trust.py). Its input is the subject
+  degraded as training degraded its volumes, so the removed band is not compared."""
+  from mdcsrn_tf.infer import trust
+
+  checked = {name: card for name, card in cards.items() if card.training_domain.get("volumes")}
+  lines = []
+  for subject in scored if checked else ():
+    volume, image = nifti.load_volume(subject.path)
+    for method, card in checked.items():
+      lines += [f"warning: {method}: {found}" for found in trust.findings(
+          subject.path, volume, image, (1, 1, 1), card.training_domain, card.acquisition,
+          removed_band=False)]
+  return lines
+
+
 def method_identities(baselines, weight_paths) -> dict:
   """{method: what identifies it}: a network by its weights' SHA-256, never by their path."""
   from mdcsrn_tf import weights
@@ -176,7 +194,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
     manifest.check_sizes(manifest.split_entries(options.manifest, options.split), factor)
   scored = (subjects.manifest_subjects(options.manifest, options.split) if options.manifest
             else subjects.file_subjects(options.volumes, masks=options.masks))
-  for warning in seen_in_training(scored, weight_paths):
+  for warning in seen_in_training(scored, weight_paths) + outside_domain(scored, cards):
     print(one_line(warning), file=sys.stderr)
   settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),

@@ -75,7 +75,7 @@ def _merge_tile(output, tile_output, plans, tile_index):
 
 
 def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN, batch=1,
-                  progress=True, jit_compile=False):
+                  progress=True, jit_compile=False, desc="super-resolve"):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
@@ -83,7 +83,8 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   with NaN or Inf voxels raises errors.NonFiniteOutput: every caller, whether it writes a
   file or a figure, stops there. `tile` is
   one edge or one per axis (auto_plan chooses them from a memory budget). `batch`
-  windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles;
+  windows run at once (memory grows with it); `progress` shows a tqdm bar over tiles,
+  labelled `desc`;
   `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
   docs/performance.md). A call that computes fewer than FUSED_MIN_VOXELS runs the pass
   without its fused kernels: the same arithmetic to float round-off.
@@ -98,7 +99,7 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   forward = forward_function(model, jit_compile, fused=planned_voxels(plans) >= FUSED_MIN_VOXELS)
   output = np.empty_like(volume)
   pending = iter(tile_indices)
-  with tqdm(total=len(tile_indices), unit="tile", desc="super-resolve", disable=not progress,
+  with tqdm(total=len(tile_indices), unit="tile", desc=desc, disable=not progress,
             leave=False) as bar:
     for windows in _window_dataset(volume, plans, batch):
       for tile_output in forward(windows).numpy()[..., 0]:

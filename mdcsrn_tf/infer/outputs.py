@@ -20,9 +20,14 @@ OUT_LAYOUTS = ("names", "mirror")
 GLOB_CHARACTERS = frozenset("*?[")
 
 
+def _tagged(name, tag) -> str:
+  """NAME.nii.gz -> NAME<tag>.nii.gz (.nii alike)."""
+  name = os.fspath(name)
+  return f"{naming.strip_nifti_suffix(name)}{tag}{naming.nifti_suffix(name)}"
+
+
 def _sr_name(name) -> str:
-  """NAME.nii.gz -> NAME_sr.nii.gz (.nii alike)."""
-  return f"{naming.strip_nifti_suffix(name)}_sr{naming.nifti_suffix(name)}"
+  return _tagged(name, "_sr")
 
 
 def _nifti_files(folder, recursive):
@@ -34,6 +39,19 @@ def _nifti_files(folder, recursive):
     found += [os.path.join(root, n) for n in names
               if nifti.is_nifti_path(n) and not n.startswith(".")]
   return sorted(found)
+
+
+def uncertainty_path(output) -> str:
+  """Where test-time augmentation's uncertainty map of `output` goes: beside it, _uncertainty
+  before the suffix (sr.nii.gz -> sr_uncertainty.nii.gz)."""
+  return _tagged(output, "_uncertainty")
+
+
+def with_uncertainty(pairs, passes=1) -> tuple:
+  """(`pairs` and, with test-time augmentation (`passes` > 1), each input with its output's
+  uncertainty map: every path to check and write; {output: its uncertainty map})."""
+  maps = {output: uncertainty_path(output) for _, output in pairs} if passes > 1 else {}
+  return list(pairs) + [(source, maps[output]) for source, output in pairs if maps], maps
 
 
 def expand_inputs(paths, recursive=False) -> list:

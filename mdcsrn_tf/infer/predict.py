@@ -21,9 +21,9 @@ import numpy as np
 
 from mdcsrn_tf import cli, hardware, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
-from mdcsrn_tf.data import intensity, naming, nifti
+from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
-from mdcsrn_tf.infer import outputs, report
+from mdcsrn_tf.infer import outputs, report, trust
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -64,6 +64,12 @@ class PredictOptions:
       before checksums); otherwise they are refused.
     report: PATH.html: a QC report of the run (slices of every input and output, the
       grids, the weights and their held-out figures), self-contained.
+    tta: test-time augmentation: the network on N (1-16) of the transforms that keep the
+      acquisition (flips, the swap of two axes with equal factors), the output their mean,
+      their per-voxel standard deviation written beside it (mdcsrn-sr: OUTPUT with
+      _uncertainty before the suffix; mdcsrn-bids: desc-uncertainty); N times the time.
+    strict: refuse an input outside the training domain of the weights' card (voxel size,
+      head size, intensities, spectrum) in one error line instead of a warning.
   """
   weights: str | None = None
   gan: bool = False
@@ -81,9 +87,13 @@ class PredictOptions:
   overwrite: bool = False
   unverified_weights: bool = False
   report: str | None = None
+  tta: int = 1
+  strict: bool = False
 
   def __post_init__(self):
-    cli.require_at_least(self, margin=0, batch=1, memory_limit=1)
+    cli.require_at_least(self, margin=0, batch=1, memory_limit=1, tta=1)
+    if self.tta > transforms.MOST:
+      raise InputError(f"--tta is at most {transforms.MOST} (the transforms), got {self.tta}")
     cli.int_or_word(self, "tile", "auto")
     check_grid_flags(self.scale, self.target_voxel)
     if self.out_layout not in outputs.OUT_LAYOUTS:
@@ -104,19 +114,22 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   inputs = [input_path for input_path, _ in pairs]
   weights_path = weights_to_use(options.weights, options.gan)
   acquisition = trained_acquisition(weights_path, options.model)
-  for input_path, _ in pairs:
-    check_input(input_path, options.scale, options.target_voxel, acquisition, weights_path)
-  outputs.refuse_existing(pairs, options.overwrite, options.out_dir)
+  trained, found = trust.screen(inputs, lambda path: check_input(
+      path, options.scale, options.target_voxel, acquisition, weights_path), weights_path,
+                                options.model, acquisition)
+  everything, maps = outputs.with_uncertainty(pairs, options.tta)
+  outputs.refuse_existing(everything, options.overwrite, options.out_dir)
   if options.out_dir is not None:
     note = naming.naming_note(inputs, naming.subject_names(inputs))
     if note and options.out_layout == "names":
       print(one_line(f"{note}; outputs in {options.out_dir}"), file=sys.stderr)
   with outputs.output_folders(pairs if options.out_dir is not None else ()):
-    for _, output_path in pairs:
+    for _, output_path in everything:
       nifti.check_output_path(output_path, inputs=inputs)
     if options.report:
-      report.check_report_path(options.report, [path for pair in pairs for path in pair],
+      report.check_report_path(options.report, [path for pair in everything for path in pair],
                                options.overwrite)
+    trust.announce(found, options.strict, weights_path)
     model, card = load_model(weights_path, options.model,
                              allow_unverified=options.unverified_weights)
     written = []
@@ -126,9 +139,11 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
           options.margin, options.batch, options.scale, options.target_voxel,
           progress=sys.stderr.isatty(),  # a bar for a person, not a log
           jit_compile=options.jit_compile, acquisition=card.acquisition,
-          weights_name=weights_path, memory_limit=options.memory_limit))
+          weights_name=weights_path, memory_limit=options.memory_limit, passes=options.tta,
+          uncertainty_path=maps.get(output_path)))
   if options.report:
-    report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report")
+    report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report",
+                        findings=trust.recorded(found, trained), uncertainty=maps)
   return written
 
 
@@ -239,29 +254,29 @@ def load_input(path, scale=None, target_voxel=None, acquisition: Acquisition = P
 def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=paper.MARGIN,
                        batch=1, scale=None, target_voxel=None, progress=True, jit_compile=False,
                        acquisition: Acquisition = PAPER, weights_name="the weights",
-                       memory_limit=None):
+                       memory_limit=None, passes=1, uncertainty_path=None):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input); a
   coarser scan goes on the HR grid as the model's `acquisition` says, and only by the
   factors it names. `tile` None
   plans the tiles and batch from `memory_limit` MiB (inference.auto_plan); with a tile
   edge, `memory_limit` (if given) sets the batch. A network output with NaN or Inf voxels
-  is an InputError naming the input and `weights_name`, and nothing is written."""
-  from mdcsrn_tf.infer import inference
+  is an InputError naming the input and `weights_name`, and nothing is written. `passes` >
+  1 is test-time augmentation (infer/tta.py): the output is the passes' mean, and their
+  standard deviation goes to `uncertainty_path`, written first."""
+  from mdcsrn_tf.infer import tta
 
   nifti.check_output_path(output_path, inputs=[input_path])
   volume, image, to_input = load_input(input_path, scale, target_voxel, acquisition)
   normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
-  if tile is None:
-    tile, batch = inference.auto_plan(
-        model, volume.shape, margin, (memory_limit or inference.DEFAULT_MEMORY_MIB) * 2**20)
-  elif memory_limit:
-    batch = inference.batch_for_memory(model, memory_limit * 2**20, tile, margin)
   try:
-    sr = inference.super_resolve(model, normalised, tile=tile, margin=margin, batch=batch,
-                                 progress=progress, jit_compile=jit_compile)
+    sr, spread = tta.super_resolve(model, normalised, tile, margin, batch, memory_limit, passes,
+                                   acquisition.swap_axes, progress, jit_compile)
   except NonFiniteOutput as error:
     raise InputError(f"{input_path}: {error} with weights {weights_name} (corrupted or "
                      f"diverged weights); nothing written") from None
+  if spread is not None and uncertainty_path:  # in the input's units, as the output
+    nifti.save_volume(spread * np.float32(mapping.scale), uncertainty_path, image,
+                      to_reference=to_input, inputs=[input_path])
   nifti.save_volume(intensity.denormalise(sr, mapping), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path

@@ -7,7 +7,10 @@ all on the output's grid at the same physical scale (PIXELS_PER_MM; the input sh
 its own voxels, nearest neighbour, so a coarser input looks coarse); the difference is the
 output less the input interpolated linearly onto the output's grid. Each panel shows voxel
 axes (p, q) of its plane with p to the right and q upward, labelled with their world
-directions. Then the grids, the weights with their held-out figures, and the command.
+directions. With test-time augmentation the uncertainty map's slice (the passes' standard
+deviation) stands beside the output's. Each input's place against the weights' training
+domain (infer/trust.py) is stated above its slices, its warnings in red. Then the grids,
+the weights with their held-out figures, and the command.
 """
 import base64
 import dataclasses
@@ -87,8 +90,9 @@ def _zoom_box(centre, shape2d):
   return tuple(slice(b, b + s) for b, s in zip(starts, sizes))
 
 
-def plane_panels(source, output, source_affine, output_affine, voxel_mm):
-  """{plane: (voxel index, box, [Panel])}: the five panels of each of the three planes."""
+def plane_panels(source, output, source_affine, output_affine, voxel_mm, uncertainty=None):
+  """{plane: (voxel index, box, [Panel])}: the five panels of each of the three planes, six
+  with test-time augmentation's `uncertainty` map (on the output's grid) beside the output."""
   from scipy import ndimage  # pylint: disable=import-outside-toplevel
 
   to_source = np.linalg.solve(source_affine, output_affine)
@@ -97,6 +101,8 @@ def plane_panels(source, output, source_affine, output_affine, voxel_mm):
     centre = (np.array(output.shape) - 1) / 2
   centre = np.round(centre).astype(int)
   top = float(np.percentile(source, WINDOW_PERCENTILE)) or 1.0
+  if uncertainty is not None:
+    spread_top = float(np.percentile(uncertainty, WINDOW_PERCENTILE)) or 1.0
   planes = {}
   for plane in range(3):
     axes = [a for a in range(3) if a != plane]
@@ -118,6 +124,10 @@ def plane_panels(source, output, source_affine, output_affine, voxel_mm):
         Panel("output, zoomed", _upward(shown[box]), *box_mm, "gray", (0, top)),
         Panel("output - input", _upward(difference), width, height, "RdBu_r",
               (-spread, spread))])
+    if uncertainty is not None:
+      planes[plane][2].insert(2, Panel(
+          "uncertainty (std of the passes)", _upward(np.take(uncertainty, index, axis=plane)),
+          width, height, "magma", (0, spread_top)))
   return planes
 
 
@@ -169,11 +179,23 @@ def _figure(panel: Panel, box=None, shape2d=None) -> str:
           f"<figcaption>{html.escape(panel.title)}</figcaption></figure>")
 
 
-def _pair_section(input_path, output_path) -> str:
+def _domain_paragraphs(findings) -> list:
+  """What the run found of the input against the weights' training domain (infer/trust.py;
+  None: not recorded)."""
+  if findings is None:
+    return []
+  if not findings:
+    return ["<p>training domain: inside it (voxel size, head size, intensities, spectrum)</p>"]
+  return [f'<p class="warning">training domain: {html.escape(line)}</p>' for line in findings]
+
+
+def _pair_section(input_path, output_path, findings=None, uncertainty_path=None) -> str:
   from mdcsrn_tf.data import nifti  # pylint: disable=import-outside-toplevel
 
   source, source_image = nifti.load_volume(input_path)
   output, output_image = nifti.load_volume(output_path)
+  uncertainty = (nifti.load_volume(uncertainty_path)[0]
+                 if uncertainty_path and os.path.isfile(uncertainty_path) else None)
   change = provenance.grid_change(input_path, output_path)
   voxel_mm = change["output"]["voxel_mm"]
   directions = nib.aff2axcodes(output_image.affine)
@@ -183,8 +205,10 @@ def _pair_section(input_path, output_path) -> str:
                   [(name, os.fspath(path), change[name]["shape"], change[name]["voxel_mm"],
                     change[name]["orientation"])
                    for name, path in (("input", input_path), ("output", output_path))]),
-           f"<p>grid change per axis: {html.escape(_text(change['factors']))}</p>"]
-  planes = plane_panels(source, output, source_image.affine, output_image.affine, voxel_mm)
+           f"<p>grid change per axis: {html.escape(_text(change['factors']))}</p>",
+           *_domain_paragraphs(findings)]
+  planes = plane_panels(source, output, source_image.affine, output_image.affine, voxel_mm,
+                        uncertainty)
   for plane, (index, box, panels) in planes.items():
     axes = [a for a in range(3) if a != plane]
     shape2d = tuple(output.shape[a] for a in axes)
@@ -221,12 +245,16 @@ def _weights_section(record) -> str:
   return "\n".join(parts)
 
 
-def write_report(path, pairs, weights_path, title, command=None) -> str:
+def write_report(path, pairs, weights_path, title, command=None, findings=None,
+                 uncertainty=None) -> str:
   """Writes the report of `pairs` [(input, output)] super-resolved with `weights_path` to
-  PATH.html, atomically; returns PATH."""
+  PATH.html, atomically; returns PATH. `findings` {input: lines} says how each input lies
+  against the weights' training domain, `uncertainty` {output: its uncertainty map}."""
   record = provenance.weights_record(weights_path)
+  findings, uncertainty = findings or {}, uncertainty or {}
   body = [f"<h1>{html.escape(title)}</h1>", _weights_section(record)]
-  body += [_pair_section(source, output) for source, output in pairs]
+  body += [_pair_section(source, output, findings.get(source), uncertainty.get(output))
+           for source, output in pairs]
   body += ["<h2>Command</h2>",
            f"<pre>{html.escape(command or provenance.command_line())}</pre>"]
   page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -15,7 +15,9 @@ REQUIRED_GAIN_DB above the bicubic baseline and SSIM above it; GAN weights withi
 GAN_TOLERANCE_DB PSNR of the shipped L1 weights of the same network; unless `below_bar`
 asks to ship them with the misses as the card's warning. Weights whose output has NaN or
 Inf voxels are refused whatever `below_bar` says: no figure is made of them. The card
-written names no path of the machine (`portable`).
+written names no path of the machine (`portable`); it keeps the training domain training
+recorded, and a card from before that gets it from its training volumes
+(data/domain.of_training) when its data set manifest can be read here.
 
 The weights and their card go to the folder `--out` names, as MODEL_KIND (`b1u8_l1`,
 `b4u4_gan`: the names of weights/, one per row of the paper's tables); the package's shipped
@@ -30,7 +32,7 @@ import time
 
 from mdcsrn_tf import cli, destinations, files, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
-from mdcsrn_tf.data import manifest, nifti
+from mdcsrn_tf.data import domain, manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
 from mdcsrn_tf.weights import seen
 
@@ -277,6 +279,9 @@ def release(options: ReleaseOptions, log=print) -> str:
                      f"{dataset}: {'; '.join(shortfalls)}; nothing written (--below_bar "
                      "ships them with these misses as the card's warning)")
   warning = f"below the project's bar: {'; '.join(shortfalls)}" if shortfalls else ""
+  if not card.training_domain:  # a card from before it: its training volumes', when here
+    card = dataclasses.replace(card, training_domain=domain.of_training(
+        card.dataset, card.subjects.get("train"), card.acquisition, log=log))
   card = portable(dataclasses.replace(card, held_out=held_out, shipped_as=options.kind,
                                       note=note, warning=warning))
   if options.replace_shipped:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from mdcsrn_tf import hardware, weights
 from mdcsrn_tf.errors import NonFiniteOutput
-from mdcsrn_tf.data import pipeline, volume_store
+from mdcsrn_tf.data import domain, pipeline, volume_store
 from mdcsrn_tf.train import checkpoints as run_checkpoints
 from mdcsrn_tf.train import networks as networks_lib
 from mdcsrn_tf.train import schedule, steps, validation
@@ -161,7 +161,8 @@ def train(config: TrainConfig) -> ModelCard | None:
       resumed_from_step=start_step,
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
-      subjects=validator.subjects(), validation=last_metrics)
+      subjects=validator.subjects(), validation=last_metrics,
+      training_domain=domain.of_split(config.dataset, "train", data_config.store(tqdm.write)))
   export_path = weights.exported_generator(config.workdir)
   os.makedirs(os.path.dirname(export_path), exist_ok=True)
   weights.save_generator(networks.generator, export_path, card)

