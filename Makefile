@@ -8,7 +8,8 @@ TF_PACKAGE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'tensorflow[
 # order.
 PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
-.PHONY: venv samples browser test demo bench tables-train tables-release clean-venv
+.PHONY: venv samples browser test demo bench tables-train tables-release default-train \
+	default-state clean-venv
 
 venv: $(VENV)/.installed
 
@@ -66,6 +67,32 @@ tables-release: samples
 	  case $$run in *_gan) kind=gan ;; *) kind=l1 ;; esac; \
 	  $(PY) -m mdcsrn_tf.release --weights=$(TABLES_RUNS)/$$run --kind=$$kind \
 	    --replace_shipped --below_bar || exit 1; \
+	done
+
+# The default weights (docs/training.md#the-default-weights): b4u4 on the whole heads with
+# the recipe benchmarks/recipe_search.py chose (flags/cpu_default/), into runs/default/<run>;
+# resumable. A workdir without checkpoints starts from the run's state in training_state/
+# when there is one: the newest checkpoint, which default-state copies there to be
+# committed, so that a run outlives the machine it ran on.
+DEFAULT_RUNS ?= runs/default
+default-train: samples
+	for run in b4u4_l1; do \
+	  if [ ! -e $(DEFAULT_RUNS)/$$run/checkpoints/checkpoint ] && [ -d training_state/$$run ]; then \
+	    mkdir -p $(DEFAULT_RUNS)/$$run && cp -r training_state/$$run $(DEFAULT_RUNS)/$$run/checkpoints; \
+	  fi; \
+	  $(PY) -m mdcsrn_tf.train --flagfile=flags/cpu_default/$${run#b4u4_}.cfg \
+	    --workdir=$(DEFAULT_RUNS)/$$run || exit 1; \
+	done
+
+default-state:
+	for run in b4u4_l1; do \
+	  from=$(DEFAULT_RUNS)/$$run/checkpoints; [ -e $$from/checkpoint ] || continue; \
+	  newest=$$(sed -n 's/^model_checkpoint_path: "\(.*\)"$$/\1/p' $$from/checkpoint); \
+	  rm -rf training_state/$$run.new && mkdir -p training_state/$$run.new && \
+	  cp $$from/$$newest.* training_state/$$run.new/ && \
+	  printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' $$newest $$newest \
+	    > training_state/$$run.new/checkpoint && \
+	  rm -rf training_state/$$run && mv training_state/$$run.new training_state/$$run || exit 1; \
 	done
 
 clean-venv:

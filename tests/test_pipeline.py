@@ -132,3 +132,24 @@ def test_bad_manifest_and_empty_split_are_input_errors(tmp_path):
     next(pipeline.volume_pairs(manifest_path, "test", pipeline.PipelineConfig()))
   with pytest.raises(InputError, match="placement"):
     pipeline.PipelineConfig(acquisition=Acquisition(placement="bicubic"))
+
+
+def test_darker_patches_scale_lr_and_hr_by_one_factor_within_the_range(tmp_path):
+  manifest_path = make_dataset(tmp_path, {"head": HEAD})
+  plain = pipeline.PipelineConfig(patch_size=12, batch_size=4, seed=3, patches_per_volume=4,
+                                  shuffle_patches=1)
+  darker = pipeline.PipelineConfig(patch_size=12, batch_size=4, seed=3, patches_per_volume=4,
+                                   shuffle_patches=1, min_intensity_scale=0.3)
+  factors = []
+  for (lr, hr), (dark_lr, dark_hr) in zip(take(manifest_path, plain, 3),
+                                          take(manifest_path, darker, 3)):
+    for k in range(len(hr)):
+      factor = float(np.sum(dark_hr[k] * hr[k]) / np.sum(hr[k] * hr[k]))  # least squares
+      # one float32 product per voxel: a relative error of at most float32's half ulp
+      np.testing.assert_allclose(dark_hr[k], factor * hr[k], rtol=2**-23, atol=2**-24)
+      np.testing.assert_allclose(dark_lr[k], factor * lr[k], rtol=2**-23, atol=2**-24)
+      factors.append(factor)
+  assert 0.3 - 1e-6 <= min(factors) and max(factors) <= 1 + 1e-6
+  assert len({round(f, 4) for f in factors}) == len(factors)  # a new factor every patch
+  with pytest.raises(InputError, match="min_intensity_scale"):
+    pipeline.PipelineConfig(min_intensity_scale=0)

@@ -46,6 +46,8 @@ class PipelineConfig:
     acquisition: how the network input is made from HR (acquisition.Acquisition).
     seed: seeds the visit order, the patches and the shuffle.
     augment: random plane-keeping flips and swaps of the patches.
+    min_intensity_scale: each patch pair is multiplied by a factor drawn log-uniformly
+      from [min_intensity_scale, 1] (1: never scaled; see intensity_scales).
     min_foreground: the fraction of head a patch needs.
     patches_per_volume: patches cut per visit of a volume.
     parallel_volumes: visits prepared at once.
@@ -58,6 +60,7 @@ class PipelineConfig:
   acquisition: Acquisition = PAPER
   seed: int = 0
   augment: bool = True
+  min_intensity_scale: float = 1.0
   min_foreground: float = 0.5
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -66,6 +69,9 @@ class PipelineConfig:
   memory_volumes: int = 0
 
   def __post_init__(self):
+    if not 0 < self.min_intensity_scale <= 1:
+      raise InputError(f"min_intensity_scale must be within (0, 1], got "
+                       f"{self.min_intensity_scale}")
     if min(self.patch_size, self.batch_size, self.patches_per_volume, self.parallel_volumes,
            self.shuffle_patches) < 1 or self.memory_volumes < 0 or self.seed < 0:
       raise InputError("patch_size, batch_size, patches_per_volume, parallel_volumes and "
@@ -88,6 +94,14 @@ def augment(pair, draws, swap_axes):
   stack, chosen by `draws` (4 uniforms in [0, 1)): swap `swap_axes` (two axes with equal
   factors; None: never), then flip each spatial axis."""
   return transforms.drawn(draws, swap_axes).apply(pair, first_axis=1)
+
+
+def intensity_scales(rng, count, lowest) -> np.ndarray:
+  """`count` factors drawn log-uniformly from [lowest, 1]. Volumes are divided by their
+  maximum (data/intensity.py), and one bright outlier voxel leaves a scanned head darker
+  than an average of many heads, whose maxima are smoothed away; k-space degradation is
+  linear, so a pair scaled alike is still a true (LR, HR) pair, of a darker head."""
+  return np.exp(rng.uniform(np.log(lowest), 0.0, count)).astype(np.float32)
 
 
 class PatchStream:
@@ -141,6 +155,10 @@ class PatchStream:
       if config.augment:
         patch = augment(patch, rng.random(4), config.acquisition.swap_axes)
       lr[k, ..., 0], hr[k, ..., 0] = patch[LR], patch[HR]
+    if config.min_intensity_scale < 1:
+      scales = intensity_scales(rng, config.patches_per_volume, config.min_intensity_scale)
+      lr *= scales[:, None, None, None, None]
+      hr *= scales[:, None, None, None, None]
     return lr, hr
 
   def _cut_recording_failures(self, visit, entry_index):

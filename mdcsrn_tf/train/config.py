@@ -45,6 +45,8 @@ class TrainConfig:
     factor: the older spelling of --factors: this factor along the two --plane_axes.
     plane_axes: with --factor, the two axes it applies to (default 0,1).
     augment: random plane-keeping flips and swaps of training patches.
+    min_intensity_scale: multiply each training patch pair by a factor drawn log-uniformly
+      from [this, 1], as if the head were darker after its normalisation (1: off).
     min_foreground: the fraction of a training patch that must be head (voxels above the
       data pipeline's foreground level); 0 cuts patches anywhere in the volume.
     patches_per_volume: patches cut from a volume per visit.
@@ -99,6 +101,7 @@ class TrainConfig:
   factor: int | None = None
   plane_axes: tuple[int, ...] | None = None
   augment: bool = True
+  min_intensity_scale: float = 1.0
   min_foreground: float = 0.5
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -169,6 +172,8 @@ class TrainConfig:
          "--memory_cache_volumes and --seed must be >= 0"),
         (all(math.isfinite(x) and x > 0 for x in (self.generator_lr, self.critic_lr)),
          f"learning rates must be finite and > 0, got {self.generator_lr}, {self.critic_lr}"),
+        (0 < self.min_intensity_scale <= 1,
+         f"--min_intensity_scale must be within (0, 1], got {self.min_intensity_scale}"),
         (0 <= self.min_foreground <= 1,
          f"--min_foreground must be within [0, 1], got {self.min_foreground}"),
         (self.adversarial_weight >= 0 and self.gp_weight >= 0,

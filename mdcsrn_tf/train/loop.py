@@ -174,7 +174,8 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
   return pipeline.PipelineConfig(
       patch_size=config.patch_size, batch_size=config.batch_size,
       acquisition=config.acquisition, seed=seed,
-      augment=config.augment, min_foreground=config.min_foreground,
+      augment=config.augment, min_intensity_scale=config.min_intensity_scale,
+      min_foreground=config.min_foreground,
       patches_per_volume=config.patches_per_volume,
       parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
       cache_dir=(config.cache_dir or volume_store.default_cache_dir()) if config.disk_cache
