@@ -162,7 +162,10 @@ def train(config: TrainConfig) -> ModelCard | None:
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
       subjects=validator.subjects(), validation=last_metrics,
-      training_domain=domain.of_split(config.dataset, "train", data_config.store(tqdm.write)))
+      # Degraded in memory: the profile reads up to domain.MAX_VOLUMES volumes, and a short
+      # run on a large data set must not fill the disk cache with volumes it never trained on.
+      training_domain=domain.of_split(config.dataset, "train",
+                                      volume_store.VolumeStore(config.acquisition)))
   export_path = weights.exported_generator(config.workdir)
   os.makedirs(os.path.dirname(export_path), exist_ok=True)
   weights.save_generator(networks.generator, export_path, card)
