@@ -16,7 +16,7 @@ import pytest
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf import weights
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import inference, predict
+from mdcsrn_tf.infer import inference, predict, weights_choice
 from mdcsrn_tf.weights import card as cards
 from mdcsrn_tf.weights.card import ModelCard
 from mdcsrn_tf.models import build_model
@@ -124,9 +124,9 @@ def test_scale_interpolates_as_the_weights_were_trained(tmp_path, write_nifti):
   keras.utils.set_random_seed(6)
   base = weights.save_generator(build_model("b2u4", identity_init=False), tmp_path / "zf",
                                 ModelCard("b2u4", acquisition=Acquisition(placement="zero_filled")))
-  model, card = predict.load_model(base)
+  model, card = weights_choice.load_model(base)
   assert card.acquisition.placement == "zero_filled"
-  assert predict.load_model(tmp_path / "zf.weights.h5", "b2u4")[1].acquisition == card.acquisition
+  assert weights_choice.load_model(tmp_path / "zf.weights.h5", "b2u4")[1].acquisition == card.acquisition
   small = (np.random.default_rng(7).random((10, 13, 17)) * 100 + 50).astype(np.float32)
   lowres = write_nifti(small, "lowres.nii.gz", affine=AFFINE @ np.diag([2.0, 2.0, 1.0, 1.0]))
   out = predict.super_resolve_file(lowres, tmp_path / "sr.nii.gz", model, tile=16,
@@ -282,6 +282,6 @@ def test_a_cards_warning_is_printed_before_the_output(tmp_path, scan, generator_
 def test_weights_shipped_with_the_package_are_named_by_their_name(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # no file of that name here
   for name in weights.shipped_names():
-    model, card = predict.load_model(name)
+    model, card = weights_choice.load_model(name)
     assert f"{card.model}_{card.shipped_as}" == name
-    assert predict.trained_acquisition(predict.weights_to_use(name)) == card.acquisition
+    assert weights_choice.trained_acquisition(weights_choice.weights_to_use(name)) == card.acquisition

@@ -15,7 +15,7 @@ import sys
 from mdcsrn_tf import cli, destinations
 from mdcsrn_tf.bids import derivatives, layout
 from mdcsrn_tf.errors import InputError, one_line
-from mdcsrn_tf.infer import predict, provenance, report, trust
+from mdcsrn_tf.infer import predict, provenance, report, trust, weights_choice
 
 ANALYSIS_LEVELS = ("participant",)
 
@@ -69,7 +69,7 @@ def plan(options: BidsOptions, arguments):
                      f"{', '.join(ANALYSIS_LEVELS)}")
   images = layout.find_t1w(bids_dir, options.participant_label, options.session_label)
   root = layout.check_dataset(bids_dir)
-  weights_path = predict.weights_to_use(options.weights, options.gan)
+  weights_path = weights_choice.weights_to_use(options.weights, options.gan)
   from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
 
   weights_file = weights.base_path(weights_path) + weights.WEIGHTS_SUFFIX
@@ -82,7 +82,7 @@ def plan(options: BidsOptions, arguments):
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report, options.tta)}
   todo = {p: found for p, found in images.items() if p not in done}
-  acquisition = predict.trained_acquisition(weights_path, options.model)
+  acquisition = weights_choice.trained_acquisition(weights_path, options.model)
   trained, found = trust.screen(
       [image.path for images in todo.values() for image in images],
       lambda path: predict.check_input(path, options.scale, options.target_voxel, acquisition,
@@ -100,8 +100,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   if not todo:
     return []
   settings = options.predict_options()
-  weights_path = predict.weights_to_use(settings.weights, settings.gan)
-  model, card = predict.load_model(weights_path, settings.model)
+  weights_path = weights_choice.weights_to_use(settings.weights, settings.gan)
+  model, card = weights_choice.load_model(weights_path, settings.model)
   record = provenance.weights_record(weights_path)
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)

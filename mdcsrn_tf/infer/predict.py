@@ -24,6 +24,7 @@ from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.infer import outputs, report, trust
+from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -280,36 +281,3 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   nifti.save_volume(intensity.denormalise(sr, mapping), output_path, image, to_reference=to_input,
                     inputs=[input_path])
   return output_path
-
-
-def weights_to_use(weights_path=None, gan=False):
-  """The weights the user named (a path, or shipped weights by name), or the shipped b4u4
-  L1 (or GAN) ones."""
-  from mdcsrn_tf import weights
-
-  if weights_path:
-    return weights.resolve(weights_path)
-  return weights.default_weights("gan" if gan else "l1")
-
-
-def trained_acquisition(weights_path, model_name=None) -> Acquisition:
-  """The acquisition the weights' card names (the paper's for weights without a card),
-  read before the model loads."""
-  from mdcsrn_tf import weights
-
-  if model_name is not None and not os.path.exists(weights.base_path(weights_path)
-                                                   + weights.CARD_SUFFIX):
-    return PAPER
-  return weights.read_card(weights_path).acquisition
-
-
-def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
-  """(generator, its model card); a warning on stderr when the card says the weights do not
-  meet the project's quality bar."""
-  from mdcsrn_tf import weights
-
-  model, card = weights.load_generator(weights_to_use(weights_path, gan), model_name,
-                                       allow_unverified)
-  if card.warning:
-    print(f"warning: {one_line(card.warning)}", file=sys.stderr)
-  return model, card
