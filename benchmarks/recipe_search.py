@@ -51,6 +51,8 @@ RECIPES = {
     # person's scan darker after its normalisation than the averages training sees
     "darker_0.3": {"min_intensity_scale": 0.3},
     "darker_0.3_head_0.9": {"min_intensity_scale": 0.3, "min_foreground": 0.9},
+    # then: scanner noise, which one person's scan has and the averages do not
+    "darker_0.3_noisy_0.02": {"min_intensity_scale": 0.3, "noise_sigma": 0.02},
 }
 NEVER = 10**7  # --steps of a piece: it ends by signal, never by count
 

@@ -30,7 +30,7 @@ import numpy as np
 
 import tensorflow as tf
 
-from mdcsrn_tf.data import manifest, transforms
+from mdcsrn_tf.data import manifest, noise, transforms
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data.volume_store import HR, LR, VolumeStore, corner_stride
 from mdcsrn_tf.errors import InputError
@@ -46,6 +46,8 @@ class PipelineConfig:
     acquisition: how the network input is made from HR (acquisition.Acquisition).
     seed: seeds the visit order, the patches and the shuffle.
     augment: random plane-keeping flips and swaps of the patches.
+    noise_sigma: each patch pair gets Rician noise of a standard deviation drawn uniformly
+      from [0, noise_sigma] (data/noise.py; 0: none).
     min_intensity_scale: each patch pair is multiplied by a factor drawn log-uniformly
       from [min_intensity_scale, 1] (1: never scaled; see intensity_scales).
     min_foreground: the fraction of head a patch needs.
@@ -61,6 +63,7 @@ class PipelineConfig:
   seed: int = 0
   augment: bool = True
   min_intensity_scale: float = 1.0
+  noise_sigma: float = 0.0
   min_foreground: float = 0.5
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -72,6 +75,10 @@ class PipelineConfig:
     if not 0 < self.min_intensity_scale <= 1:
       raise InputError(f"min_intensity_scale must be within (0, 1], got "
                        f"{self.min_intensity_scale}")
+    if not 0 <= self.noise_sigma < 1:
+      raise InputError(f"noise_sigma must be within [0, 1), got {self.noise_sigma}")
+    if self.noise_sigma:
+      noise.check_acquisition(self.acquisition)
     if min(self.patch_size, self.batch_size, self.patches_per_volume, self.parallel_volumes,
            self.shuffle_patches) < 1 or self.memory_volumes < 0 or self.seed < 0:
       raise InputError("patch_size, batch_size, patches_per_volume, parallel_volumes and "
@@ -159,6 +166,10 @@ class PatchStream:
       scales = intensity_scales(rng, config.patches_per_volume, config.min_intensity_scale)
       lr *= scales[:, None, None, None, None]
       hr *= scales[:, None, None, None, None]
+    if config.noise_sigma:
+      for k, sigma in enumerate(rng.uniform(0.0, config.noise_sigma, config.patches_per_volume)):
+        lr[k, ..., 0], hr[k, ..., 0] = noise.noisy_pair(lr[k, ..., 0], hr[k, ..., 0], sigma,
+                                                        config.acquisition.factors, rng)
     return lr, hr
 
   def _cut_recording_failures(self, visit, entry_index):

@@ -13,6 +13,7 @@ import shutil
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf import models, paper
 from mdcsrn_tf.acquisition import Acquisition
+from mdcsrn_tf.data import noise
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.train.schedule import CRITIC, GENERATOR, CriticSchedule, count_steps
 
@@ -47,6 +48,9 @@ class TrainConfig:
     augment: random plane-keeping flips and swaps of training patches.
     min_intensity_scale: multiply each training patch pair by a factor drawn log-uniformly
       from [this, 1], as if the head were darker after its normalisation (1: off).
+    noise_sigma: add Rician noise to each training patch pair, of a standard deviation drawn
+      uniformly from [0, this] of the normalised maximum (0: none; zero-filled
+      acquisitions only).
     min_foreground: the fraction of a training patch that must be head (voxels above the
       data pipeline's foreground level); 0 cuts patches anywhere in the volume.
     patches_per_volume: patches cut from a volume per visit.
@@ -102,6 +106,7 @@ class TrainConfig:
   plane_axes: tuple[int, ...] | None = None
   augment: bool = True
   min_intensity_scale: float = 1.0
+  noise_sigma: float = 0.0
   min_foreground: float = 0.5
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -174,6 +179,8 @@ class TrainConfig:
          f"learning rates must be finite and > 0, got {self.generator_lr}, {self.critic_lr}"),
         (0 < self.min_intensity_scale <= 1,
          f"--min_intensity_scale must be within (0, 1], got {self.min_intensity_scale}"),
+        (0 <= self.noise_sigma < 1,
+         f"--noise_sigma must be within [0, 1), got {self.noise_sigma}"),
         (0 <= self.min_foreground <= 1,
          f"--min_foreground must be within [0, 1], got {self.min_foreground}"),
         (self.adversarial_weight >= 0 and self.gp_weight >= 0,
@@ -190,6 +197,8 @@ class TrainConfig:
       if not ok:
         raise InputError(message)
     self.acquisition  # noqa: B018  (validates the acquisition)
+    if self.noise_sigma:
+      noise.check_acquisition(self.acquisition)
     try:
       self.critic_schedule  # noqa: B018  (validates the schedule's numbers)
     except ValueError as error:

@@ -178,6 +178,7 @@ def pipeline_config(config: TrainConfig, seed) -> pipeline.PipelineConfig:
       patch_size=config.patch_size, batch_size=config.batch_size,
       acquisition=config.acquisition, seed=seed,
       augment=config.augment, min_intensity_scale=config.min_intensity_scale,
+      noise_sigma=config.noise_sigma,
       min_foreground=config.min_foreground,
       patches_per_volume=config.patches_per_volume,
       parallel_volumes=config.parallel_volumes, shuffle_patches=config.shuffle_patches,
