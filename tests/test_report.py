@@ -21,7 +21,9 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                   "--force-device-scale-factor=1", "--force-color-profile=srgb")
-WINDOW = (1300, 1700)
+# tall enough for the whole page: the held-out table has a row per head and method, and a
+# training-domain warning can stand above the slices
+WINDOW = (1300, 2600)
 # A slice shown as it is correlates with its panel at 0.997 (the grey scale's clipping at
 # the top percentile and the zoom box's outline are the only changes); the slice six voxels
 # away correlates at 0.86 at most (measured on this crop, input and output), another plane
