@@ -130,7 +130,9 @@ def _read_member(archive, member, folder, convert=False):
   voxels = np.asarray(canonical.dataobj)
   if voxels.dtype == np.float64:  # templates stored as doubles: float32 loses nothing MR holds
     voxels = voxels.astype(np.float32)
-  canonical = nib.Nifti1Image(voxels, canonical.affine)
+  header = canonical.header.copy() if isinstance(canonical, nib.Nifti1Image) else None
+  canonical = nib.Nifti1Image(voxels, canonical.affine, header)
+  canonical.set_data_dtype(voxels.dtype)  # the float32 of a template stored as doubles
   return lambda temporary: canonical.to_filename(temporary)
 
 
