@@ -7,8 +7,9 @@ should flag, as the network input made from it (degraded); plus a held-out head 
 
   python benchmarks/training_domain.py [--write_cards]
 
---write_cards adds the domain to the shipped b4u4_l1 and b4u4_gan cards that lack one (the
-card only: the weights file and its SHA-256 are untouched, and checked). A second domain,
+--write_cards writes the domain into the shipped b4u4_l1 and b4u4_gan cards that lack one,
+or whose domain is of an older data/domain.VERSION (lacking later figures): the card only,
+the weights file and its SHA-256 are untouched, and checked. A second domain,
 the whole-head data set's training split (data/heads, the data of a network trained on
 whole heads), shows what the same check says for such weights. Prints a table per domain
 and writes benchmarks/results/training_domain.json.
@@ -33,6 +34,7 @@ def needed_margins(figures, trained) -> dict:
 
   voxel, head, band = (domain.trained_span(trained, key)
                        for key in ("voxel_mm", "head_ml", "upper_band"))
+  skew = domain.trained_span(trained, "interior_skew", signed=True)
   quantiles = [domain.trained_span(trained, "quantiles", i)
                for i in range(len(domain.QUANTILES))]
   voxels = figures["voxel_mm"]
@@ -40,7 +42,8 @@ def needed_margins(figures, trained) -> dict:
           "head": max(head[0] / figures["head_ml"], 1.0),
           "intensity": max([max(lo - q, q - hi, 0.0) for (lo, hi), q in
                             zip(quantiles, figures["quantiles"])]),
-          "band": max(band[0] / figures["upper_band"], figures["upper_band"] / band[1], 1.0)}
+          "band": max(band[0] / figures["upper_band"], figures["upper_band"] / band[1], 1.0),
+          "skew": max(figures["interior_skew"] - skew[1], 0.0)}
 
 
 def profiles(names, acquisition, store, degraded_too=()) -> dict:
@@ -70,13 +73,18 @@ def profiles(names, acquisition, store, degraded_too=()) -> dict:
   return found
 
 
+def skew_text(figures) -> str:
+  skew = figures.get("interior_skew")
+  return "-" if skew is None else f"{skew:+.2f}"
+
+
 def table(measured, trained) -> tuple:
   """(Markdown rows of each volume's figures and findings, needed margins of the held-out
   heads)."""
   from mdcsrn_tf.data import domain  # pylint: disable=import-outside-toplevel
 
-  lines = ["| volume | as | voxel (mm) | head (mL) | quantiles 5-95% | upper band | findings |",
-           "|---" * 7 + "|"]
+  lines = ["| volume | as | voxel (mm) | head (mL) | quantiles 5-95% | interior skew | "
+           "upper band | findings |", "|---" * 8 + "|"]
   needed = {}
   for name, views in measured.items():
     for view, figures in views.items():
@@ -88,28 +96,31 @@ def table(measured, trained) -> tuple:
       lines.append(f"| {name} | {view} | {' x '.join(f'{v:g}' for v in figures['voxel_mm'])} | "
                    f"{figures['head_ml']:.0f} | "
                    f"{' '.join(f'{q:.2f}' for q in figures['quantiles'])} | "
-                   f"{figures['upper_band']:.2g} | {kinds} |")
+                   f"{skew_text(figures)} | {figures['upper_band']:.2g} | {kinds} |")
   return lines, needed
 
 
 def write_cards(trained) -> list:
-  """Adds `trained` to the shipped b4u4 cards without one; returns the cards written."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
-
-  from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
-  from mdcsrn_tf.weights import card as cards  # pylint: disable=import-outside-toplevel
+  """Writes `trained` into the shipped b4u4 cards without a domain of this VERSION, their
+  other fields as the file has them; returns the cards written."""
+  from mdcsrn_tf import files, weights  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.data import domain  # pylint: disable=import-outside-toplevel
 
   written = []
   for name in weights.SHIPPED.values():
     base = weights.shipped_path(name)
     card = weights.read_card(base)
-    if card.training_domain:
+    if card.training_domain.get("version") == domain.VERSION:
       continue
     before = weights.file_sha256(base + weights.WEIGHTS_SUFFIX)
     assert before == card.weights_sha256, f"{base}: weights are not the card's"
-    cards.write(base, dataclasses.replace(card, training_domain=trained))
+    path = base + weights.CARD_SUFFIX
+    fields = files.read_json(path, "model card")
+    files.write_text_atomically(path, files.json_text({**fields, "training_domain": trained},
+                                                      indent=2, sort_keys=True) + "\n")
+    assert weights.read_card(base).training_domain == trained
     assert weights.file_sha256(base + weights.WEIGHTS_SUFFIX) == before
-    written.append(base + weights.CARD_SUFFIX)
+    written.append(path)
   return written
 
 
@@ -128,8 +139,8 @@ def main(argv=None):
                               volume_store)
 
   card = weights.read_card(weights.default_weights("l1"))
-  shipped = card.training_domain or domain.of_training(card.dataset, card.subjects["train"],
-                                                       card.acquisition)
+  shipped = (card.training_domain if card.training_domain.get("version") == domain.VERSION
+             else domain.of_training(card.dataset, card.subjects["train"], card.acquisition))
   heads = domain.of_training("data/heads/manifest.json", None, card.acquisition)
   if args.write_cards:
     for path in write_cards(shipped):
@@ -139,7 +150,8 @@ def main(argv=None):
   measured = profiles(names, card.acquisition, store, degraded_too=HELD_OUT + EXAMPLES)
   result = {"machine": machine.machine(), "acquisition": card.acquisition.to_dict(),
             "margins": {"voxel": domain.VOXEL_MARGIN, "head": domain.HEAD_MARGIN,
-                        "intensity": domain.INTENSITY_MARGIN, "band": domain.BAND_MARGIN},
+                        "intensity": domain.INTENSITY_MARGIN, "band": domain.BAND_MARGIN,
+                        "skew": domain.SKEW_MARGIN},
             "domains": {}}
   for label, trained in (("shipped b4u4 cards (data/samples train split)", shipped),
                          ("whole heads (data/heads train split)", heads)):

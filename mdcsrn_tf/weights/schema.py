@@ -168,7 +168,7 @@ CARD = _record({
         "voxel_mm": _list(_figure, length=3), "extent_mm": _list(_figure, length=3),
         "head_ml": _figure, "removed_band": _figure,
         "quantiles": lambda value, where: value is None or _list(_figure)(value, where),
-        "upper_band": _figure}, rest=_json))}, rest=_json),
+        "interior_skew": _figure, "upper_band": _figure}, rest=_json))}, rest=_json),
     "validation": _mapping(_figure),
     "held_out": _record({
         "volume": _text, "volumes": _list(_text), "dataset": _text, "mask": _text,
