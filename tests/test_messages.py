@@ -76,8 +76,8 @@ def test_bids_names_a_folder_with_an_invalid_label_and_goes_on(world, tmp_path, 
       "bids", [paths["odd_bids"], str(out), "participant", "--session_label", "a",
                "--noreport", "--weights", paths["weights"], "--tile=32"], monkeypatch, capsys)
   assert status == 0, lines
-  assert lines == [f"warning: {paths['odd_bids']}: folder 'sub-01_old' skipped: '01_old' is "
-                   "not a BIDS label (letters and digits only); the other folders go on"]
+  assert lines == [f"warning: {paths['odd_bids']}: folder sub-01_old skipped: 01_old is not "
+                   "a BIDS label (letters and digits only); the other folders go on"]
   written = sorted(os.path.relpath(os.path.join(folder, name), out)
                    for folder, _, names in os.walk(out) for name in names)
   assert written == ["dataset_description.json",
@@ -85,3 +85,35 @@ def test_bids_names_a_folder_with_an_invalid_label_and_goes_on(world, tmp_path, 
                      "sub-01/ses-a/anat/sub-01_ses-a_desc-mdcsrn_T1w.nii.gz"]
   assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == (
       "derivative")
+
+
+@pytest.mark.parametrize("name, shown", [("sub-02\nnew", "sub-02\\nnew"),
+                                         ("sub-03\x1b[31m", "sub-03\\x1b[31m")])
+def test_a_skipped_folder_is_named_on_one_line_with_its_control_characters_escaped(
+    tmp_path, name, shown):
+  from mdcsrn_tf.bids import layout  # pylint: disable=import-outside-toplevel
+
+  (tmp_path / "dataset_description.json").write_text("{}", encoding="utf-8")
+  (tmp_path / "sub-01" / "anat").mkdir(parents=True)
+  (tmp_path / "sub-01" / "anat" / "sub-01_T1w.nii.gz").write_bytes(b"")
+  (tmp_path / name).mkdir()
+  lines = []
+  assert list(layout.find_t1w(tmp_path, warn=lines.append)) == ["01"]
+  assert lines == [f"warning: {tmp_path}: folder {shown} skipped: {shown[4:]} is not a BIDS "
+                   "label (letters and digits only); the other folders go on"]
+
+
+def test_no_warning_shows_a_name_by_its_repr():
+  """Names reach warnings as errors.one_line writes them (escaped, unquoted), never by
+  repr(), whose quoting and escapes differ from every other message's."""
+  package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "mdcsrn_tf")
+  found = []
+  for folder, _, names in os.walk(package):
+    for name in (n for n in names if n.endswith(".py")):
+      text = open(os.path.join(folder, name), encoding="utf-8").read()
+      for call in text.split("warning: ")[1:]:
+        statement = call.split(")\n")[0]
+        if "!r}" in statement or "repr(" in statement:
+          found.append(f"{name}: {statement[:60]}")
+  assert found == []

@@ -13,7 +13,7 @@ import re
 import sys
 
 from mdcsrn_tf.data import nifti
-from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.errors import InputError, one_line
 
 LABEL = re.compile(r"^[A-Za-z0-9]+$")  # BIDS labels are alphanumeric
 SUFFIX = "T1w"
@@ -55,8 +55,8 @@ def _labels(folder, prefix, warn=None) -> list:
                   and os.path.isdir(os.path.join(folder, name)))
   for label in labels:
     if not LABEL.match(label) and warn is not None:
-      warn(f"warning: {folder}: folder {prefix + label!r} skipped: {label!r} is not a BIDS "
-           "label (letters and digits only); the other folders go on")
+      warn(one_line(f"warning: {folder}: folder {prefix + label} skipped: {label} is not a "
+                    "BIDS label (letters and digits only); the other folders go on"))
   return [label for label in labels if LABEL.match(label)]
 
 
