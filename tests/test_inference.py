@@ -191,3 +191,18 @@ def test_bad_weights_are_input_errors(tmp_path):
   (tmp_path / "wrong.json").write_text("{broken")
   with pytest.raises(InputError, match="unreadable model card"):
     weights.load_generator(tmp_path / "wrong")
+
+
+def test_a_pass_holds_no_volume_once_it_returns(tiny_generator, odd_volume):
+  """tf.data keeps the function of a dataset made from a generator for the process's life:
+  each call once kept its input volume so (a whole volume per test-time augmentation pass,
+  per file of a batch). The input and the output are freed once the caller lets them go."""
+  import gc  # pylint: disable=import-outside-toplevel
+  import weakref  # pylint: disable=import-outside-toplevel
+
+  volume = odd_volume.copy()  # contiguous float32: the pass reads it without a copy
+  output = inference.super_resolve(tiny_generator, volume, tile=16, margin=3, progress=False)
+  held = [weakref.ref(volume), weakref.ref(output)]
+  del volume, output
+  gc.collect()
+  assert [ref() is None for ref in held] == [True, True]

@@ -9,7 +9,8 @@ import pytest
 
 from mdcsrn_tf import files, hardware
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import outputs, predict
+from mdcsrn_tf.infer import grids, outputs, predict
+from command_cases import run_in_process
 from conftest import run_predict
 
 
@@ -102,19 +103,56 @@ def test_an_exclusive_write_on_a_file_system_without_hard_links_still_writes(tmp
   assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("made.json", "{}\n")]
 
 
-def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
+def meminfo_with(tmp_path, available) -> dict:
+  """The sources of hardware.available_memory where `available` bytes (a multiple of 1 KiB)
+  are available."""
   meminfo = tmp_path / "meminfo"
-  needed = 100 * 100 * 10 * predict.HR_BYTES_PER_VOXEL
-  meminfo.write_text(f"MemTotal: {2 * needed // 1024} kB\nMemAvailable: {needed // 1024} kB\n")
+  meminfo.write_text(f"MemTotal: {2 * available // 1024} kB\nMemAvailable: {available // 1024} kB\n")
   sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "no_cgroups"}
-  assert hardware.available_memory(**sources) == needed // 1024 * 1024
-  predict.check_memory("scan.nii.gz", (100, 100, 10), **sources)
-  with pytest.raises(predict.InputError, match="^scan.nii.gz: .* 100 x 100 x 11 voxels"):
-    predict.check_memory("scan.nii.gz", (100, 100, 11), **sources)
+  assert hardware.available_memory(**sources) == available
+  return sources
+
+
+def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(tmp_path):
+  sources = meminfo_with(tmp_path, 64 * 64 * 6 * 64)  # 64 B per voxel of the HR grid
+  grids.check_memory("scan.nii.gz", (64, 64, 6), **sources)
+  with pytest.raises(InputError, match="^scan.nii.gz: .* 64 x 64 x 7 voxels .*; ask for a "
+                                       "smaller --scale or a larger --target_voxel$"):
+    grids.check_memory("scan.nii.gz", (64, 64, 7), **sources)
   # where the kernel does not say (not Linux), there is nothing to compare with
   nothing = {"meminfo": tmp_path / "absent", "proc_cgroup": tmp_path / "absent"}
   assert hardware.available_memory(**nothing) is None
-  predict.check_memory("scan.nii.gz", (10**6,) * 3, **nothing)
+  grids.check_memory("scan.nii.gz", (10**6,) * 3, **nothing)
+
+
+@pytest.mark.parametrize("grid_change, passes, largest", [
+    (False, 1, (64, 64, 24)),  # 4 float32 volumes: 16 B per voxel
+    (False, 2, (64, 64, 16)),  # and with TTA 6 (the mean, squares, a pass's input): 24 B
+    (False, 16, (64, 64, 16)),  # whatever the number of passes
+    (True, 1, (64, 64, 6)),  # a grid change: the interpolation's 64 B, before either
+    (True, 16, (64, 64, 6)),
+])
+def test_the_memory_a_run_needs_counts_test_time_augmentations_volumes(tmp_path, grid_change,
+                                                                       passes, largest):
+  """With 1.5 MiB available: 98,304 voxels at 16 B, 65,536 at 24 B, 24,576 at 64 B."""
+  sources = meminfo_with(tmp_path, 3 * 2**19)
+  grids.check_memory("scan.nii.gz", largest, grid_change, passes, **sources)
+  larger = (*largest[:2], largest[2] + 1)
+  with pytest.raises(InputError, match=("with --tta" if passes > 1 else "GiB, more")):
+    grids.check_memory("scan.nii.gz", larger, grid_change, passes, **sources)
+
+
+def test_mdcsrn_sr_refuses_tta_it_has_no_memory_for_before_the_network_loads(
+    tmp_path, write_nifti, monkeypatch, capsys):
+  scan = str(write_nifti(np.arange(1, 32 * 32 * 16 + 1, dtype=np.float32).reshape(32, 32, 16)))
+  monkeypatch.setattr(hardware, "available_memory", lambda **_: 32 * 32 * 16 * 20)
+  predict.check_input(scan)  # one pass: 16 B per voxel fits in 20
+  status, lines, _ = run_in_process("predict", [scan, str(tmp_path / "sr.nii.gz"), "--tta",
+                                                "2"], monkeypatch, capsys)
+  assert status == 2 and lines == [
+      f"error: {scan}: the HR grid of 32 x 32 x 16 voxels needs about 0.000366 GiB with "
+      "--tta 2, more than the 0.000305 GiB of memory available; ask for fewer --tta passes"]
+  assert not (tmp_path / "sr.nii.gz").exists()
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -142,6 +180,6 @@ def test_a_memory_cgroup_below_the_machines_memory_is_what_is_available(tmp_path
   sources = {"meminfo": meminfo, "proc_cgroup": tmp_path / "cgroup",
              "cgroup_root": tmp_path / "cg"}
   assert hardware.available_memory(**sources) == 29 * gib
-  predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6), **sources)
-  with pytest.raises(predict.InputError, match="more than the 29 GiB of memory available"):
-    predict.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6 + 1), **sources)
+  grids.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6), **sources)
+  with pytest.raises(InputError, match="more than the 29 GiB of memory available"):
+    grids.check_memory("scan.nii.gz", (1000, 1000, 29 * gib // 64 // 10**6 + 1), **sources)

@@ -86,7 +86,8 @@ def plan(options: BidsOptions, arguments):
   trained, found = trust.screen(
       [image.path for images in todo.values() for image in images],
       lambda path: predict.check_input(path, options.scale, options.target_voxel, acquisition,
-                                       weights_path), weights_path, options.model, acquisition)
+                                       weights_path, options.tta),
+      weights_path, options.model, acquisition)
   trust.announce(found, options.strict, weights_path)  # every other check has passed
   return root, output_dir, todo, done, trust.recorded(found, trained)
 

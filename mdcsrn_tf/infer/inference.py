@@ -51,12 +51,16 @@ def forward_function(model, jit_compile=False, fused=True):
 
 
 def _window_dataset(volume, plans, batch):
-  shape = tuple(p.window for p in plans)
+  """The windows of `volume`, batched, read once. tf.data keeps a generator's function, and
+  what it refers to, for as long as the process lives (tensorflow#37653): the generator lets
+  the volume go once it has given every window, else each call kept a volume."""
+  shape, held = tuple(p.window for p in plans), [volume]
 
   def windows():
+    source = held.pop()
     for starts in itertools.product(*(p.window_starts for p in plans)):
       index = tuple(slice(s, s + w) for s, w in zip(starts, shape))
-      yield volume[index][..., np.newaxis]
+      yield source[index][..., np.newaxis]
 
   return tf.data.Dataset.from_generator(
       windows, output_signature=tf.TensorSpec(shape + (1,), tf.float32)).batch(batch).prefetch(1)

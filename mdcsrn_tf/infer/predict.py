@@ -13,17 +13,18 @@ Outputs are written atomically, never over an input, and never from a non-finite
 output.
 """
 import dataclasses
-import math
 import os
 import sys
 
 import numpy as np
 
-from mdcsrn_tf import cli, hardware, paper
+from mdcsrn_tf import cli, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.infer import outputs, report, trust
+from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
+                                   grid_map, hr_grid, requested_scale)
 from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +117,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   weights_path = weights_to_use(options.weights, options.gan)
   acquisition = trained_acquisition(weights_path, options.model)
   trained, found = trust.screen(inputs, lambda path: check_input(
-      path, options.scale, options.target_voxel, acquisition, weights_path), weights_path,
-                                options.model, acquisition)
+      path, options.scale, options.target_voxel, acquisition, weights_path, options.tta),
+                                weights_path, options.model, acquisition)
   everything, maps = outputs.with_uncertainty(pairs, options.tta)
   outputs.refuse_existing(everything, options.overwrite, options.out_dir)
   if options.out_dir is not None:
@@ -148,89 +149,18 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   return written
 
 
-# Peak bytes a run holds per voxel of the HR grid after a grid change: the float32
-# volumes (input on the HR grid, normalised, network output, de-normalised: 16 B) and, before
-# them, the interpolation's intermediates: Fourier interpolation's complex128 spectra peak at
-# 59 B per voxel, linear interpolation at 34 B (measured with ru_maxrss on 20 M voxels).
-HR_BYTES_PER_VOXEL = 64
-
-
-def check_grid_flags(scale=None, target_voxel=None):
-  """InputError unless at most one of `scale` (three finite factors >= 1) and
-  `target_voxel` (a finite size > 0) is given."""
-  if scale is not None and target_voxel is not None:
-    raise InputError("give --scale or --target_voxel, not both")
-  if target_voxel is not None and not (math.isfinite(target_voxel) and target_voxel > 0):
-    raise InputError(f"--target_voxel must be a positive number of mm, got {target_voxel}")
-  if scale is not None and (len(scale) != 3 or not all(math.isfinite(s) and s >= 1
-                                                       for s in scale)):
-    raise InputError(f"--scale needs three finite factors >= 1 (one per axis), got "
-                     f"{','.join(str(s) for s in scale)}")
-
-
-def requested_scale(zooms, scale=None, target_voxel=None):
-  """The per-axis factors `--scale` or `--target_voxel` ask for (None: neither)."""
-  check_grid_flags(scale, target_voxel)
-  if target_voxel is not None:
-    return tuple(max(z / target_voxel, 1.0) for z in zooms)
-  return None if scale is None else tuple(scale)
-
-
-def check_trained_grid(path, scale, acquisition: Acquisition, weights_name="the weights"):
-  """InputError unless a grid change by `scale` is the one the weights were trained for:
-  each axis' factor their acquisition's (within 0.1%, the rounding of voxel sizes)."""
-  if scale is None or all(s == 1 for s in scale):
-    return
-  if not all(abs(s - f) <= 1e-3 * f for s, f in zip(scale, acquisition.factors)):
-    raise InputError(
-        f"{path}: --scale/--target_voxel ask for factors {','.join(f'{s:g}' for s in scale)}, "
-        f"but {weights_name} were trained for {acquisition.describe()}; give a scan whose "
-        "grid they fit, or weights trained for this one (mdcsrn-train --factors)")
-
-
-def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
-  """(HR shape, per-axis factors n_hr / n_lr) for `--scale` or `--target_voxel`."""
-  scale = requested_scale(zooms, scale, target_voxel)
-  if scale is None:
-    return tuple(shape), (1.0, 1.0, 1.0)
-  sizes = [n * s for n, s in zip(shape, scale)]
-  if not all(math.isfinite(size) for size in sizes):  # finite factors can still overflow
-    raise InputError(f"{name}: the HR grid these --scale/--target_voxel values ask for is too "
-                     "large to represent")
-  hr_shape = tuple(int(round(size)) for size in sizes)
-  return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
-
-
-def check_memory(path, hr_shape, **memory_sources):
-  """InputError when a run on the HR grid would need more memory than is available
-  (hardware.available_memory, which `memory_sources` go to)."""
-  available = hardware.available_memory(**memory_sources)
-  needed = math.prod(hr_shape) * HR_BYTES_PER_VOXEL
-  if available is not None and needed > available:
-    raise InputError(f"{path}: the HR grid of {' x '.join(map(str, hr_shape))} voxels needs "
-                     f"about {needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
-                     "of memory available; ask for a smaller --scale or a larger --target_voxel")
-
-
-def grid_map(factors):
-  """The 4x4 map from HR voxel indices to input voxel indices: HR voxel j sits at input
-  coordinate j / factor (the alignment of kspace.upsample), so voxel 0 keeps its position
-  and n_hr HR voxels span the n_lr input ones."""
-  return np.diag([1 / f for f in factors] + [1.0])
-
-
 def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,
-                weights_name="the weights"):
+                weights_name="the weights", passes=1):
   """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
   (a volume without contrast or a positive voxel included: intensity.check_contrast), a grid
   change `acquisition` (the weights', when given) was not trained for, or an HR grid
-  that does not fit in memory. Nothing is interpolated yet."""
+  that does not fit in memory (with test-time augmentation's `passes`). Nothing is
+  interpolated yet."""
   volume, image = nifti.load_volume(path)
   intensity.check_contrast(volume, name=os.fspath(path))
   zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
-  if hr_shape != volume.shape:
-    check_memory(path, hr_shape)
+  check_memory(path, hr_shape, hr_shape != volume.shape, passes)
   if acquisition is not None:
     check_trained_grid(path, requested_scale(zooms, scale, target_voxel), acquisition,
                        weights_name)

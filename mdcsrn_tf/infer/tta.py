@@ -6,8 +6,9 @@ output mapped back, and their per-voxel mean and standard deviation
 The passes run one after another through infer/inference.super_resolve, each with the tiles
 planned for its (possibly swapped) shape, and are folded into a running mean and sum of
 squared deviations per voxel (Welford's update), so memory holds the input, one pass's
-transformed input and output, the mean and the squares: four float32 volumes whatever the
-number of passes, besides the tiles' activations, which the plan bounds as for one pass.
+transformed input and output, the mean and the squares: five float32 volumes whatever the
+number of passes (infer/grids.py counts them), besides the tiles' activations, which the
+plan bounds as for one pass.
 """
 import numpy as np
 
@@ -49,12 +50,14 @@ def super_resolve(model, normalised, tile=paper.TILE, margin=paper.MARGIN, batch
         model, moved, tile=pass_tile, margin=margin, batch=pass_batch, progress=progress,
         jit_compile=jit_compile, desc=f"pass {count}/{len(chosen)}"))
     if mean is None:
-      mean, squares = np.array(output, np.float32), np.zeros(output.shape, np.float32)
+      # the first pass (the identity) is the mean itself, not a copy of it
+      mean, squares = np.ascontiguousarray(output, np.float32), np.zeros_like(output)
       continue
     delta = np.subtract(output, mean, out=output)  # in place: the pass's output is ours
     mean += delta / np.float32(count)
     # Welford: (x - old mean) (x - new mean) = delta^2 (count - 1) / count
     squares += np.square(delta, out=delta) * np.float32((count - 1) / count)
+    del output, delta  # not held while the next pass runs
   if len(chosen) == 1:
     return mean, None
   return mean, np.sqrt(np.maximum(squares, 0) / np.float32(len(chosen)))
