@@ -15,16 +15,27 @@ def cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
-def cpu_vectors() -> str:
-  """The widest vector instructions the CPU offers, and its family/model numbers: "AMD EPYC"
-  names Zen 2 to Zen 5, whose FP32 peaks differ by 2x (AVX2, AVX-512 on 256-bit units or
-  on 512-bit ones). ONEDNN_MAX_CPU_ISA, when set, caps what oneDNN uses."""
+def _cpuinfo() -> dict:
+  """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
   fields = {}
   if os.path.exists("/proc/cpuinfo"):
     with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
       for line in cpuinfo:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+  return fields
+
+
+def cpu_flags() -> set:
+  """The CPU's feature flags as /proc/cpuinfo names them ("avx2", "avx512f", ...)."""
+  return set(_cpuinfo().get("flags", "").split())
+
+
+def cpu_vectors() -> str:
+  """The widest vector instructions the CPU offers, and its family/model numbers: "AMD EPYC"
+  names Zen 2 to Zen 5, whose FP32 peaks differ by 2x (AVX2, AVX-512 on 256-bit units or
+  on 512-bit ones). ONEDNN_MAX_CPU_ISA, when set, caps what oneDNN uses."""
+  fields = _cpuinfo()
   flags = set(fields.get("flags", "").split())
   widest = next((f for f in ("avx512_bf16", "avx512f", "avx2") if f in flags), "none")
   cap = os.environ.get("ONEDNN_MAX_CPU_ISA")

@@ -15,7 +15,7 @@ import sys
 from mdcsrn_tf import cli, destinations
 from mdcsrn_tf.bids import derivatives, layout
 from mdcsrn_tf.errors import InputError, one_line
-from mdcsrn_tf.infer import predict, provenance, report, trust, weights_choice
+from mdcsrn_tf.infer import engines, predict, provenance, report, trust, weights_choice
 
 ANALYSIS_LEVELS = ("participant",)
 
@@ -23,7 +23,7 @@ ANALYSIS_LEVELS = ("participant",)
 # mdcsrn-sr's settings that the app takes as they are: declared and documented once, in
 # predict.PredictOptions
 SHARED_SETTINGS = ("weights", "gan", "model", "tile", "margin", "batch", "memory_limit",
-                   "jit_compile", "scale", "target_voxel", "tta", "strict")
+                   "jit_compile", "scale", "target_voxel", "tta", "strict", "engine", "precision")
 OWN_SETTINGS = """
     participant_label: the participants to process (01 or sub-01; several separated by
       spaces or commas); default: all.
@@ -103,6 +103,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   settings = options.predict_options()
   weights_path = weights_choice.weights_to_use(settings.weights, settings.gan)
   model, card = weights_choice.load_model(weights_path, settings.model)
+  engine = engines.prepare(settings.engine, model, card.weights_sha256, settings.precision,
+                           settings.jit_compile)
   record = provenance.weights_record(weights_path)
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)
@@ -123,7 +125,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
           jit_compile=settings.jit_compile, acquisition=card.acquisition,
           weights_name=weights_path, memory_limit=settings.memory_limit,
           passes=settings.tta, uncertainty_path=derivatives.output_path(
-              output_dir, image, derivatives.UNCERTAINTY) if settings.tta > 1 else None)
+              output_dir, image, derivatives.UNCERTAINTY) if settings.tta > 1 else None,
+          engine=engine)
       derivatives.write_sidecars(output_dir, image, root, record, command,
                                  screened[image.path], settings.tta)
       log(one_line(output))

@@ -79,7 +79,7 @@ def _merge_tile(output, tile_output, plans, tile_index):
 
 
 def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN, batch=1,
-                  progress=True, jit_compile=False, desc="super-resolve"):
+                  progress=True, jit_compile=False, desc="super-resolve", engine=None):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
@@ -91,7 +91,9 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   labelled `desc`;
   `jit_compile` runs the network through XLA (faster on GPUs, 3-8x slower on a 2-core CPU:
   docs/performance.md). A call that computes fewer than FUSED_MIN_VOXELS runs the pass
-  without its fused kernels: the same arithmetic to float round-off.
+  without its fused kernels: the same arithmetic to float round-off. `engine`, from
+  engines.prepare, runs the network on each batch of windows instead of the TensorFlow pass
+  (None, the reference); the tiles are the same.
   """
   volume = np.ascontiguousarray(volume_normalised, np.float32)
   if volume.ndim != 3:
@@ -100,13 +102,18 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
     raise ValueError(f"batch must be >= 1, got {batch}")
   plans = plan_tiles(volume.shape, tile, margin)
   tile_indices = list(itertools.product(*(range(len(p.owned_starts)) for p in plans)))
-  forward = forward_function(model, jit_compile, fused=planned_voxels(plans) >= FUSED_MIN_VOXELS)
+  traced = None if engine is not None else forward_function(
+      model, jit_compile, fused=planned_voxels(plans) >= FUSED_MIN_VOXELS)
+
+  def forward(windows):
+    return traced(windows).numpy() if engine is None else engine(windows.numpy())
+
   output = np.empty_like(volume)
   pending = iter(tile_indices)
   with tqdm(total=len(tile_indices), unit="tile", desc=desc, disable=not progress,
             leave=False) as bar:
     for windows in _window_dataset(volume, plans, batch):
-      for tile_output in forward(windows).numpy()[..., 0]:
+      for tile_output in forward(windows)[..., 0]:
         _merge_tile(output, tile_output, plans, next(pending))
       bar.update(int(windows.shape[0]))
   bad = int(np.count_nonzero(~np.isfinite(output)))

@@ -22,7 +22,7 @@ from mdcsrn_tf import cli, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
-from mdcsrn_tf.infer import outputs, report, trust
+from mdcsrn_tf.infer import engines, outputs, report, trust
 from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
                                    grid_map, hr_grid, requested_scale)
 from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
@@ -72,6 +72,11 @@ class PredictOptions:
       _uncertainty before the suffix; mdcsrn-bids: desc-uncertainty); N times the time.
     strict: refuse an input outside the training domain of the weights' card (voxel size,
       head size, intensities, spectrum) in one error line instead of a warning.
+    engine: what runs the network: auto (the fastest measured for this kind of CPU,
+      docs/performance.md#engines), tensorflow (the reference), openvino or onnxruntime
+      (the network as ONNX, compiled once per window shape and cached).
+    precision: float32, or bfloat16 through OpenVINO on CPUs with bfloat16 instructions
+      (faster, less exact: docs/performance.md#engines).
   """
   weights: str | None = None
   gan: bool = False
@@ -91,12 +96,15 @@ class PredictOptions:
   report: str | None = None
   tta: int = 1
   strict: bool = False
+  engine: str = "auto"
+  precision: str = "float32"
 
   def __post_init__(self):
     cli.require_at_least(self, margin=0, batch=1, memory_limit=1, tta=1)
     if self.tta > transforms.MOST:
       raise InputError(f"--tta is at most {transforms.MOST} (the transforms), got {self.tta}")
     cli.int_or_word(self, "tile", "auto")
+    engines.check_engine(self.engine, self.precision, self.jit_compile)
     check_grid_flags(self.scale, self.target_voxel)
     if self.out_layout not in outputs.OUT_LAYOUTS:
       raise InputError(f"--out_layout must be one of {', '.join(outputs.OUT_LAYOUTS)}, got "
@@ -134,6 +142,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
     trust.announce(found, options.strict, weights_path)
     model, card = load_model(weights_path, options.model,
                              allow_unverified=options.unverified_weights)
+    engine = engines.prepare(options.engine, model, card.weights_sha256, options.precision,
+                             options.jit_compile)
     written = []
     for input_path, output_path in pairs:
       written.append(super_resolve_file(
@@ -142,7 +152,7 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
           progress=sys.stderr.isatty(),  # a bar for a person, not a log
           jit_compile=options.jit_compile, acquisition=card.acquisition,
           weights_name=weights_path, memory_limit=options.memory_limit, passes=options.tta,
-          uncertainty_path=maps.get(output_path)))
+          uncertainty_path=maps.get(output_path), engine=engine))
   if options.report:
     report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report",
                         findings=trust.recorded(found, trained), uncertainty=maps)
@@ -185,7 +195,7 @@ def load_input(path, scale=None, target_voxel=None, acquisition: Acquisition = P
 def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=paper.MARGIN,
                        batch=1, scale=None, target_voxel=None, progress=True, jit_compile=False,
                        acquisition: Acquisition = PAPER, weights_name="the weights",
-                       memory_limit=None, passes=1, uncertainty_path=None):
+                       memory_limit=None, passes=1, uncertainty_path=None, engine=None):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input); a
   coarser scan goes on the HR grid as the model's `acquisition` says, and only by the
   factors it names. `tile` None
@@ -193,7 +203,8 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   edge, `memory_limit` (if given) sets the batch. A network output with NaN or Inf voxels
   is an InputError naming the input and `weights_name`, and nothing is written. `passes` >
   1 is test-time augmentation (infer/tta.py): the output is the passes' mean, and their
-  standard deviation goes to `uncertainty_path`, written first."""
+  standard deviation goes to `uncertainty_path`, written first. `engine` runs the network
+  (engines.prepare; None: the TensorFlow pass)."""
   from mdcsrn_tf.infer import tta
 
   nifti.check_output_path(output_path, inputs=[input_path])
@@ -201,7 +212,7 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
   try:
     sr, spread = tta.super_resolve(model, normalised, tile, margin, batch, memory_limit, passes,
-                                   acquisition.swap_axes, progress, jit_compile)
+                                   acquisition.swap_axes, progress, jit_compile, engine)
   except NonFiniteOutput as error:
     raise InputError(f"{input_path}: {error} with weights {weights_name} (corrupted or "
                      f"diverged weights); nothing written") from None
