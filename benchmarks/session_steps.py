@@ -228,7 +228,7 @@ def score(session, exported, dataset) -> dict:
   record = {"volume": name, "shape": list(hr.shape)}
   for label, base in (("trained", exported), ("shipped", shipped)):
     model, card = weights.load_generator(base)
-    record[label] = held_out_metrics(model, hr, card.acquisition, mask=mask)
+    record[label] = held_out_metrics(model, hr, card, mask=mask)
   trained, ship = record["trained"]["model"], record["shipped"]["model"]
   record["beats_shipped"] = bool(trained["psnr"] > ship["psnr"] and trained["ssim"] >= ship["ssim"])
   session.log(f"held-out {name}: trained PSNR {trained['psnr']:.2f} dB SSIM {trained['ssim']:.4f}; "

@@ -90,6 +90,13 @@ class Acquisition:
     return self.degraded_axes if self.slice_profile == "none" else ()
 
   @property
+  def band_is_measured(self) -> bool:
+    """Whether the network input holds the kept band of k-space as measured: truncation read
+    zero-filled (an interpolated input's kept band is the interpolator's, a thick slice's
+    is no band at all; infer/consistency.py)."""
+    return bool(self.truncated_axes) and self.placement == "zero_filled"
+
+  @property
   def plane_axes(self) -> tuple:
     """The two axes of the 2D slices that metrics (SSIM) and figures use: all but the
     least degraded axis (the first of equals), so a slice shows the loss: the paper's

@@ -15,7 +15,7 @@ import sys
 from mdcsrn_tf import cli, destinations
 from mdcsrn_tf.bids import derivatives, layout
 from mdcsrn_tf.errors import InputError, one_line
-from mdcsrn_tf.infer import engines, predict, provenance, report, trust, weights_choice
+from mdcsrn_tf.infer import consistency, engines, predict, provenance, report, trust, weights_choice
 
 ANALYSIS_LEVELS = ("participant",)
 
@@ -126,7 +126,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
           weights_name=weights_path, memory_limit=settings.memory_limit,
           passes=settings.tta, uncertainty_path=derivatives.output_path(
               output_dir, image, derivatives.UNCERTAINTY) if settings.tta > 1 else None,
-          engine=engine)
+          engine=engine,
+          keep_band=consistency.band_kept_by(card))
       derivatives.write_sidecars(output_dir, image, root, record, command,
                                  screened[image.path], settings.tta)
       log(one_line(output))

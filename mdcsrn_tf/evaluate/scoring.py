@@ -37,7 +37,7 @@ def _timed(compute):
 
 
 def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=paper.TILE,
-                    margin=paper.MARGIN, batch=1, outputs=None, mask=None):
+                    margin=paper.MARGIN, batch=1, outputs=None, mask=None, keep_band=None):
   """{method: {metric: value, "seconds": s}} for one normalised HR volume: every figure of
   metrics.REGISTRY, and their in-mask variants too when a boolean `mask` on its grid is given.
 
@@ -47,7 +47,8 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
   {model name: Acquisition} for models trained on different ones; the baselines take the
   first model's factors and slice profile (PAPER's without models) with their own
   placement. A dict passed as `outputs` receives each method's volume (the demo writes
-  them).
+  them). `keep_band` is {model name: Acquisition} for the models whose card keeps the
+  measured band (consistency.band_kept_by).
   """
   from mdcsrn_tf.data import kspace
   from mdcsrn_tf.infer import inference
@@ -77,7 +78,8 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
       used, network_lr = of_model[name], input_of(name)
       try:
         sr, seconds = _timed(lambda: inference.super_resolve(
-            model, network_lr, tile=tile, margin=margin, batch=batch, progress=False))
+            model, network_lr, tile=tile, margin=margin, batch=batch, progress=False,
+            keep_band=(keep_band or {}).get(name)))
       except NonFiniteOutput as error:
         error.method = name
         raise

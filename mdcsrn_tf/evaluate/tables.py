@@ -14,6 +14,7 @@ import os
 from mdcsrn_tf import metrics, paper, weights
 from mdcsrn_tf.acquisition import PAPER
 from mdcsrn_tf.evaluate import figures, scoring, subjects
+from mdcsrn_tf.infer import consistency
 from mdcsrn_tf.models import analysis
 from mdcsrn_tf.weights import seen as seen_volumes
 
@@ -106,7 +107,7 @@ def reproduce(methods, settings: TableSettings) -> dict:
   results = scoring.evaluate_methods(
       scored, {**dict.fromkeys(baselines), **models},
       acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
-      batch=settings.batch)
+      batch=settings.batch, keep_band=consistency.bands_kept_by(cards))
   rows = [_row(method, results["summary"].get(method), models.get(method),
                missing.get(method, sources.get(method, ""))
                + "".join(f"; not held out: {name} ({where})"
@@ -121,14 +122,14 @@ def figure2(settings: TableSettings, path, methods=paper.FIGURE2) -> dict:
 
   Returns {"shown": [labels], "missing": {method: reason}}.
   """
-  models, _, missing, acquisitions, _ = _load_models(methods, settings)
+  models, _, missing, acquisitions, cards = _load_models(methods, settings)
   first = test_subjects(dataclasses.replace(settings, max_subjects=1))[0]
   hr, _ = first.load()
   volumes = {}
   scoring.evaluate_volume(
       hr, {**{m: None for m in methods if m in scoring.BASELINES}, **models},
       acquisition=acquisitions or PAPER, tile=settings.tile, margin=settings.margin,
-      batch=settings.batch, outputs=volumes)
+      batch=settings.batch, outputs=volumes, keep_band=consistency.bands_kept_by(cards))
   volumes["hr"] = hr
   shown = next(iter(acquisitions.values()), PAPER)
   slices = {LABELS.get(m, m): shown.plane_slice(volumes[m])

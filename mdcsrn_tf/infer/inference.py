@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mdcsrn_tf import paper
 from mdcsrn_tf.errors import NonFiniteOutput
+from mdcsrn_tf.infer import consistency
 from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
 from mdcsrn_tf.infer.tiling import auto_tile_edges, plan_tiles, planned_voxels, tile_edges
 
@@ -79,7 +80,8 @@ def _merge_tile(output, tile_output, plans, tile_index):
 
 
 def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN, batch=1,
-                  progress=True, jit_compile=False, desc="super-resolve", engine=None):
+                  progress=True, jit_compile=False, desc="super-resolve", engine=None,
+                  keep_band=None):
   """Super-resolves a normalised 3D volume (on the HR grid) tile by tile.
 
   Returns a float32 array of the input's shape, negative values set to 0: MR magnitude
@@ -93,7 +95,9 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
   docs/performance.md). A call that computes fewer than FUSED_MIN_VOXELS runs the pass
   without its fused kernels: the same arithmetic to float round-off. `engine`, from
   engines.prepare, runs the network on each batch of windows instead of the TensorFlow pass
-  (None, the reference); the tiles are the same.
+  (None, the reference); the tiles are the same. `keep_band` (an Acquisition, for weights
+  whose card keeps the measured band: consistency.band_kept_by) gives the stitched output
+  its input's kept band, before the clip.
   """
   volume = np.ascontiguousarray(volume_normalised, np.float32)
   if volume.ndim != 3:
@@ -116,6 +120,8 @@ def super_resolve(model, volume_normalised, tile=paper.TILE, margin=paper.MARGIN
       for tile_output in forward(windows)[..., 0]:
         _merge_tile(output, tile_output, plans, next(pending))
       bar.update(int(windows.shape[0]))
+  if keep_band is not None:
+    output = consistency.keep_measured_band(output, volume, keep_band)
   bad = int(np.count_nonzero(~np.isfinite(output)))
   if bad:
     raise NonFiniteOutput(bad, output.size)

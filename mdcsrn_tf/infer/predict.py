@@ -22,7 +22,7 @@ from mdcsrn_tf import cli, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
-from mdcsrn_tf.infer import engines, outputs, report, trust
+from mdcsrn_tf.infer import consistency, engines, outputs, report, trust
 from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
                                    grid_map, hr_grid, requested_scale)
 from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
@@ -33,10 +33,13 @@ class PredictOptions:
 
   Attributes:
     weights: PATH(.weights.h5) of a generator with its PATH.json card, or the name of
-      weights shipped with the package, one per row of the paper's tables: MODEL_l1
-      (b1u8, b2u4, b3u4, b4u4, fsrcnn, srresnet) or b4u4_gan; a name that is not shipped
-      is refused with the list of those that are (default: b4u4_l1).
-    gan: use the shipped GAN weights instead of the L1 ones (not with --weights).
+      weights shipped with the package: the defaults trained on whole heads, heads_b4u4_l1
+      (and heads_b4u4_gan), or one per row of the paper's tables under one budget,
+      MODEL_l1 (b1u8, b2u4, b3u4, b4u4, fsrcnn, srresnet) or b4u4_gan; a name that is not
+      shipped is refused with the list of those that are (default: heads_b4u4_l1 where
+      shipped, else b4u4_l1).
+    gan: use the default GAN weights instead of the L1 ones (heads_b4u4_gan where shipped,
+      else b4u4_gan; not with --weights).
     model: the generator's name, for weights without a model card.
     tile: output tile edge in voxels, 64 for the paper's tiling, or auto: per-axis tiles
       that compute the fewest voxels within --memory_limit (faster; with a margin below
@@ -152,7 +155,8 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
           progress=sys.stderr.isatty(),  # a bar for a person, not a log
           jit_compile=options.jit_compile, acquisition=card.acquisition,
           weights_name=weights_path, memory_limit=options.memory_limit, passes=options.tta,
-          uncertainty_path=maps.get(output_path), engine=engine))
+          uncertainty_path=maps.get(output_path), engine=engine,
+          keep_band=consistency.band_kept_by(card)))
   if options.report:
     report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report",
                         findings=trust.recorded(found, trained), uncertainty=maps)
@@ -195,7 +199,8 @@ def load_input(path, scale=None, target_voxel=None, acquisition: Acquisition = P
 def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=paper.MARGIN,
                        batch=1, scale=None, target_voxel=None, progress=True, jit_compile=False,
                        acquisition: Acquisition = PAPER, weights_name="the weights",
-                       memory_limit=None, passes=1, uncertainty_path=None, engine=None):
+                       memory_limit=None, passes=1, uncertainty_path=None, engine=None,
+                       keep_band=None):
   """Super-resolves one NIfTI file into `output_path` (atomic, never over the input); a
   coarser scan goes on the HR grid as the model's `acquisition` says, and only by the
   factors it names. `tile` None
@@ -204,7 +209,8 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   is an InputError naming the input and `weights_name`, and nothing is written. `passes` >
   1 is test-time augmentation (infer/tta.py): the output is the passes' mean, and their
   standard deviation goes to `uncertainty_path`, written first. `engine` runs the network
-  (engines.prepare; None: the TensorFlow pass)."""
+  (engines.prepare; None: the TensorFlow pass); `keep_band` keeps that acquisition's
+  measured band in the output (consistency.band_kept_by of the weights' card)."""
   from mdcsrn_tf.infer import tta
 
   nifti.check_output_path(output_path, inputs=[input_path])
@@ -212,7 +218,8 @@ def super_resolve_file(input_path, output_path, model, tile=paper.TILE, margin=p
   normalised, mapping = intensity.normalise(volume, name=os.fspath(input_path))
   try:
     sr, spread = tta.super_resolve(model, normalised, tile, margin, batch, memory_limit, passes,
-                                   acquisition.swap_axes, progress, jit_compile, engine)
+                                   acquisition.swap_axes, progress, jit_compile, engine,
+                                   keep_band)
   except NonFiniteOutput as error:
     raise InputError(f"{input_path}: {error} with weights {weights_name} (corrupted or "
                      f"diverged weights); nothing written") from None

@@ -36,11 +36,12 @@ def passes_for(passes, swap_axes=None) -> list:
 
 def super_resolve(model, normalised, tile=paper.TILE, margin=paper.MARGIN, batch=1,
                   memory_limit=None, passes=1, swap_axes=None, progress=True,
-                  jit_compile=False, engine=None) -> tuple:
+                  jit_compile=False, engine=None, keep_band=None) -> tuple:
   """(mean output, per-voxel standard deviation over the passes, or None for one pass) of
   a normalised volume on the HR grid: the network on each of `passes_for(passes,
   swap_axes)` transforms of it, mapped back, each by `engine` (engines.prepare; None: the
-  TensorFlow pass). Raises errors.NonFiniteOutput as inference.super_resolve does."""
+  TensorFlow pass), keeping `keep_band`'s measured band in each (inference.super_resolve).
+  Raises errors.NonFiniteOutput as inference.super_resolve does."""
   chosen = passes_for(passes, swap_axes)
   mean = squares = None
   for count, transform in enumerate(chosen, start=1):
@@ -48,7 +49,8 @@ def super_resolve(model, normalised, tile=paper.TILE, margin=paper.MARGIN, batch
     pass_tile, pass_batch = tile_plan(model, moved.shape, tile, margin, batch, memory_limit)
     output = transform.invert(inference.super_resolve(
         model, moved, tile=pass_tile, margin=margin, batch=pass_batch, progress=progress,
-        jit_compile=jit_compile, desc=f"pass {count}/{len(chosen)}", engine=engine))
+        jit_compile=jit_compile, desc=f"pass {count}/{len(chosen)}", engine=engine,
+        keep_band=keep_band))
     if mean is None:
       # the first pass (the identity) is the mean itself, not a copy of it
       mean, squares = np.ascontiguousarray(output, np.float32), np.zeros_like(output)

@@ -34,6 +34,7 @@ from mdcsrn_tf import cli, destinations, files, metrics, paper, weights
 from mdcsrn_tf.errors import InputError, NonFiniteOutput
 from mdcsrn_tf.data import domain, manifest, nifti
 from mdcsrn_tf.evaluate import scoring, subjects
+from mdcsrn_tf.infer import consistency
 from mdcsrn_tf.weights import seen
 
 # PSNR above the bicubic baseline. Over the whole volume it is only "above": the heads'
@@ -52,6 +53,9 @@ class ReleaseOptions:
       exported PATH(.weights.h5) with its card, or the name of shipped weights (b4u4_l1).
     kind: the training that made them, l1 (pre-training) or gan: the weights are written
       as MODEL_KIND, MODEL the network their card names.
+    weight_set: the shipped set they join: tables (a row of the paper's tables, one budget
+      for all, named MODEL_KIND) or heads (the defaults trained on whole heads, named
+      heads_MODEL_KIND, which commands run when no weights are named).
     dataset: the data set manifest whose test split scores the weights (default: the one
       their model card names); no test volume may be one they trained or validated on. The
       card records which manifest was used.
@@ -71,6 +75,7 @@ class ReleaseOptions:
   """
   weights: str
   kind: str = "l1"
+  weight_set: str = "tables"
   dataset: str | None = None
   subject: str | None = None
   out: str | None = None
@@ -84,6 +89,9 @@ class ReleaseOptions:
   def __post_init__(self):
     if self.kind not in weights.SHIPPED:
       raise InputError(f"--kind must be one of {', '.join(weights.SHIPPED)}, got {self.kind!r}")
+    if self.weight_set not in weights.SETS:
+      raise InputError(f"--weight_set must be one of {', '.join(weights.SETS)}, got "
+                       f"{self.weight_set!r}")
     if bool(self.out) == self.replace_shipped:
       raise InputError("give --out DIR (a folder for the released weights) or "
                        "--replace_shipped (over the package's own), one of them")
@@ -94,7 +102,7 @@ class ReleaseOptions:
   def destination(self, model) -> str:
     """The base path `model`'s weights are written to; InputError when --out is not a
     folder or, without --overwrite, already holds weights of that name."""
-    name = f"{model}_{self.kind}"
+    name = weights.shipped_name(self.weight_set, model, self.kind)
     if self.replace_shipped:
       return os.path.join(weights.SHIPPED_DIR, name)
     destinations.check_output_folder(self.out, "--out")
@@ -105,13 +113,15 @@ class ReleaseOptions:
     return base
 
 
-def held_out_metrics(model, hr, acquisition, batch=1, mask=None):
+def held_out_metrics(model, hr, card, batch=1, mask=None):
   """{method: metrics} (every figure of the metric registry) of the model and the
-  baselines on one normalised HR volume acquired as `acquisition` (the model card's),
-  inside `mask` too when given."""
+  baselines on one normalised HR volume acquired as the model `card` says, the model's
+  output as every command makes it (consistency.bands_kept_by), inside `mask` too when
+  given."""
   return scoring.evaluate_volume(
       hr, {"linear": None, "cubic": None, "zero_filled": None, "model": model},
-      acquisition=acquisition, tile=paper.TILE, margin=paper.MARGIN, batch=batch, mask=mask)
+      acquisition=card.acquisition, tile=paper.TILE, margin=paper.MARGIN, batch=batch,
+      mask=mask, keep_band=consistency.bands_kept_by({"model": card}))
 
 
 def quality_shortfalls(whole: dict, l1=None) -> list:
@@ -243,14 +253,14 @@ def release(options: ReleaseOptions, log=print) -> str:
     for entry in entries:
       scored_on = entry["path"]
       hr, _, _, _, mask = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
-      per_volume[entry["name"]] = held_out_metrics(model, hr, card.acquisition, options.batch,
+      per_volume[entry["name"]] = held_out_metrics(model, hr, card, options.batch,
                                                    mask)
       first = first or (hr, mask)
     hr, mask = first
     crop, starts = subjects.central_crop(hr, options.check_crop)
     crop_mask = None if mask is None else subjects.central_crop(mask, options.check_crop)[0]
     scored_on = f"the check crop of {entries[0]['path']}"
-    check_metrics = held_out_metrics(model, crop, card.acquisition, options.batch, crop_mask)
+    check_metrics = held_out_metrics(model, crop, card, options.batch, crop_mask)
   except NonFiniteOutput as error:
     raise InputError(f"{source}: {error} on {scored_on} (corrupted or diverged weights); "
                      "nothing written") from None
@@ -269,7 +279,7 @@ def release(options: ReleaseOptions, log=print) -> str:
       f"{card.training.get('batch_size', '?')}, {card.steps} steps, where the paper trains 64^3 "
       "patches, batch 2, for 500k (L1) and 550k (GAN) steps on a GPU; train with the full "
       "flagfiles on a GPU for real use (docs/reproducing.md)")
-  shipped_l1 = weights.shipped_network(card.model)
+  shipped_l1 = weights.shipped_network(card.model, options.weight_set)
   l1 = None
   if options.kind != "l1" and shipped_l1:
     l1 = weights.read_card(shipped_l1).held_out["whole_volume"]["model"]
@@ -283,7 +293,8 @@ def release(options: ReleaseOptions, log=print) -> str:
     card = dataclasses.replace(card, training_domain=domain.of_training(
         card.dataset, card.subjects.get("train"), card.acquisition, log=log))
   card = portable(dataclasses.replace(card, held_out=held_out, shipped_as=options.kind,
-                                      note=note, warning=warning))
+                                      shipped_set=options.weight_set, note=note,
+                                      warning=warning))
   if options.replace_shipped:
     backup = keep_backup(destination)
     if backup:

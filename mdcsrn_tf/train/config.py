@@ -51,6 +51,9 @@ class TrainConfig:
     noise_sigma: add Rician noise to each training patch pair, of a standard deviation drawn
       uniformly from [0, this] of the normalised maximum (0: none; zero-filled
       acquisitions only).
+    keep_measured_band: validate, and mark the exported weights' card so that every command
+      runs them so, with outputs that keep their input's k-space inside the band the
+      acquisition kept (zero-filled acquisitions only; docs/evaluation.md).
     min_foreground: the fraction of a training patch that must be head (voxels above the
       data pipeline's foreground level); 0 cuts patches anywhere in the volume.
     patches_per_volume: patches cut from a volume per visit.
@@ -107,6 +110,7 @@ class TrainConfig:
   augment: bool = True
   min_intensity_scale: float = 1.0
   noise_sigma: float = 0.0
+  keep_measured_band: bool = False
   min_foreground: float = 0.5
   patches_per_volume: int = 8
   parallel_volumes: int = 4
@@ -199,6 +203,10 @@ class TrainConfig:
     self.acquisition  # noqa: B018  (validates the acquisition)
     if self.noise_sigma:
       noise.check_acquisition(self.acquisition)
+    if self.keep_measured_band and not self.acquisition.band_is_measured:
+      raise InputError(f"--keep_measured_band needs an acquisition whose input holds the "
+                       f"measured band (--placement=zero_filled, no slice profile), got "
+                       f"{self.acquisition.describe()}")
     try:
       self.critic_schedule  # noqa: B018  (validates the schedule's numbers)
     except ValueError as error:

@@ -162,6 +162,7 @@ def train(config: TrainConfig) -> ModelCard | None:
       wall_seconds=round(float(checkpoints.seconds.numpy()), 1), machine=hardware.machine(),
       replicas=strategy.num_replicas_in_sync, dataset=os.path.abspath(config.dataset),
       subjects=validator.subjects(), validation=last_metrics,
+      keeps_measured_band=config.keep_measured_band,
       # Degraded in memory: the profile reads up to domain.MAX_VOLUMES volumes, and a short
       # run on a large data set must not fill the disk cache with volumes it never trained on.
       training_domain=domain.of_split(config.dataset, "train",

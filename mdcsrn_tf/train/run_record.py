@@ -21,7 +21,7 @@ FLAGFILE = "flags.cfg"
 # (and so does the acquisition, compared as a whole) or the validation PSNR that the best
 # checkpoint so far was chosen by.
 RESUME_INVARIANTS = ("model", "phase", "precision", "lr_decay", "validation_subjects",
-                     "validation_tile", "validation_margin")
+                     "validation_tile", "validation_margin", "keep_measured_band")
 CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index$")  # tf.train.CheckpointManager's names
 
 

@@ -62,6 +62,7 @@ class Validator:
     self._config = config
     self._data_config = data_config
     self._generator = generator
+    self._keep_band = data_config.acquisition if config.keep_measured_band else None
     self._writer = tf.summary.create_file_writer(logdir) if logdir else None
     # Read now, so that a data set without validation volumes fails before training.
     entries = manifest.split_entries(config.dataset, "validation")
@@ -149,7 +150,8 @@ class Validator:
                                     limit=self._count)
     for index, (_, lr, hr) in enumerate(volumes):
       sr = inference.super_resolve(self._generator, lr, tile=self._config.validation_tile,
-                                   margin=self._config.validation_margin, progress=False)
+                                   margin=self._config.validation_margin, progress=False,
+                                   keep_band=self._keep_band)
       scores.append({**metrics.quality(hr, sr, self._data_config.acquisition),
                      "l1": float(np.mean(np.abs(sr - hr), dtype=np.float64))})
       if index == 0:

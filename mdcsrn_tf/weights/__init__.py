@@ -24,12 +24,20 @@ from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_atomically
 from mdcsrn_tf.weights import card as cards
+from mdcsrn_tf.weights import schema
 from mdcsrn_tf.weights.card import ModelCard
 
 WEIGHTS_SUFFIX = ".weights.h5"
 CARD_SUFFIX = cards.SUFFIX
 SHIPPED_DIR = os.path.dirname(os.path.abspath(__file__))
-SHIPPED = {"l1": "b4u4_l1", "gan": "b4u4_gan"}
+SHIPPED = {"l1": "b4u4_l1", "gan": "b4u4_gan"}  # the tables' b4u4 pair
+# Two shipped sets: "tables", one network per row of the paper's tables under one budget
+# (names MODEL_KIND), and "heads", the default weights trained longer on whole heads (names
+# heads_MODEL_KIND; docs/training.md#the-default-weights). A card's `shipped_set` says which.
+SETS = schema.SET_PREFIXES  # set: the prefix of its names
+# The weights a command runs when none are named, best first: the whole-head set's where
+# this install has them, else the tables' b4u4.
+DEFAULTS = {kind: (SETS["heads"] + name, name) for kind, name in SHIPPED.items()}
 EXPORT_NAME = os.path.join("export", "generator")
 
 
@@ -143,21 +151,28 @@ def shipped_path(name):
 
 
 def default_weights(kind="l1") -> str:
-  """Base path of the shipped b4u4 weights: kind "l1" (pre-trained) or "gan"."""
-  if kind not in SHIPPED:
-    raise ValueError(f"kind must be one of {sorted(SHIPPED)}, got {kind!r}")
-  base = shipped_path(SHIPPED[kind])
+  """Base path of the default weights of `kind`, "l1" (pre-trained) or "gan": the first of
+  DEFAULTS[kind] this install ships."""
+  if kind not in DEFAULTS:
+    raise ValueError(f"kind must be one of {sorted(DEFAULTS)}, got {kind!r}")
+  base = next(filter(None, map(shipped_path, DEFAULTS[kind])), None)
   if base is None:
-    missing = os.path.join(SHIPPED_DIR, SHIPPED[kind]) + WEIGHTS_SUFFIX
+    missing = os.path.join(SHIPPED_DIR, DEFAULTS[kind][-1]) + WEIGHTS_SUFFIX
     raise InputError(f"no shipped {kind} weights in this install ({missing} is "
                      "missing); train or download some and pass --weights PATH.weights.h5")
   return base
 
 
 def shipped() -> dict:
-  """{kind: base path} of the shipped default weights present in this install."""
-  found = {kind: shipped_path(name) for kind, name in SHIPPED.items()}
+  """{kind: base path} of the default weights present in this install (default_weights)."""
+  found = {kind: next(filter(None, map(shipped_path, names)), None)
+           for kind, names in DEFAULTS.items()}
   return {kind: base for kind, base in found.items() if base}
+
+
+def shipped_name(weight_set, model, kind) -> str:
+  """The name `model`'s `kind` weights ship under in `weight_set` (SETS)."""
+  return f"{SETS[weight_set]}{model}_{kind}"
 
 
 def shipped_names() -> list:
@@ -180,10 +195,12 @@ def resolve(path_or_name) -> str:
   return shipped_base
 
 
-def shipped_network(method):
+def shipped_network(method, weight_set="tables"):
   """Base path of the shipped weights of a row of the paper's tables (`b1u8` ... `srresnet`
-  trained with L1 as `<method>_l1`, `b4u4_gan` as is), or None when this install has none."""
-  return shipped_path(method if method.endswith("_gan") else f"{method}_l1")
+  trained with L1 as `<method>_l1`, `b4u4_gan` as is) in `weight_set`, or None when this
+  install has none."""
+  name = method if method.endswith("_gan") else f"{method}_l1"
+  return shipped_path(SETS[weight_set] + name)
 
 
 def common_acquisition(cards_of_models) -> Acquisition:

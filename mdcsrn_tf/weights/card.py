@@ -11,6 +11,7 @@ import os
 
 from mdcsrn_tf import acquisition as acquisitions
 from mdcsrn_tf.acquisition import PAPER, Acquisition
+from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import json_text, read_json, write_text_atomically
 from mdcsrn_tf.weights import schema
 
@@ -34,12 +35,18 @@ class ModelCard:
     replicas: devices each training step ran on.
     dataset: the data set manifest training read.
     subjects: {split: [volume names]} of the training and validation splits.
+    keeps_measured_band: outputs keep their input's k-space inside the band the acquisition
+      kept, the network giving only the removed band (infer/consistency.py; training's
+      --keep_measured_band); False for the network's output as it is, and for older cards.
     training_domain: what the network inputs it trained on look like (data/domain.py: each
       training volume's voxel size, head size, intensities and spectrum), against which
       every command checks its input; empty for cards from before it (not checked).
     validation: the last validation's mean metrics.
     held_out: metrics on the held-out test subject, measured when the weights are shipped.
     shipped_as: "l1" or "gan" for the package's shipped weights, else "".
+    shipped_set: the shipped set the weights belong to (weights.SETS): "tables", one row of
+      the paper's tables under one budget, or "heads", the defaults trained on whole heads;
+      "" for weights not shipped, and for the tables' cards from before the field.
     note: how the weights were made, where it matters to a user.
     warning: a shortfall that mdcsrn-sr prints whenever the weights are used ("": none).
   """
@@ -54,10 +61,12 @@ class ModelCard:
   replicas: int = 1
   dataset: str = ""
   subjects: dict = dataclasses.field(default_factory=dict)
+  keeps_measured_band: bool = False
   training_domain: dict = dataclasses.field(default_factory=dict)
   validation: dict = dataclasses.field(default_factory=dict)
   held_out: dict = dataclasses.field(default_factory=dict)
   shipped_as: str = ""
+  shipped_set: str = ""
   note: str = ""
   warning: str = ""
 
@@ -98,4 +107,7 @@ def read(base) -> ModelCard:
   values["acquisition"] = acquisitions.from_record(
       fields if "acquisition" in fields else {**training, "lr_mode": fields.get("lr_mode")},
       where=f"{path}: model card field acquisition" if "acquisition" in fields else path)
+  if values.get("keeps_measured_band") and not values["acquisition"].band_is_measured:
+    raise InputError(f"{path}: model card field keeps_measured_band: "
+                     f"{values['acquisition'].describe()} gives no measured band to keep")
   return ModelCard(**values)

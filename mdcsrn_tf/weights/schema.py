@@ -29,6 +29,8 @@ MAX_DEPTH = 8  # a shipped card nests 5 deep (held_out.per_volume.VOLUME.METHOD.
 MAX_TEXT = 4096  # Linux's PATH_MAX: any path a card records fits
 MAX_INTEGER = 2**53  # JSON readers that hold numbers as doubles keep integers exact up to here
 SHIPPED_KINDS = ("", "l1", "gan")
+# The shipped sets and the prefix of their names (weights.SETS); "" for weights not shipped
+SET_PREFIXES = {"tables": "", "heads": "heads_"}
 _SHOWN = reprlib.Repr()  # how a refused value is shown: its first characters and items
 _SHOWN.maxstring = _SHOWN.maxother = 40
 _SHOWN.maxlist = _SHOWN.maxdict = 4
@@ -119,6 +121,11 @@ def _record(known, rest=None):
   return check
 
 
+def _boolean(value, where):
+  if not isinstance(value, bool):
+    _fail(where, "expected true or false", value)
+
+
 def _scalar(value, where):
   if isinstance(value, str):
     _text(value, where)
@@ -169,6 +176,7 @@ CARD = _record({
         "head_ml": _figure, "removed_band": _figure,
         "quantiles": lambda value, where: value is None or _list(_figure)(value, where),
         "interior_skew": _figure, "upper_band": _figure}, rest=_json))}, rest=_json),
+    "keeps_measured_band": _boolean,
     "validation": _mapping(_figure),
     "held_out": _record({
         "volume": _text, "volumes": _list(_text), "dataset": _text, "mask": _text,
@@ -177,6 +185,7 @@ CARD = _record({
         "check_crop": _record({"start": _list(_integer(0), length=3), "edge": _integer(0),
                                "metrics": _BY_METHOD}, rest=_json)}, rest=_json),
     "shipped_as": _one_of(SHIPPED_KINDS),
+    "shipped_set": _one_of(("", *SET_PREFIXES)),
     "note": _text,
     "warning": _text,
     "lr_mode": _anything,  # a card's from before the acquisition: Acquisition reads it
