@@ -71,6 +71,9 @@ def test_sidecar_names_source_weights_acquisition_grid_and_command(derivatives):
   source = os.path.join(dataset, "sub-02", "anat", "sub-02_T1w.nii")
   assert sidecar["Sources"] == ["bids:raw:sub-02/anat/sub-02_T1w.nii"]
   assert sidecar["SourceFile"] == source
+  assert sidecar["SourceSHA256"] == hashlib.sha256(open(source, "rb").read()).hexdigest()
+  assert sidecar["Settings"] == {"scale": list(SCALE), "target_voxel": None, "tile": "auto",
+                                 "margin": 3, "memory_limit": None}
   card = json.load(open(weights.shipped()["l1"] + weights.CARD_SUFFIX, encoding="utf-8"))
   assert sidecar["Weights"]["sha256"] == card["weights_sha256"]
   assert sidecar["Acquisition"] == card["acquisition"]

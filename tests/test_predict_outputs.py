@@ -70,7 +70,7 @@ def test_subjects_sharing_a_file_name_get_one_output_each_in_a_new_out_dir(
   stamps = [os.stat(path).st_mtime_ns for path in written]
   again = run_predict(*scans, "--out_dir", out, "--weights", generator_weights)
   assert again.returncode == 2 and again.stderr.strip().splitlines() == [
-      f"error: {written[0]}: exists already (and 1 more); pass --overwrite to replace, or "
+      f"error: {written[0]}: exists already (and 3 more); pass --overwrite to replace, or "
       "choose another --out_dir"]
   assert [os.stat(path).st_mtime_ns for path in written] == stamps
 

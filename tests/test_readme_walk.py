@@ -140,5 +140,6 @@ def test_readme_hcp_workflow_runs_from_another_working_directory(tmp_path, monke
       (test, method) for method in ("linear", "cubic", "zero_filled", "b4u4", "b4u4_gan")]
   assert all(float(row["psnr_mask"]) > 0 for row in rows)  # inside HCP's brain mask
   assert f"wrote {os.path.join('runs/eval_hcp', 'per_subject.csv')}" in out
-  assert sorted(os.listdir(tmp_path / "sr")) == [f"{s}_sr.nii.gz" for s in SUBJECTS]
+  assert sorted(os.listdir(tmp_path / "sr")) == sorted(  # each output with its sidecar
+      f"{s}_sr{suffix}" for s in SUBJECTS for suffix in (".nii.gz", ".json"))
   assert (work / "serving" / "1" / "saved_model.pb").is_file()

@@ -77,7 +77,7 @@ def plan(options: BidsOptions, arguments):
     raise InputError(f"{weights_file}: no such weights file")
   checksum = weights.file_sha256(weights_file)
   output_dir = derivatives.check_output_dir(output_dir, root, checksum,
-                                            derivatives.output_settings(options))
+                                            provenance.output_settings(options))
   derivatives.check_destinations(output_dir, images, options.report, options.tta)
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report, options.tta)}
@@ -108,10 +108,10 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
   record = provenance.weights_record(weights_path)
   command = provenance.command_line()
   os.makedirs(output_dir, exist_ok=True)
-  derivatives.write_description(output_dir, record, derivatives.output_settings(settings))
+  derivatives.write_description(output_dir, record, provenance.output_settings(settings))
   # again: a job started beside this one with other weights or flags may have made it first
   derivatives.check_output_dir(output_dir, root, record["sha256"],
-                               derivatives.output_settings(settings))
+                               provenance.output_settings(settings))
   tile = cli.int_or_word(settings, "tile", "auto")
   for participant, images in todo.items():
     for image in images:
@@ -129,7 +129,8 @@ def run_app(options: BidsOptions, arguments, log=print) -> list:
           engine=engine,
           keep_band=consistency.band_kept_by(card))
       derivatives.write_sidecars(output_dir, image, root, record, command,
-                                 screened[image.path], settings.tta)
+                                 screened[image.path], provenance.output_settings(settings),
+                                 settings.tta)
       log(one_line(output))
     if options.report:  # every session done so far, this run's or an earlier one's
       every = layout.find_t1w(root, (participant,), warn=None)[participant]  # said above

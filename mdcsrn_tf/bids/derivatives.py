@@ -23,11 +23,11 @@ from mdcsrn_tf import destinations
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import read_json, write_text_atomically
 from mdcsrn_tf.infer import provenance
+from mdcsrn_tf.infer.provenance import LEFT_OUT, PIPELINE
 
 DESCRIPTION = "mdcsrn"  # the desc-<label> entity of every output
 UNCERTAINTY = "uncertainty"  # the desc-<label> of test-time augmentation's uncertainty map
 BIDS_VERSION = "1.9.0"
-PIPELINE = "mdcsrn-tf"
 
 
 def output_stem(image: Image, description=DESCRIPTION) -> str:
@@ -68,7 +68,7 @@ def is_done(output_dir, participant, images, with_report=True, passes=1) -> bool
 
 def description(weights_record, settings: dict) -> dict:
   """The dataset's description; GeneratedBy records the weights' SHA-256 and `settings`,
-  the flags that change the output's voxels (output_settings)."""
+  the flags that change the output's voxels (provenance.output_settings)."""
   return {"Name": "mDCSRN super-resolution of T1w images", "BIDSVersion": BIDS_VERSION,
           "DatasetType": "derivative",
           "GeneratedBy": [{"Name": PIPELINE, "Version": mdcsrn_tf.__version__,
@@ -78,30 +78,13 @@ def description(weights_record, settings: dict) -> dict:
                            "Settings": settings}]}
 
 
-LEFT_OUT = {"tta": 1}  # settings recorded only away from their default
-
-
-def output_settings(options) -> dict:
-  """The flags of `options` (mdcsrn-sr's) that change an output's voxels: the grid and the
-  tiling (the memory limit plans the tiles only with --tile auto). Two runs into one folder
-  must agree on them, as on the weights."""
-  settings = {name: getattr(options, name) for name in
-              ("scale", "target_voxel", "tile", "margin", "memory_limit", "tta")}
-  if settings["tile"] != "auto":
-    del settings["memory_limit"]
-  for name, default in LEFT_OUT.items():  # as folders from before the setting have it
-    if settings[name] == default:
-      del settings[name]
-  return json.loads(json.dumps(settings))
-
-
 def check_output_dir(output_dir, bids_root, weights_sha256, settings: dict) -> str:
   """The absolute output folder; InputError when it is the dataset itself or inside a
   participant's folder (compared by resolved paths: a symbolic link into the raw dataset
   is refused as the folder named directly is), when its parent does not exist (except
   BIDS_DIR/derivatives, the place BIDS gives derivatives, which is made when missing;
   elsewhere a missing parent is more likely a mistyped path), or when it holds the outputs
-  of another pipeline, of other weights or of other `settings` (output_settings)."""
+  of another pipeline, of other weights or of other `settings` (provenance.output_settings)."""
   destinations.check_output_folder(output_dir, "OUTPUT_DIR")
   path = os.path.abspath(os.fspath(output_dir))
   resolved, root = os.path.realpath(path), os.path.realpath(bids_root)
@@ -168,27 +151,17 @@ def write_description(output_dir, weights_record, settings: dict):
     pass
 
 
-def sidecar(image: Image, output, bids_root, weights_record, command, domain=(),
+def sidecar(image: Image, output, bids_root, weights_record, command, domain=(), settings=None,
             passes=1) -> dict:
-  """The sidecar of one output: its source, the weights, their acquisition and checksum,
-  the grid change, the command, how its input lies against the weights' training domain
-  (infer/trust.py: its warnings, [] for none) and, with test-time augmentation, the passes
-  and the uncertainty map."""
-  source = os.path.relpath(image.path, bids_root)
-  found = {"Description": "T1w image super-resolved by mDCSRN",
-           "Sources": [f"bids:raw:{source}"],
-           "SourceFile": image.path,
-           "Weights": {key: weights_record[key] for key in
-                       ("file", "sha256", "model", "shipped_as", "phase", "steps")},
-           "Acquisition": weights_record["acquisition"],
-           "GridChange": provenance.grid_change(image.path, output),
-           "TrainingDomain": list(domain),
-           "CommandLine": command}
-  if passes > 1:
-    found["TestTimeAugmentation"] = {
-        "Passes": passes, "Output": "mean of the passes, each mapped back",
-        "Uncertainty": os.path.basename(output_path("", image, UNCERTAINTY))}
-  return found
+  """The sidecar of one output: its BIDS source, then what every output's sidecar records
+  (provenance.output_sidecar: the input and its SHA-256, the weights, their acquisition and
+  checksum, the grid change, the settings, the command, the input against the training
+  domain and, with test-time augmentation, the passes and the uncertainty map)."""
+  return {"Description": "T1w image super-resolved by mDCSRN",
+          "Sources": [f"bids:raw:{os.path.relpath(image.path, bids_root)}"],
+          **provenance.output_sidecar(image.path, output, weights_record, command, domain,
+                                      settings, passes,
+                                      output_path("", image, UNCERTAINTY))}
 
 
 def recorded_domain(output_dir, image: Image):
@@ -198,16 +171,14 @@ def recorded_domain(output_dir, image: Image):
   return found.get("TrainingDomain") if isinstance(found, dict) else None
 
 
-def write_sidecars(output_dir, image, bids_root, weights_record, command, domain=(), passes=1):
+def write_sidecars(output_dir, image, bids_root, weights_record, command, domain=(),
+                   settings=None, passes=1):
   """The sidecars of an image's outputs, the uncertainty map's first."""
   output = output_path(output_dir, image)
   if passes > 1:
-    text = json.dumps({"Description": f"per-voxel standard deviation of the {passes} "
-                                      "test-time augmentation passes whose mean is the "
-                                      "desc-mdcsrn image, in its intensity units",
-                       "Sources": [f"bids:raw:{os.path.relpath(image.path, bids_root)}"],
-                       "Passes": passes}, indent=2)
-    write_text_atomically(sidecar_path(output_dir, image, UNCERTAINTY), text + "\n")
-  text = json.dumps(sidecar(image, output, bids_root, weights_record, command, domain, passes),
-                    indent=2)
-  write_text_atomically(sidecar_path(output_dir, image), text + "\n")
+    found = provenance.uncertainty_sidecar(image.path, output, passes)
+    provenance.write_json(sidecar_path(output_dir, image, UNCERTAINTY), {
+        "Description": found["Description"],
+        "Sources": [f"bids:raw:{os.path.relpath(image.path, bids_root)}"], **found})
+  provenance.write_json(sidecar_path(output_dir, image), sidecar(
+      image, output, bids_root, weights_record, command, domain, settings, passes))

@@ -12,7 +12,10 @@
 Without --scale or --target_voxel the input is taken to be on the HR grid already (as the
 network's training input: the LR scan interpolated back). The output keeps the input's
 intensity range and geometry, is written atomically, and never replaces an input; a file
-that exists already at an output's path is replaced only with --overwrite. With --out_dir
+that exists already at an output's path is replaced only with --overwrite. Beside each
+output goes its JSON sidecar, OUTPUT.json (BIDS-style: the input's path and SHA-256, the
+weights and their SHA-256, the acquisition, the settings, the command and the input's
+training-domain warnings). With --out_dir
 (made when missing) each output is named by the first part of the input paths that differs
 (HCP: the subject folder; a line says so when that is not the file's own name), or mirrors
 the inputs' folders with --out_layout mirror.

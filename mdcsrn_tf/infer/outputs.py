@@ -5,8 +5,11 @@ hidden names skipped, among them the temporary files of a killed write) and quot
 patterns (`'/data/HCP/*/T1w/T1w_acpc_dc_restore.nii.gz'`, `**` crossing folders). With
 --out_dir each output is named by its input's subject name (naming.subject_names: the first
 part of the input paths that differs, HCP's subject folder) or, with --out_layout mirror,
-placed at the input's path below the folders all inputs share. The output folders are made
-when missing; an output an earlier run left is replaced only with --overwrite.
+placed at the input's path below the folders all inputs share. Beside each output (and
+each uncertainty map) goes its JSON sidecar, BIDS-style: the image's name with .json
+(sr.nii.gz -> sr.json). The output folders are made when missing; an output or sidecar an
+earlier run left is replaced only with --overwrite, and never a file another output of the
+run, or an input's own sidecar, is.
 """
 import contextlib
 import glob
@@ -52,6 +55,35 @@ def with_uncertainty(pairs, passes=1) -> tuple:
   uncertainty map: every path to check and write; {output: its uncertainty map})."""
   maps = {output: uncertainty_path(output) for _, output in pairs} if passes > 1 else {}
   return list(pairs) + [(source, maps[output]) for source, output in pairs if maps], maps
+
+
+def sidecar_path(output) -> str:
+  """The JSON sidecar of an output image: its name with .json for .nii[.gz]."""
+  return naming.strip_nifti_suffix(os.fspath(output)) + ".json"
+
+
+def plan_sidecars(pairs, others=()) -> dict:
+  """{output: its sidecar} of every (input, output) of `pairs` (the images and their
+  uncertainty maps); InputError, before anything is written, when a sidecar would be a
+  file the run writes already (an output, the report in `others`, another sidecar:
+  compared by resolved paths) or an input's own sidecar, a scan's BIDS record beside it,
+  which no flag replaces."""
+  sidecars = {output: sidecar_path(output) for _, output in pairs}
+  taken = {os.path.realpath(path): path for path in [*sidecars, *others]}
+  records = {os.path.realpath(sidecar_path(source)): source for source, _ in pairs}
+  inputs = {os.path.realpath(source) for source, _ in pairs}
+  for output, sidecar in sidecars.items():
+    key = os.path.realpath(sidecar)
+    if os.path.realpath(output) in inputs:  # refused as such by nifti.check_output_path
+      continue
+    if key in records:
+      raise InputError(f"{sidecar}: the sidecar of {output} would replace the sidecar of the "
+                       f"input {records[key]}; name the output apart from its input")
+    if key in taken:
+      raise InputError(f"{sidecar}: the sidecar of {output} would also be {taken[key]}, "
+                       "written by this run; name the outputs apart")
+    taken[key] = sidecar
+  return sidecars
 
 
 def expand_inputs(paths, recursive=False) -> list:
@@ -108,7 +140,7 @@ def refuse_existing(pairs, overwrite=False, out_dir=None):
   it whatever `overwrite` says; the rule is destinations.refuse_existing's."""
   inputs = {os.path.realpath(source) for source, _ in pairs}
   instead = "choose another --out_dir" if out_dir is not None else "name another OUTPUT"
-  if out_dir is not None and len(pairs) == 1:  # a job per subject, all into one folder?
+  if out_dir is not None and len(inputs) == 1:  # a job per subject, all into one folder?
     instead += (" (a single input is named by its file name alone: give each job's "
                 "INPUT OUTPUT instead)")
   destinations.refuse_existing([output for _, output in pairs

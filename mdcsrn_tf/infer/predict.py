@@ -10,7 +10,7 @@ and a grid that would not fit in the memory available are refused. Intensities a
 onto [0, 1] going in and back coming out (data/intensity.py: by the maximum, or by the range
 for a volume with negative voxels), so the output keeps the input's range.
 Outputs are written atomically, never over an input, and never from a non-finite network
-output.
+output; beside each goes its JSON sidecar (OUTPUT.json, infer/provenance.output_sidecar).
 """
 import dataclasses
 import os
@@ -22,7 +22,7 @@ from mdcsrn_tf import cli, paper
 from mdcsrn_tf.acquisition import PAPER, Acquisition
 from mdcsrn_tf.data import intensity, naming, nifti, transforms
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
-from mdcsrn_tf.infer import consistency, engines, outputs, report, trust
+from mdcsrn_tf.infer import consistency, engines, outputs, provenance, report, trust
 from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
                                    grid_map, hr_grid, requested_scale)
 from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
@@ -62,9 +62,9 @@ class PredictOptions:
     out_layout: names (OUT_DIR/<name>_sr.nii.gz) or mirror (each input's path below the
       folders all inputs share, recreated under OUT_DIR, with _sr before the suffix).
     recursive: folder inputs: also the NIfTI files in their subfolders.
-    overwrite: replace outputs that exist already (refused without): an earlier run's, any
-      file named as OUTPUT, or the --report page; a symbolic link there is replaced itself,
-      never the file it points to.
+    overwrite: replace outputs that exist already (refused without): an earlier run's (its
+      sidecars too), any file named as OUTPUT, or the --report page; a symbolic link there
+      is replaced itself, never the file it points to.
     unverified_weights: load weights whose model card records no SHA-256 (cards from
       before checksums); otherwise they are refused.
     report: PATH.html: a QC report of the run (slices of every input and output, the
@@ -131,7 +131,9 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
       path, options.scale, options.target_voxel, acquisition, weights_path, options.tta),
                                 weights_path, options.model, acquisition)
   everything, maps = outputs.with_uncertainty(pairs, options.tta)
-  outputs.refuse_existing(everything, options.overwrite, options.out_dir)
+  sidecars = outputs.plan_sidecars(everything, [options.report] if options.report else [])
+  outputs.refuse_existing(everything + [(source, sidecars[output]) for source, output in
+                                        everything], options.overwrite, options.out_dir)
   if options.out_dir is not None:
     note = naming.naming_note(inputs, naming.subject_names(inputs))
     if note and options.out_layout == "names":
@@ -147,7 +149,7 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
                              allow_unverified=options.unverified_weights)
     engine = engines.prepare(options.engine, model, card.weights_sha256, options.precision,
                              options.jit_compile)
-    written = []
+    written, record = [], provenance.weights_record(weights_path)
     for input_path, output_path in pairs:
       written.append(super_resolve_file(
           input_path, output_path, model, cli.int_or_word(options, "tile", "auto"),
@@ -157,10 +159,26 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
           weights_name=weights_path, memory_limit=options.memory_limit, passes=options.tta,
           uncertainty_path=maps.get(output_path), engine=engine,
           keep_band=consistency.band_kept_by(card)))
+      write_sidecars(options, sidecars, input_path, output_path, record,
+                     trust.recorded(found, trained)[input_path], maps.get(output_path))
   if options.report:
     report.write_report(options.report, pairs, weights_path, "mdcsrn-sr report",
                         findings=trust.recorded(found, trained), uncertainty=maps)
   return written
+
+
+def write_sidecars(options: PredictOptions, sidecars, input_path, output_path, weights_record,
+                   domain, uncertainty=None):
+  """The JSON sidecars (`sidecars`: outputs.plan_sidecars) of one input's outputs, each
+  after its image: the uncertainty map's, then the output's (provenance.output_sidecar:
+  the input, the weights (provenance.weights_record), the settings, the command and
+  `domain`, what the input's check against the training domain found)."""
+  if uncertainty:
+    provenance.write_json(sidecars[uncertainty], provenance.uncertainty_sidecar(
+        input_path, output_path, options.tta))
+  provenance.write_json(sidecars[output_path], provenance.output_sidecar(
+      input_path, output_path, weights_record, provenance.command_line(), domain,
+      provenance.output_settings(options), options.tta, uncertainty))
 
 
 def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,

@@ -1,13 +1,23 @@
 """What made a super-resolved file: the weights (checksum, model card, held-out figures), the
-acquisition the network was trained for, the grid change and the command. The QC report
-(infer/report.py) and the BIDS derivatives' sidecars (bids/) both read them from here.
+acquisition the network was trained for, the input (its path and SHA-256), the grid
+change, the settings and the command. The QC report (infer/report.py) reads them from
+here, and every output's JSON sidecar, mdcsrn-sr's (OUTPUT.json) as the BIDS derivatives'
+(bids/derivatives.py), is made here (`output_sidecar`) and written here (`write_json`).
 """
+import json
 import os
 import shlex
 import sys
 
 import nibabel as nib
 import numpy as np
+
+import mdcsrn_tf
+from mdcsrn_tf import identity
+from mdcsrn_tf.files import json_text, write_text_atomically
+
+PIPELINE = "mdcsrn-tf"  # the name sidecars and dataset descriptions give the software
+LEFT_OUT = {"tta": 1}  # settings recorded only away from their default
 
 # The held-out rows a report shows, in this order, and their names for people.
 HELD_OUT_METHODS = {"model": "this network", "zero_filled": "zero-filled k-space",
@@ -54,6 +64,59 @@ def grid_change(input_path, output_path) -> dict:
   factors = np.divide(result["shape"], source["shape"])
   return {"input": source, "output": result,
           "factors": [round(float(f), 6) for f in factors]}
+
+
+def output_settings(options) -> dict:
+  """The flags of `options` (mdcsrn-sr's) that change an output's voxels: the grid and the
+  tiling (the memory limit plans the tiles only with --tile auto), and test-time
+  augmentation's passes away from 1. Two mdcsrn-bids runs into one folder must agree on
+  them, as on the weights."""
+  settings = {name: getattr(options, name) for name in
+              ("scale", "target_voxel", "tile", "margin", "memory_limit", "tta")}
+  if settings["tile"] != "auto":
+    del settings["memory_limit"]
+  for name, default in LEFT_OUT.items():  # as folders from before the setting have it
+    if settings[name] == default:
+      del settings[name]
+  return json.loads(json.dumps(settings))
+
+
+def output_sidecar(input_path, output_path, weights_record, command, domain=(), settings=None,
+                   passes=1, uncertainty=None) -> dict:
+  """The JSON sidecar of one output, mdcsrn-sr's and mdcsrn-bids' alike: its input (path and
+  SHA-256), the software and its version, the weights (file, SHA-256, model, phase, steps)
+  and the acquisition they undo, the grid change, the settings (output_settings) and the
+  command, how its input lies against the weights' training domain (infer/trust.py: its
+  warnings, [] for none, or that it was not checked) and, with test-time augmentation, the
+  passes and the uncertainty map's file name."""
+  found = {"SourceFile": os.path.abspath(input_path),
+           "SourceSHA256": identity.content_sha256(input_path),
+           "GeneratedBy": {"Name": PIPELINE, "Version": mdcsrn_tf.__version__},
+           "Weights": {key: weights_record[key] for key in
+                       ("file", "sha256", "model", "shipped_as", "phase", "steps")},
+           "Acquisition": weights_record["acquisition"],
+           "GridChange": grid_change(input_path, output_path),
+           "Settings": dict(settings or {}),
+           "TrainingDomain": list(domain),
+           "CommandLine": command}
+  if passes > 1:
+    found["TestTimeAugmentation"] = {"Passes": passes,
+                                     "Output": "mean of the passes, each mapped back",
+                                     "Uncertainty": os.path.basename(uncertainty)}
+  return found
+
+
+def uncertainty_sidecar(input_path, output_path, passes) -> dict:
+  """The JSON sidecar of test-time augmentation's uncertainty map of `output_path`."""
+  return {"Description": f"per-voxel standard deviation of the {passes} test-time "
+                         f"augmentation passes whose mean is {os.path.basename(output_path)}, "
+                         "in its intensity units",
+          "SourceFile": os.path.abspath(input_path), "Passes": passes}
+
+
+def write_json(path, record: dict):
+  """Writes a sidecar atomically, as strict JSON."""
+  write_text_atomically(path, json_text(record, indent=2) + "\n")
 
 
 def command_line(argv=None) -> str:
