@@ -14,12 +14,15 @@ bounded by one window.
 
 Keras' ExportArchive writes it: it saves the Keras variables so that the session-based
 loader of TF Serving and the C++/Java APIs finds them too (`saved_model_cli run`), which a
-plain tf.Module holding a Keras 3 model does not. The export is written to a temporary
-folder beside DIR, given the permissions a plainly made folder would have, and renamed onto
-it (docs/serving.md).
+plain tf.Module holding a Keras 3 model does not. The export carries the weights' model
+card, as it is, in DIR/assets.extra/model_card.json (a folder TF Serving leaves alone): the
+training domain that the Python front end (export/serving.py) checks volumes against. The
+export is written to a temporary folder beside DIR, given the permissions a plainly made
+folder would have, and renamed onto it (docs/serving.md).
 """
 import dataclasses
 import os
+import shutil
 
 from mdcsrn_tf import cli, paper
 from mdcsrn_tf.errors import InputError
@@ -73,6 +76,7 @@ class ExportOptions:
 
 
 FORMATS = ("saved_model", "onnx")
+CARD = os.path.join("assets.extra", "model_card.json")  # the card, inside an export
 
 
 LAYOUT_ERROR = "volume must be float32 [D, H, W] or [1, D, H, W, 1] with D, H, W >= 1; got shape"
@@ -148,9 +152,10 @@ def check_export_folder(out_dir, overwrite=False) -> str:
 
 
 def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
-                       memory_limit=None, overwrite=False):
-  """Writes the SavedModel to a temporary folder beside `out_dir`, then renames it (over
-  the SavedModel there with `overwrite`)."""
+                       memory_limit=None, overwrite=False, card_file=None):
+  """Writes the SavedModel, with a copy of the model card `card_file` (None: weights
+  without one) at CARD, to a temporary folder beside `out_dir`, then renames it (over the
+  SavedModel there with `overwrite`)."""
   import keras
   import tensorflow as tf
 
@@ -167,6 +172,9 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
     except tf.errors.OpError as error:  # a full disk, say: TensorFlow's own file error
       first = (error.message.strip().splitlines() or [type(error).__name__])[0]
       raise InputError(f"{out_dir}: cannot write the SavedModel ({first})") from None
+    if card_file is not None:
+      os.makedirs(os.path.join(folder, os.path.dirname(CARD)))
+      shutil.copyfile(card_file, os.path.join(folder, CARD))
 
   return write_folder_atomically(out_dir, write, replace=overwrite)
 
@@ -183,5 +191,7 @@ def export(options: ExportOptions) -> str:
                                   options.unverified_weights, options.overwrite)
   check_export_folder(options.out, options.overwrite)
   model, _ = weights.load_generator(source, options.model, options.unverified_weights)
+  card_file = weights.base_path(source) + weights.CARD_SUFFIX
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
-                            options.margin, options.memory_limit, options.overwrite)
+                            options.margin, options.memory_limit, options.overwrite,
+                            card_file if os.path.isfile(card_file) else None)
