@@ -127,3 +127,36 @@ def test_training_refuses_it_for_an_input_without_the_measured_band(tmp_path):
   with pytest.raises(InputError, match="--keep_measured_band"):
     config.validate()
   dataclasses.replace(config, placement="zero_filled").validate()
+
+
+@pytest.mark.parametrize("shape", [(8, 9, 5), (7, 10, 6), (12, 12, 3)])
+def test_the_removed_pairs_are_the_removed_band_and_its_mirror(shape):
+  removed = ZERO_FILLED.removed_band(shape)
+  mirror = np.ix_(*((-np.arange(n)) % n for n in shape))
+  np.testing.assert_array_equal(consistency.removed_pairs(ZERO_FILLED, shape),
+                                removed | removed[mirror])
+
+
+def test_the_graph_projection_is_the_numpy_one(head):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  changed = head + np.random.default_rng(1).normal(0, 0.05, head.shape).astype(np.float32)
+  in_graph = tf.function(lambda o, i: consistency.keep_measured_band_graph(o, i, ZERO_FILLED),
+                         input_signature=[tf.TensorSpec(None, tf.float32)] * 2)
+  np.testing.assert_allclose(in_graph(changed, head).numpy(),
+                             consistency.keep_measured_band(changed, head, ZERO_FILLED),
+                             rtol=0, atol=2 * tolerance(head, changed - head))
+
+
+def test_the_savedmodel_keeps_the_band_as_the_python_path_does(head):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from mdcsrn_tf.export import saved_model  # pylint: disable=import-outside-toplevel
+
+  model = biased_identity(0.05)
+  scale = float(head.max())  # the served volume is mapped onto [0, 1] by it, and back
+  for keep_band, expected in ((None, head + np.float32(0.05 * scale)), (ZERO_FILLED, head)):
+    serve = tf.function(saved_model.serving_function(model, tile=24, margin=3,
+                                                     keep_band=keep_band))
+    served = serve(tf.constant(head))["sr"].numpy()
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-5 + tolerance(head, 0.05))

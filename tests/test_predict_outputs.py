@@ -125,21 +125,25 @@ def test_a_grid_change_is_refused_when_it_needs_more_than_the_available_memory(t
   grids.check_memory("scan.nii.gz", (10**6,) * 3, **nothing)
 
 
-@pytest.mark.parametrize("grid_change, passes, largest", [
-    (False, 1, (64, 64, 24)),  # 4 float32 volumes: 16 B per voxel
-    (False, 2, (64, 64, 16)),  # and with TTA 6 (the mean, squares, a pass's input): 24 B
-    (False, 16, (64, 64, 16)),  # whatever the number of passes
-    (True, 1, (64, 64, 6)),  # a grid change: the interpolation's 64 B, before either
-    (True, 16, (64, 64, 6)),
+@pytest.mark.parametrize("grid_change, passes, keep_band, largest", [
+    (False, 1, False, (64, 64, 24)),  # 4 float32 volumes: 16 B per voxel
+    (False, 2, False, (64, 64, 16)),  # and with TTA 6 (the mean, squares, a pass's input): 24 B
+    (False, 16, False, (64, 64, 16)),  # whatever the number of passes
+    (True, 1, False, (64, 64, 6)),  # a grid change: the interpolation's 64 B, before either
+    (True, 16, False, (64, 64, 6)),
+    (False, 1, True, (64, 64, 13)),  # the measured-band projection's 12 B more: 28 B
+    (False, 2, True, (64, 64, 10)),  # 36 B
+    (True, 1, True, (64, 64, 6)),  # the interpolation's 64 B, still the most
 ])
-def test_the_memory_a_run_needs_counts_test_time_augmentations_volumes(tmp_path, grid_change,
-                                                                       passes, largest):
-  """With 1.5 MiB available: 98,304 voxels at 16 B, 65,536 at 24 B, 24,576 at 64 B."""
+def test_the_memory_a_run_needs_counts_test_time_augmentations_volumes(
+    tmp_path, grid_change, passes, keep_band, largest):
+  """With 1.5 MiB available: 98,304 voxels at 16 B, 65,536 at 24 B, 56,173 at 28 B, 43,690
+  at 36 B, 24,576 at 64 B."""
   sources = meminfo_with(tmp_path, 3 * 2**19)
-  grids.check_memory("scan.nii.gz", largest, grid_change, passes, **sources)
+  grids.check_memory("scan.nii.gz", largest, grid_change, passes, keep_band, **sources)
   larger = (*largest[:2], largest[2] + 1)
   with pytest.raises(InputError, match=("with --tta" if passes > 1 else "GiB, more")):
-    grids.check_memory("scan.nii.gz", larger, grid_change, passes, **sources)
+    grids.check_memory("scan.nii.gz", larger, grid_change, passes, keep_band, **sources)
 
 
 def test_mdcsrn_sr_refuses_tta_it_has_no_memory_for_before_the_network_loads(

@@ -83,10 +83,11 @@ def plan(options: BidsOptions, arguments):
           if derivatives.is_done(output_dir, p, found, options.report, options.tta)}
   todo = {p: found for p, found in images.items() if p not in done}
   acquisition = weights_choice.trained_acquisition(weights_path, options.model)
+  keep_band = weights_choice.keeps_measured_band(weights_path, options.model)
   trained, found = trust.screen(
       [image.path for images in todo.values() for image in images],
       lambda path: predict.check_input(path, options.scale, options.target_voxel, acquisition,
-                                       weights_path, options.tta),
+                                       weights_path, options.tta, keep_band),
       weights_path, options.model, acquisition)
   trust.announce(found, options.strict, weights_path)  # every other check has passed
   return root, output_dir, todo, done, trust.recorded(found, trained)

@@ -27,6 +27,7 @@ import shutil
 from mdcsrn_tf import cli, paper
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.files import write_folder_atomically
+from mdcsrn_tf.infer import consistency
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +87,15 @@ NOT_FINITE_OUTPUT_ERROR = ("network output has NaN or Inf voxels (corrupted or d
                            "weights); count:")
 
 
-def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None):
+def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=None,
+                     keep_band=None):
   """The exported computation: `volume` -> {"sr": its super-resolution, same shape}.
   `tile` None plans the tiles in the graph from the volume's shape and `memory_limit` MiB,
-  as inference.auto_plan does."""
+  as inference.auto_plan does; `keep_band` keeps that acquisition's measured band, as
+  inference.super_resolve does for weights whose card asks for it."""
   import tensorflow as tf
 
-  from mdcsrn_tf.infer import inference
+  from mdcsrn_tf.infer import consistency, inference
   from mdcsrn_tf.infer.forward import activation_bytes_per_voxel, inference_pass
   from mdcsrn_tf.infer.tiling import auto_tile_edges, tiled_forward
 
@@ -122,7 +125,10 @@ def serving_function(model, tile=paper.TILE, margin=paper.MARGIN, memory_limit=N
       scale = tf.identity(high - low)
       spatial = tf.identity(spatial)
     edges = auto_tile_edges(spatial, margin, max_window) if tile is None else tile
-    sr = tiled_forward(network, (volume - low) / scale, edges, margin)
+    normalised = (volume - low) / scale
+    sr = tiled_forward(network, normalised, edges, margin)
+    if keep_band is not None:
+      sr = consistency.keep_measured_band_graph(sr, normalised, keep_band)
     bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(sr)), tf.int64))
     with tf.control_dependencies([tf.debugging.Assert(tf.equal(bad, 0),
                                                       [NOT_FINITE_OUTPUT_ERROR, bad])]):
@@ -152,10 +158,10 @@ def check_export_folder(out_dir, overwrite=False) -> str:
 
 
 def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
-                       memory_limit=None, overwrite=False, card_file=None):
-  """Writes the SavedModel, with a copy of the model card `card_file` (None: weights
-  without one) at CARD, to a temporary folder beside `out_dir`, then renames it (over the
-  SavedModel there with `overwrite`)."""
+                       memory_limit=None, overwrite=False, card_file=None, keep_band=None):
+  """Writes the SavedModel (keeping `keep_band`'s measured band: serving_function), with a
+  copy of the model card `card_file` (None: weights without one) at CARD, to a temporary
+  folder beside `out_dir`, then renames it (over the SavedModel there with `overwrite`)."""
   import keras
   import tensorflow as tf
 
@@ -163,7 +169,8 @@ def export_saved_model(model, out_dir, tile=paper.TILE, margin=paper.MARGIN,
   os.makedirs(os.path.dirname(out_dir), exist_ok=True)
   archive = keras.export.ExportArchive()
   archive.track(model)
-  archive.add_endpoint("serving_default", serving_function(model, tile, margin, memory_limit),
+  archive.add_endpoint("serving_default",
+                       serving_function(model, tile, margin, memory_limit, keep_band),
                        input_signature=[tf.TensorSpec(None, tf.float32, name="volume")])
 
   def write(folder):
@@ -190,8 +197,9 @@ def export(options: ExportOptions) -> str:
     return onnx_graph.export_onnx(source, options.out, options.model,
                                   options.unverified_weights, options.overwrite)
   check_export_folder(options.out, options.overwrite)
-  model, _ = weights.load_generator(source, options.model, options.unverified_weights)
+  model, card = weights.load_generator(source, options.model, options.unverified_weights)
   card_file = weights.base_path(source) + weights.CARD_SUFFIX
   return export_saved_model(model, options.out, cli.int_or_word(options, "tile", "auto"),
                             options.margin, options.memory_limit, options.overwrite,
-                            card_file if os.path.isfile(card_file) else None)
+                            card_file if os.path.isfile(card_file) else None,
+                            consistency.band_kept_by(card))

@@ -9,6 +9,7 @@ import numpy as np
 from mdcsrn_tf import hardware
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.errors import InputError
+from mdcsrn_tf.infer import consistency
 
 # Peak bytes a run holds per voxel of the HR grid (benchmarks/run_memory.py: on 19.7 M
 # voxels, the process's peak resident memory above what it held before the volume was read):
@@ -70,19 +71,23 @@ def hr_grid(shape, zooms, scale=None, target_voxel=None, name="the input"):
   return hr_shape, tuple(m / n for m, n in zip(hr_shape, shape))
 
 
-def bytes_per_voxel(grid_change=True, passes=1) -> int:
+def bytes_per_voxel(grid_change=True, passes=1, keep_band=False) -> int:
   """Peak bytes a run holds per voxel of the HR grid: the grid change's interpolation or,
-  when more, the float32 volumes of one pass or of test-time augmentation's `passes`."""
+  when more, the float32 volumes of one pass or of test-time augmentation's `passes`, with
+  the measured-band projection's own when `keep_band` (infer/consistency.py)."""
   volumes = 4 * (TTA_VOLUMES if passes > 1 else FLOAT32_VOLUMES)
+  volumes += consistency.BYTES_PER_VOXEL if keep_band else 0
   return max(HR_BYTES_PER_VOXEL, volumes) if grid_change else volumes
 
 
-def check_memory(path, hr_shape, grid_change=True, passes=1, **memory_sources):
+def check_memory(path, hr_shape, grid_change=True, passes=1, keep_band=False,
+                 **memory_sources):
   """InputError when a run on the HR grid (after a grid change when `grid_change`; with
-  test-time augmentation's `passes`) would need more memory than is available
-  (hardware.available_memory, which `memory_sources` go to)."""
+  test-time augmentation's `passes`; projected onto the measured band when `keep_band`)
+  would need more memory than is available (hardware.available_memory, which
+  `memory_sources` go to)."""
   available = hardware.available_memory(**memory_sources)
-  needed = math.prod(hr_shape) * bytes_per_voxel(grid_change, passes)
+  needed = math.prod(hr_shape) * bytes_per_voxel(grid_change, passes, keep_band)
   if available is not None and needed > available:
     fewer = ["a smaller --scale or a larger --target_voxel"] if grid_change else []
     fewer += ["fewer --tta passes"] if passes > 1 else []

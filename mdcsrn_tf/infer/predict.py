@@ -25,7 +25,8 @@ from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.infer import consistency, engines, outputs, provenance, report, trust
 from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
                                    grid_map, hr_grid, requested_scale)
-from mdcsrn_tf.infer.weights_choice import load_model, trained_acquisition, weights_to_use
+from mdcsrn_tf.infer.weights_choice import (keeps_measured_band, load_model,
+                                             trained_acquisition, weights_to_use)
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -127,8 +128,10 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   inputs = [input_path for input_path, _ in pairs]
   weights_path = weights_to_use(options.weights, options.gan)
   acquisition = trained_acquisition(weights_path, options.model)
+  keep_band = keeps_measured_band(weights_path, options.model)
   trained, found = trust.screen(inputs, lambda path: check_input(
-      path, options.scale, options.target_voxel, acquisition, weights_path, options.tta),
+      path, options.scale, options.target_voxel, acquisition, weights_path, options.tta,
+      keep_band),
                                 weights_path, options.model, acquisition)
   everything, maps = outputs.with_uncertainty(pairs, options.tta)
   sidecars = outputs.plan_sidecars(everything, [options.report] if options.report else [])
@@ -182,17 +185,17 @@ def write_sidecars(options: PredictOptions, sidecars, input_path, output_path, w
 
 
 def check_input(path, scale=None, target_voxel=None, acquisition: Acquisition | None = None,
-                weights_name="the weights", passes=1):
+                weights_name="the weights", passes=1, keep_band=False):
   """(voxels, image, HR shape, factors) of one input scan; InputError for an unusable file
   (a volume without contrast or a positive voxel included: intensity.check_contrast), a grid
   change `acquisition` (the weights', when given) was not trained for, or an HR grid
-  that does not fit in memory (with test-time augmentation's `passes`). Nothing is
-  interpolated yet."""
+  that does not fit in memory (with test-time augmentation's `passes`, and the measured-band
+  projection when `keep_band`). Nothing is interpolated yet."""
   volume, image = nifti.load_volume(path)
   intensity.check_contrast(volume, name=os.fspath(path))
   zooms = nifti.voxel_size_mm(image, path) if target_voxel is not None else None
   hr_shape, factors = hr_grid(volume.shape, zooms, scale, target_voxel, name=path)
-  check_memory(path, hr_shape, hr_shape != volume.shape, passes)
+  check_memory(path, hr_shape, hr_shape != volume.shape, passes, keep_band)
   if acquisition is not None:
     check_trained_grid(path, requested_scale(zooms, scale, target_voxel), acquisition,
                        weights_name)

@@ -18,15 +18,28 @@ def weights_to_use(weights_path=None, gan=False):
   return weights.default_weights("gan" if gan else "l1")
 
 
-def trained_acquisition(weights_path, model_name=None) -> Acquisition:
-  """The acquisition the weights' card names (the paper's for weights without a card),
-  read before the model loads."""
+def _card(weights_path, model_name=None):
+  """The weights' card, or None for weights named with --model that have none."""
   from mdcsrn_tf import weights
 
   if model_name is not None and not os.path.exists(weights.base_path(weights_path)
                                                    + weights.CARD_SUFFIX):
-    return PAPER
-  return weights.read_card(weights_path).acquisition
+    return None
+  return weights.read_card(weights_path)
+
+
+def trained_acquisition(weights_path, model_name=None) -> Acquisition:
+  """The acquisition the weights' card names (the paper's for weights without a card),
+  read before the model loads."""
+  card = _card(weights_path, model_name)
+  return PAPER if card is None else card.acquisition
+
+
+def keeps_measured_band(weights_path, model_name=None) -> bool:
+  """Whether the weights' card asks for the measured-band projection (infer/consistency.py;
+  False for weights without a card), read before the model loads."""
+  card = _card(weights_path, model_name)
+  return card is not None and card.keeps_measured_band
 
 
 def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):

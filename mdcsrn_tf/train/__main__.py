@@ -5,9 +5,9 @@ Flags after a flagfile override it; every flag is a field of train/config.py's T
 Once the first batch is ready, the resolved settings are written to WORKDIR/flags.cfg (to
 repeat the run) and WORKDIR/config.json. Running the same command again resumes from
 WORKDIR's newest intact checkpoint; a command whose model, phase, precision, lr_decay,
-validation_subjects, validation_tile, validation_margin, acquisition or volumes (and in the
-GAN phase patch_size) differ from the run's, or whose --steps is below the step the run
-reached, is refused (docs/training.md#workdir). A run that has exported its generator after --steps
+validation_subjects, validation_tile, validation_margin, keep_measured_band, acquisition or
+volumes (and in the GAN phase patch_size) differ from the run's, or whose --steps is below
+the step the run reached, is refused (docs/training.md#workdir). A run that has exported its generator after --steps
 steps is finished: the same command again says so and does nothing (a larger --steps
 trains on).
 
