@@ -9,13 +9,15 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The suite's degraded-volume cache is its own, never the user's ~/.cache (subprocesses
-# inherit it); one folder per test process, removed with the process's temporary files.
+# The suite's degraded-volume and engine caches are its own, never the user's ~/.cache
+# (subprocesses inherit them); one folder per test process, removed with the process's
+# temporary files.
 if "MDCSRN_CACHE_DIR" not in os.environ:
   import tempfile  # pylint: disable=import-outside-toplevel
 
-  os.environ["MDCSRN_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="mdcsrn-test-cache-"),
-                                                "degraded")
+  _CACHE = tempfile.mkdtemp(prefix="mdcsrn-test-cache-")
+  os.environ["MDCSRN_CACHE_DIR"] = os.path.join(_CACHE, "degraded")
+  os.environ.setdefault("MDCSRN_ENGINE_CACHE", os.path.join(_CACHE, "engines"))
 
 from pathlib import Path
 

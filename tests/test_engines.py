@@ -48,6 +48,7 @@ def head(colin27_crop, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def cache_home(tmp_path, monkeypatch):
+  monkeypatch.delenv("MDCSRN_ENGINE_CACHE", raising=False)  # the suite's own, conftest.py
   monkeypatch.setenv("MDCSRN_DATA_HOME", str(tmp_path / "data_home"))
   return tmp_path / "data_home" / "engines"
 

@@ -100,9 +100,9 @@ def check_engine(name, precision="float32", jit_compile=False) -> str:
 
 
 def cache_dir() -> str:
-  """$MDCSRN_DATA_HOME/engines, else ~/.cache/mdcsrn_tf/engines."""
+  """$MDCSRN_ENGINE_CACHE, else $MDCSRN_DATA_HOME/engines, else ~/.cache/mdcsrn_tf/engines."""
   data_home = os.environ.get("MDCSRN_DATA_HOME") or os.path.expanduser("~/.cache/mdcsrn_tf")
-  return os.path.join(data_home, "engines")
+  return os.environ.get("MDCSRN_ENGINE_CACHE") or os.path.join(data_home, "engines")
 
 
 def weights_key(model, weights_sha256="") -> str:
