@@ -157,3 +157,18 @@ def test_the_command_names_a_missing_engine_package_in_one_line(tmp_path):
   assert result.stderr.splitlines() == [
       "error: --engine openvino needs the no_such_openvino_package package: pip install "
       "no_such_openvino_package, or choose --engine tensorflow"]
+
+
+def test_evaluation_scores_a_network_run_by_an_engine_as_the_reference_pass(shipped, head):
+  from mdcsrn_tf.evaluate import scoring  # pylint: disable=import-outside-toplevel
+
+  model, card = shipped
+  runner = engines.prepare("openvino", model, card.weights_sha256)
+  by = {name: scoring.evaluate_volume(head, {"m": model}, card.acquisition, tile=16,
+                                      engines=chosen)["m"]
+        for name, chosen in (("tensorflow", None), ("openvino", {"m": runner}))}
+  # outputs within d = RELATIVE_TOLERANCE of the maximum (1) move the RMS error e by at most
+  # d, so the PSNR by at most 20 / ln(10) * d / e dB: below 0.01 dB while e > 0.009 (a PSNR
+  # below 41 dB, which this crop's is)
+  assert by["tensorflow"]["psnr"] < 41
+  assert by["openvino"]["psnr"] == pytest.approx(by["tensorflow"]["psnr"], abs=0.01)

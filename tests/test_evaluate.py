@@ -143,7 +143,8 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path, write_nifti):
   shipped_l1 = weights.shipped()["l1"]  # its card: trained on zero-filled input
   for args in (["--volumes=/nonexistent.nii.gz"], [], ["--volumes=a.nii", "--weights=broken"],
                [f"--volumes={volume}", f"--weights=l1={shipped_l1}", "--factors=1,1,4"],
-               [f"--volumes={volume}", "--plane_axes=0,0"]):
+               [f"--volumes={volume}", "--plane_axes=0,0"],
+               [f"--volumes={volume}", "--engine=tensorrt"]):
     result = subprocess.run([sys.executable, "-m", "mdcsrn_tf.evaluate", *args,
                              f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

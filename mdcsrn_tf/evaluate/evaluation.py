@@ -24,7 +24,7 @@ from mdcsrn_tf import cli, destinations, paper
 from mdcsrn_tf.data import manifest, naming, nifti
 from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.evaluate import results, scoring, subjects
-from mdcsrn_tf.infer import consistency
+from mdcsrn_tf.infer import consistency, engines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,9 @@ class EvaluateOptions:
     tile: inference tile edge (the paper's 64).
     margin: inference tile margin (the paper's 3).
     batch: tiles per forward pass.
+    engine: what runs each network, in float32: auto (the fastest measured for this kind of
+      CPU), tensorflow (the reference), openvino or onnxruntime, as mdcsrn-sr's --engine
+      (docs/performance.md#engines).
     out_dir: where per_subject.csv, settings.json and summary.json go; a rerun with the
       same options skips the subjects already scored there.
     unverified_weights: load weights whose model card records no SHA-256 (cards from
@@ -69,11 +72,13 @@ class EvaluateOptions:
   tile: int = paper.TILE
   margin: int = paper.MARGIN
   batch: int = 1
+  engine: str = "auto"
   out_dir: str = "runs/eval"
   unverified_weights: bool = False
 
   def __post_init__(self):
     cli.require_at_least(self, tile=1, margin=0, batch=1)
+    engines.check_engine(self.engine)
     destinations.check_output_folder(self.out_dir, "--out_dir")  # before hours of scoring
     if bool(self.manifest) == bool(self.volumes):
       raise InputError("give either --manifest or --volumes")
@@ -200,11 +205,13 @@ def evaluate(options: EvaluateOptions) -> tuple:
   settings = {**dataclasses.asdict(options), "weights": sorted(weight_paths),
               "acquisition": {"baselines": baseline.to_dict(),
                               **{name: a.to_dict() for name, a in of_model.items()}}}
-  for how in ("batch", "unverified_weights"):  # how, not what: a rerun may change them
+  for how in ("batch", "engine", "unverified_weights"):  # how, not what: a rerun may change them
     del settings[how]
   methods = dict.fromkeys(options.baselines)
   methods.update({name: weights.load_generator(
       path, allow_unverified=options.unverified_weights)[0] for name, path in weight_paths.items()})
+  runners = {name: engines.prepare(options.engine, methods[name], card.weights_sha256)
+             for name, card in cards.items()}
   record = results.ResultsRecord(options.out_dir, settings,
                                  method_identities(options.baselines, weight_paths),
                                  subjects={s.name: s.identity for s in scored},
@@ -219,7 +226,7 @@ def evaluate(options: EvaluateOptions) -> tuple:
     outcome = scoring.evaluate_methods(
         scored, methods, record=record, progress=sys.stderr.isatty(),
         acquisition=of_model or baseline, tile=options.tile, margin=options.margin,
-        batch=options.batch, keep_band=consistency.bands_kept_by(cards))
+        batch=options.batch, keep_band=consistency.bands_kept_by(cards), engines=runners)
   except NonFiniteOutput as error:
     kept = len(record.per_subject)
     raise InputError(

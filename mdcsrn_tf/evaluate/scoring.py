@@ -37,7 +37,8 @@ def _timed(compute):
 
 
 def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=paper.TILE,
-                    margin=paper.MARGIN, batch=1, outputs=None, mask=None, keep_band=None):
+                    margin=paper.MARGIN, batch=1, outputs=None, mask=None, keep_band=None,
+                    engines=None):
   """{method: {metric: value, "seconds": s}} for one normalised HR volume: every figure of
   metrics.REGISTRY, and their in-mask variants too when a boolean `mask` on its grid is given.
 
@@ -48,7 +49,8 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
   first model's factors and slice profile (PAPER's without models) with their own
   placement. A dict passed as `outputs` receives each method's volume (the demo writes
   them). `keep_band` is {model name: Acquisition} for the models whose card keeps the
-  measured band (consistency.band_kept_by).
+  measured band (consistency.band_kept_by), `engines` {model name: engine} for the models
+  another engine than TensorFlow's pass runs (engines.prepare).
   """
   from mdcsrn_tf.data import kspace
   from mdcsrn_tf.infer import inference
@@ -79,7 +81,7 @@ def evaluate_volume(hr, methods, acquisition: Acquisition | dict = PAPER, tile=p
       try:
         sr, seconds = _timed(lambda: inference.super_resolve(
             model, network_lr, tile=tile, margin=margin, batch=batch, progress=False,
-            keep_band=(keep_band or {}).get(name)))
+            keep_band=(keep_band or {}).get(name), engine=(engines or {}).get(name)))
       except NonFiniteOutput as error:
         error.method = name
         raise
