@@ -211,3 +211,13 @@ def test_restart_with_another_model_is_refused_before_the_run_is_touched(pretrai
       f"error: {workdir}: holds a run with --model=b1u8, this one asks for --model=fsrcnn; "
       "resume with the same setting or choose another --workdir"]
   assert {path: path.read_bytes() for path in workdir.rglob("*") if path.is_file()} == before
+
+
+def test_each_validation_is_one_line_in_the_log(dataset, tmp_path):
+  config = smoke_config("smoke_pretrain.cfg", dataset, str(tmp_path))
+  lines = []
+  validator = validation.Validator(config, pipeline.PipelineConfig(), models.build_model(
+      config.model), None, log=lines.append)
+  means = validator.validate(7)
+  assert lines[-1] == (f"validation at step 7: PSNR {means['psnr']:.2f} dB, SSIM "
+                       f"{means['ssim']:.4f}")

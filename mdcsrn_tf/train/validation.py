@@ -163,4 +163,6 @@ class Validator:
           write_scalar(f"validation/{name}", value, step)
         tf.summary.image("validation/lr_sr_hr", image)
       self._writer.flush()
+    self._log(f"validation at step {step}: PSNR {means['psnr']:.2f} dB, SSIM "
+              f"{means['ssim']:.4f}")
     return means
