@@ -6,7 +6,7 @@ import dataclasses
 import keras
 
 from mdcsrn_tf import models
-from mdcsrn_tf.train import schedule, steps
+from mdcsrn_tf.train import schedule, steps, training_pass
 from mdcsrn_tf.train.config import TrainConfig
 
 
@@ -56,9 +56,13 @@ def model_arguments(config: TrainConfig) -> dict:
   return {"identity_init": config.identity_init} if config.model in models.MDCSRN_NAMES else {}
 
 
-def step_functions(config, strategy, networks):
-  """{network name: distributed step} for the phase."""
-  common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size)
+def step_functions(config, strategy, networks, fused=True):
+  """{network name: distributed step} for the phase. `fused`: the generator runs through
+  train/training_pass (the Keras model's arithmetic with less memory traffic); False calls
+  the Keras model, the reference tests and benchmarks compare it with."""
+  forward = training_pass.training_pass(networks.generator) if fused else None
+  common = dict(jit_compile=config.jit_compile, global_batch_size=config.batch_size,
+                forward=forward)
   if config.phase == "pretrain":
     return {"generator": steps.distributed_step(
         strategy, steps.generator_l1_step, generator=networks.generator,

@@ -8,6 +8,9 @@ that under a tf.distribute strategy the optimiser's all-reduce sum of the replic
 gradients is the gradient of the global mean, and summing the replicas' returned values
 gives the global mean too (`distributed_step`).
 
+`forward`, when given, computes the generator's training-mode output instead of the Keras
+model's call: train/training_pass's pass, the same arithmetic over the same variables.
+
 Mixed precision: `optimizer.scale_loss` multiplies the loss by a LossScaleOptimizer's
 dynamic scale (and is the identity for a plain optimiser) before the gradients are taken;
 the LossScaleOptimizer unscales them in `apply_gradients` and skips a step whose scaled
@@ -25,11 +28,15 @@ def _update(optimizer, tape, loss, model):
   optimizer.apply_gradients(zip(gradients, variables))
 
 
+def _generate(generator, forward, lr):
+  return generator(lr, training=True) if forward is None else forward(lr)
+
+
 @tf.function(autograph=False)  # see distributed_step
-def generator_l1_step(generator, optimizer, lr, hr, global_batch_size):
+def generator_l1_step(generator, optimizer, lr, hr, global_batch_size, forward=None):
   """Pre-training: one Adam step on the L1 loss (eq. 4)."""
   with tf.GradientTape() as tape:
-    sr = generator(lr, training=True)
+    sr = _generate(generator, forward, lr)
     l1 = losses.l1_loss(hr, sr, global_batch_size)
     scaled = optimizer.scale_loss(l1)
   _update(optimizer, tape, scaled, generator)
@@ -37,13 +44,14 @@ def generator_l1_step(generator, optimizer, lr, hr, global_batch_size):
 
 
 @tf.function(autograph=False)  # see distributed_step
-def critic_step(generator, critic, optimizer, lr, hr, gp_weight, global_batch_size):
+def critic_step(generator, critic, optimizer, lr, hr, gp_weight, global_batch_size,
+                forward=None):
   """One WGAN-GP critic update on real HR patches against G(LR); G is not updated.
 
   One interpolation weight per sample, uniform in [0, 1). Returns the critic loss, the
   Wasserstein estimate -(D(fake) - D(real)), the gradient penalty and mean D(real), D(fake).
   """
-  fake = generator(lr, training=True)
+  fake = _generate(generator, forward, lr)
   alpha = tf.random.uniform([tf.shape(hr)[0], 1, 1, 1, 1], dtype=tf.float32)
   with tf.GradientTape() as tape:
     total, wasserstein_loss, penalty, mean_real, mean_fake = losses.critic_loss(
@@ -56,10 +64,10 @@ def critic_step(generator, critic, optimizer, lr, hr, gp_weight, global_batch_si
 
 @tf.function(autograph=False)  # see distributed_step
 def generator_gan_step(generator, critic, optimizer, lr, hr, adversarial_weight,
-                       global_batch_size):
+                       global_batch_size, forward=None):
   """One generator update on L1 + lambda * (-D(G(LR))) (eq. 5); the critic is not updated."""
   with tf.GradientTape() as tape:
-    sr = generator(lr, training=True)
+    sr = _generate(generator, forward, lr)
     fake_score = critic(sr, training=True)
     total, l1, adversarial = losses.generator_loss(hr, sr, fake_score, adversarial_weight,
                                                    global_batch_size)
