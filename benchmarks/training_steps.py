@@ -17,7 +17,18 @@ of each per batch, and reports both L1 curves: whether bfloat16 harms the weight
 `--phase pipeline` says what the data costs: seconds per batch of the default recipe's
 pipeline, pulled with nothing else running.
 
-  python benchmarks/training_steps.py --phase speed --out benchmarks/results/training_steps.json
+Nothing else should run meanwhile (pause a training run: kill -STOP, then -CONT); the
+records of docs/performance.md came from, in benchmarks/:
+
+  python training_steps.py --only "b4u4 32^3 keras" "b4u4 32^3 fused" \
+      "b4u4 32^3 fused mixed_bfloat16" "b4u4 32^3 keras mixed_bfloat16" "b4u4 64^3 keras" \
+      "b4u4 64^3 fused" --rounds 5 --steps_per_round 1 --out results/training_steps_b4u4.json
+  python training_steps.py --only "srresnet 32^3 keras" "srresnet 32^3 fused" --rounds 3 \
+      --steps_per_round 1 --out results/training_steps_srresnet.json
+  ONEDNN_MAX_CPU_ISA=AVX2 python training_steps.py --only "b4u4 32^3 keras" \
+      "b4u4 32^3 fused" --rounds 5 --steps_per_round 1 --out results/training_steps_avx2.json
+  python training_steps.py --phase loss --loss_steps 200 --dataset ../data/heads/manifest.json \
+      --out results/training_loss_bf16.json
 """
 import argparse
 import os
