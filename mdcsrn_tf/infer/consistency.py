@@ -103,4 +103,5 @@ def band_kept_by(card) -> Acquisition | None:
 def bands_kept_by(cards: dict) -> dict:
   """{name: acquisition} of the {name: card} `cards` whose outputs keep the measured band
   (scoring.evaluate_volume's `keep_band`)."""
-  return {name: card.acquisition for name, card in cards.items() if card.keeps_measured_band}
+  bands = {name: band_kept_by(card) for name, card in cards.items()}
+  return {name: band for name, band in bands.items() if band is not None}

@@ -155,7 +155,7 @@ def default_weights(kind="l1") -> str:
   DEFAULTS[kind] this install ships."""
   if kind not in DEFAULTS:
     raise ValueError(f"kind must be one of {sorted(DEFAULTS)}, got {kind!r}")
-  base = next(filter(None, map(shipped_path, DEFAULTS[kind])), None)
+  base = _first_shipped(DEFAULTS[kind])
   if base is None:
     missing = os.path.join(SHIPPED_DIR, DEFAULTS[kind][-1]) + WEIGHTS_SUFFIX
     raise InputError(f"no shipped {kind} weights in this install ({missing} is "
@@ -165,9 +165,13 @@ def default_weights(kind="l1") -> str:
 
 def shipped() -> dict:
   """{kind: base path} of the default weights present in this install (default_weights)."""
-  found = {kind: next(filter(None, map(shipped_path, names)), None)
-           for kind, names in DEFAULTS.items()}
+  found = {kind: _first_shipped(names) for kind, names in DEFAULTS.items()}
   return {kind: base for kind, base in found.items() if base}
+
+
+def _first_shipped(names):
+  """Base path of the first of `names` this install ships, or None."""
+  return next(filter(None, map(shipped_path, names)), None)
 
 
 def shipped_name(weight_set, model, kind) -> str:
