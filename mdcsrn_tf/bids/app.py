@@ -82,8 +82,7 @@ def plan(options: BidsOptions, arguments):
   done = {p: found for p, found in images.items()
           if derivatives.is_done(output_dir, p, found, options.report, options.tta)}
   todo = {p: found for p, found in images.items() if p not in done}
-  acquisition = weights_choice.trained_acquisition(weights_path, options.model)
-  keep_band = weights_choice.keeps_measured_band(weights_path, options.model)
+  acquisition, keep_band = weights_choice.trained_settings(weights_path, options.model)
   trained, found = trust.screen(
       [image.path for images in todo.values() for image in images],
       lambda path: predict.check_input(path, options.scale, options.target_voxel, acquisition,

@@ -25,8 +25,7 @@ from mdcsrn_tf.errors import InputError, NonFiniteOutput, one_line
 from mdcsrn_tf.infer import consistency, engines, outputs, provenance, report, trust
 from mdcsrn_tf.infer.grids import (check_grid_flags, check_memory, check_trained_grid,
                                    grid_map, hr_grid, requested_scale)
-from mdcsrn_tf.infer.weights_choice import (keeps_measured_band, load_model,
-                                             trained_acquisition, weights_to_use)
+from mdcsrn_tf.infer.weights_choice import load_model, trained_settings, weights_to_use
 
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
@@ -127,8 +126,7 @@ def super_resolve_files(options: PredictOptions, paths) -> list:
   pairs = outputs.plan_outputs(paths, options.out_dir, options.recursive, options.out_layout)
   inputs = [input_path for input_path, _ in pairs]
   weights_path = weights_to_use(options.weights, options.gan)
-  acquisition = trained_acquisition(weights_path, options.model)
-  keep_band = keeps_measured_band(weights_path, options.model)
+  acquisition, keep_band = trained_settings(weights_path, options.model)
   trained, found = trust.screen(inputs, lambda path: check_input(
       path, options.scale, options.target_voxel, acquisition, weights_path, options.tta,
       keep_band),

@@ -1,6 +1,6 @@
 """Which weights a command runs: the ones the user named (a path, or shipped weights by
-name), else the shipped defaults; their acquisition, read from the card before the model
-loads; and the model itself, with the card's warning when they miss the project's bar."""
+name), else the shipped defaults; their acquisition and measured-band projection, read from
+the card before the model loads; and the model itself, with the card's warning when they miss the project's bar."""
 import os
 import sys
 
@@ -28,18 +28,14 @@ def _card(weights_path, model_name=None):
   return weights.read_card(weights_path)
 
 
-def trained_acquisition(weights_path, model_name=None) -> Acquisition:
-  """The acquisition the weights' card names (the paper's for weights without a card),
-  read before the model loads."""
+def trained_settings(weights_path, model_name=None) -> tuple[Acquisition, bool]:
+  """(the acquisition the weights' card names, whether it asks for the measured-band
+  projection: infer/consistency.py), read from one reading of the card before the model
+  loads; the paper's acquisition and no projection for weights without a card."""
   card = _card(weights_path, model_name)
-  return PAPER if card is None else card.acquisition
-
-
-def keeps_measured_band(weights_path, model_name=None) -> bool:
-  """Whether the weights' card asks for the measured-band projection (infer/consistency.py;
-  False for weights without a card), read before the model loads."""
-  card = _card(weights_path, model_name)
-  return card is not None and card.keeps_measured_band
+  if card is None:
+    return PAPER, False
+  return card.acquisition, card.keeps_measured_band
 
 
 def load_model(weights_path=None, model_name=None, gan=False, allow_unverified=False):
