@@ -24,10 +24,10 @@ from mdcsrn_tf.weights.card import ModelCard
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """(generator, its SavedModel folder, its card file): a random b2u4 whose card carries
-  the shipped b4u4 card's acquisition and training domain, exported as mdcsrn-export does."""
+  the tables' b4u4 card's acquisition and training domain, exported as mdcsrn-export does."""
   root = tmp_path_factory.mktemp("serving")
   keras.utils.set_random_seed(3)
-  shipped = weights.read_card(weights.default_weights("l1"))
+  shipped = weights.read_card(weights.shipped_path("b4u4_l1"))
   card = ModelCard("b2u4", acquisition=shipped.acquisition,
                    training_domain=shipped.training_domain)
   base = weights.save_generator(build_model("b2u4", identity_init=False), root / "gen", card)
@@ -38,8 +38,8 @@ def exported(tmp_path_factory):
 
 @pytest.fixture
 def nibabel_head(tmp_path):
-  """nibabel's anatomical.nii (a real 2 mm head, 33 x 41 x 25): sharper than the shipped
-  weights' training inputs."""
+  """nibabel's anatomical.nii (a real 2 mm head, 33 x 41 x 25): sharper than the tables'
+  weights' training inputs (and nothing else they would flag)."""
   from nibabel.testing import data_path  # pylint: disable=import-outside-toplevel
 
   path = tmp_path / "anatomical.nii"
@@ -51,7 +51,7 @@ def test_the_export_carries_its_weights_model_card_as_it_is(exported):
   _, out, card_file = exported
   carried = f"{out}/{saved_model.CARD}"
   assert open(carried, "rb").read() == open(card_file, "rb").read()
-  shipped = weights.read_card(weights.default_weights("l1"))
+  shipped = weights.read_card(weights.shipped_path("b4u4_l1"))
   assert serving.card_of(out).training_domain == shipped.training_domain
 
 

@@ -1,5 +1,6 @@
-"""The weights shipped in mdcsrn_tf/weights/, one per trained row of the paper's tables:
-each loads into its network (checksum verified), was never trained or validated on the
+"""The weights shipped in mdcsrn_tf/weights/: the tables' set, one per trained row of the
+paper's tables, and the heads set (the defaults trained on whole heads). Each loads into its
+network (checksum verified), was never trained or validated on the
 held-out heads its card reports, and its card's figures are measured again here, on the
 card's crop of the held-out Colin27 (whole crop and inside the brain), not read back. A row
 ships whatever it scores; its card warns exactly when its figures miss the project's bar,
@@ -13,8 +14,12 @@ import pytest
 from mdcsrn_tf import metrics, models, paper, release, weights
 from mdcsrn_tf.data import samples
 from mdcsrn_tf.evaluate import scoring, subjects
+from mdcsrn_tf.infer import consistency
 
-SHIPPED = {row: base for row in paper.NETWORKS if (base := weights.shipped_network(row))}
+# {row: base path} of the tables' set (a row of Tables 1-2: b1u8, ..., b4u4_gan)
+TABLES = {row: base for row in paper.NETWORKS if (base := weights.shipped_network(row))}
+# {shipped name: base path} of every shipped file, both sets
+SHIPPED = {name: weights.shipped_path(name) for name in weights.shipped_names()}
 HELD_OUT_HEADS = 2  # at least: real heads no shipped network trained or validated on
 
 # Re-measuring on another x86-64 CPU changes the float32 sums of the convolutions (their
@@ -47,20 +52,25 @@ def measured(held_out_crop):
     hr, brain = held_out_crop[tuple(card.held_out["check_crop"]["start"])]
     results[row] = scoring.evaluate_volume(
         hr, {"cubic": None, "model": model}, acquisition=card.acquisition,
-        tile=card.held_out["tile"], margin=card.held_out["margin"], mask=brain)
+        tile=card.held_out["tile"], margin=card.held_out["margin"], mask=brain,
+        keep_band={"model": consistency.band_kept_by(card)} if card.keeps_measured_band else None)
   return results
 
 
-def test_every_shipped_file_is_a_row_and_loads_into_its_network():
-  assert set(SHIPPED) == set(paper.NETWORKS)  # every row of Tables 1 and 2
-  assert sorted(os.path.basename(base) for base in SHIPPED.values()) == weights.shipped_names()
-  for row, base in SHIPPED.items():
+def test_every_shipped_file_is_a_row_of_its_set_and_loads_into_its_network():
+  assert set(TABLES) == set(paper.NETWORKS)  # every row of Tables 1 and 2
+  rows = {f"{network}_{'gan' if row.endswith('_gan') else 'l1'}": row
+          for row in paper.NETWORKS for network in [row.removesuffix("_gan")]}
+  for name, base in SHIPPED.items():
     card = weights.read_card(base)
-    network, kind = row.removesuffix("_gan"), card.shipped_as
-    assert card.model == network and kind == ("gan" if row.endswith("_gan") else "l1")
-    assert os.path.basename(base) == f"{network}_{kind}"
+    assert name == weights.shipped_name(card.shipped_set, card.model, card.shipped_as)
+    assert f"{card.model}_{card.shipped_as}" in rows
+    if card.shipped_set == "tables":
+      assert TABLES[rows[f"{card.model}_{card.shipped_as}"]] == base
+    else:  # the defaults: trained on the whole heads, keeping the measured band
+      assert card.dataset == "data/heads/manifest.json" and card.keeps_measured_band
     loaded = weights.load_generator(base)[0]
-    assert loaded.count_params() == models.build_model(network).count_params()
+    assert loaded.count_params() == models.build_model(card.model).count_params()
 
 
 def test_no_shipped_network_trained_or_validated_on_its_held_out_heads():
@@ -88,16 +98,17 @@ def test_a_card_warns_exactly_when_its_figures_miss_the_bar(row):
   # rows of the tables ship whatever they score; a miss is printed whenever they are used
   card = weights.read_card(SHIPPED[row])
   l1 = None
-  if row.endswith("_gan"):
-    l1 = weights.read_card(SHIPPED[row.removesuffix("_gan")]).held_out["whole_volume"]["model"]
+  if card.shipped_as == "gan":
+    l1_base = weights.shipped_network(card.model, card.shipped_set)
+    l1 = weights.read_card(l1_base).held_out["whole_volume"]["model"]
   misses = release.quality_shortfalls(card.held_out["whole_volume"], l1=l1)
   assert bool(card.warning) == bool(misses)
   assert all(miss in card.warning for miss in misses)
 
 
 def test_the_gan_stays_within_the_tolerance_of_its_l1_network_on_the_crop(measured):
-  for row in (row for row in SHIPPED if row.endswith("_gan")):
-    l1 = measured[row.removesuffix("_gan")]["model"]
+  for row in (row for row in TABLES if row.endswith("_gan")):
+    l1 = measured[f"{row.removesuffix('_gan')}_l1"]["model"]
     for figure in ("psnr", "psnr_mask"):
       gan = measured[row]["model"][figure]
       assert np.isfinite(gan) and gan >= l1[figure] - release.GAN_TOLERANCE_DB
