@@ -76,7 +76,7 @@ tables-release: samples
 # committed, so that a run outlives the machine it ran on.
 DEFAULT_RUNS ?= runs/default
 default-train: samples
-	for run in b4u4_l1 b4u4_gan; do \
+	for run in b4u4_l1 b4u4_l1_cool b4u4_gan; do \
 	  if [ ! -e $(DEFAULT_RUNS)/$$run/checkpoints/checkpoint ] && [ -d training_state/$$run ]; then \
 	    mkdir -p $(DEFAULT_RUNS)/$$run && cp -r training_state/$$run $(DEFAULT_RUNS)/$$run/checkpoints; \
 	  fi; \
@@ -85,7 +85,7 @@ default-train: samples
 	done
 
 default-state:
-	for run in b4u4_l1 b4u4_gan; do \
+	for run in b4u4_l1 b4u4_l1_cool b4u4_gan; do \
 	  from=$(DEFAULT_RUNS)/$$run/checkpoints; [ -e $$from/checkpoint ] || continue; \
 	  newest=$$(sed -n 's/^model_checkpoint_path: "\(.*\)"$$/\1/p' $$from/checkpoint); \
 	  rm -rf training_state/$$run.new && mkdir -p training_state/$$run.new && \
