@@ -9,7 +9,7 @@ import pytest
 
 from mdcsrn_tf import files, hardware
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.infer import grids, outputs, predict
+from mdcsrn_tf.infer import grids, outputs, predict, weights_choice
 from command_cases import run_in_process
 from conftest import run_predict
 
@@ -149,13 +149,20 @@ def test_the_memory_a_run_needs_counts_test_time_augmentations_volumes(
 def test_mdcsrn_sr_refuses_tta_it_has_no_memory_for_before_the_network_loads(
     tmp_path, write_nifti, monkeypatch, capsys):
   scan = str(write_nifti(np.arange(1, 32 * 32 * 16 + 1, dtype=np.float32).reshape(32, 32, 16)))
-  monkeypatch.setattr(hardware, "available_memory", lambda **_: 32 * 32 * 16 * 20)
-  predict.check_input(scan)  # one pass: 16 B per voxel fits in 20
+  voxels = 32 * 32 * 16
+  # per voxel: one pass holds 4 float32 volumes (16 B), --tta 2 or more 6 (24 B); the default
+  # weights' measured-band projection, where their card asks for it, 12 B more either way
+  _, keep_band = weights_choice.trained_settings(weights_choice.weights_to_use())
+  projection = 12 if keep_band else 0
+  monkeypatch.setattr(hardware, "available_memory", lambda **_: voxels * (20 + projection))
+  predict.check_input(scan, keep_band=keep_band)  # one pass fits
   status, lines, _ = run_in_process("predict", [scan, str(tmp_path / "sr.nii.gz"), "--tta",
                                                 "2"], monkeypatch, capsys)
+  needed, available = voxels * (24 + projection) / 2**30, voxels * (20 + projection) / 2**30
   assert status == 2 and lines == [
-      f"error: {scan}: the HR grid of 32 x 32 x 16 voxels needs about 0.000366 GiB with "
-      "--tta 2, more than the 0.000305 GiB of memory available; ask for fewer --tta passes"]
+      f"error: {scan}: the HR grid of 32 x 32 x 16 voxels needs about {needed:.3g} GiB with "
+      f"--tta 2, more than the {available:.3g} GiB of memory available; ask for fewer --tta "
+      "passes"]
   assert not (tmp_path / "sr.nii.gz").exists()
 
 
