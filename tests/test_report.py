@@ -137,6 +137,17 @@ def test_the_held_out_table_shows_each_head_and_their_mean_with_its_n(reported):
                                          rel=1e-3)  # inside the brain: Colin27 alone
 
 
+def test_the_weights_table_says_their_set_and_whether_the_output_keeps_the_measured_band(
+    reported):
+  card = weights.read_card(weights.shipped()["l1"])
+  page = reported[2].read_text(encoding="utf-8")
+  table = page[page.index("<h2>Weights</h2>"):]
+  rows = dict(re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table[:table.index("</table>")]))
+  assert rows["shipped set"] == card.shipped_set and rows["shipped as"] == card.shipped_as
+  assert rows["output keeps the input&#x27;s measured k-space band"] == (
+      "yes" if card.keeps_measured_band else "no")
+
+
 def test_a_card_without_figures_per_volume_keeps_its_one_row_per_method():
   held_out = {"volume": "colin27_1mm", "whole_volume": {"model": {"psnr": 40.0, "ssim": 0.9}}}
   assert provenance.held_out_rows(held_out) == [

@@ -51,6 +51,8 @@ def test_each_output_has_a_sidecar_of_what_made_it_and_how_far_to_trust_it(
   assert sidecar["Weights"]["file"] == base + weights.WEIGHTS_SUFFIX
   assert sidecar["Weights"]["sha256"] == sha256_of(base + weights.WEIGHTS_SUFFIX)
   assert sidecar["Weights"]["model"] == card["model"] == "b4u4"
+  assert (sidecar["Weights"]["shipped_set"], sidecar["Weights"]["keeps_measured_band"]) == (
+      card["shipped_set"], card["keeps_measured_band"])
   assert sidecar["Acquisition"] == card["acquisition"]
   assert sidecar["Settings"] == {"scale": None, "target_voxel": None, "tile": "32",
                                  "margin": 3, "tta": 2}

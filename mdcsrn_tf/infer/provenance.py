@@ -34,7 +34,8 @@ def card_acquisition(card) -> dict:
 
 
 def weights_record(weights_path) -> dict:
-  """The weights a run used: their file, SHA-256, model, phase and steps, acquisition,
+  """The weights a run used: their file, SHA-256, model, the shipped set and name they ship
+  under, phase and steps, acquisition, whether outputs keep the input's measured band,
   held-out figures and warning, from the file and its model card (when it has one)."""
   from mdcsrn_tf import weights  # pylint: disable=import-outside-toplevel
 
@@ -43,9 +44,11 @@ def weights_record(weights_path) -> dict:
   return {"file": base + weights.WEIGHTS_SUFFIX,
           "sha256": weights.file_sha256(base + weights.WEIGHTS_SUFFIX),
           "model": card.model if card else None,
+          "shipped_set": card.shipped_set if card else "",
           "shipped_as": card.shipped_as if card else "",
           "phase": card.phase if card else "", "steps": card.steps if card else 0,
           "acquisition": card_acquisition(card),
+          "keeps_measured_band": bool(card and card.keeps_measured_band),
           "held_out": card.held_out if card else {},
           "warning": card.warning if card else ""}
 
@@ -93,7 +96,8 @@ def output_sidecar(input_path, output_path, weights_record, command, domain=(), 
            "SourceSHA256": identity.content_sha256(input_path),
            "GeneratedBy": {"Name": PIPELINE, "Version": mdcsrn_tf.__version__},
            "Weights": {key: weights_record[key] for key in
-                       ("file", "sha256", "model", "shipped_as", "phase", "steps")},
+                       ("file", "sha256", "model", "shipped_set", "shipped_as", "phase",
+                        "steps", "keeps_measured_band")},
            "Acquisition": weights_record["acquisition"],
            "GridChange": grid_change(input_path, output_path),
            "Settings": dict(settings or {}),

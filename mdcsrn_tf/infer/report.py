@@ -224,11 +224,14 @@ def _pair_section(input_path, output_path, findings=None, uncertainty_path=None)
 def _weights_section(record) -> str:
   acquisition = record["acquisition"]
   rows = [("file", record["file"]), ("SHA-256", record["sha256"]),
-          ("model", record["model"]), ("shipped as", record["shipped_as"] or None),
+          ("model", record["model"]), ("shipped set", record["shipped_set"] or None),
+          ("shipped as", record["shipped_as"] or None),
           ("training", f"{record['phase'] or '-'}, {record['steps']} steps"),
           ("acquisition: factors per axis", acquisition["factors"]),
           ("acquisition: slice profile", acquisition["slice_profile"]),
-          ("acquisition: placement on the HR grid", acquisition["placement"])]
+          ("acquisition: placement on the HR grid", acquisition["placement"]),
+          ("output keeps the input's measured k-space band",
+           "yes" if record["keeps_measured_band"] else "no")]
   parts = ["<h2>Weights</h2>", _table(None, rows)]
   if record["warning"]:
     parts.insert(1, f'<p class="warning">{html.escape(record["warning"])}</p>')
