@@ -83,6 +83,11 @@ def test_demo_writes_volumes_png_and_metrics(tmp_path, sample):
                            (psnr_column + len(columns), brain)):
       expected = 10 * np.log10(1 / np.mean(error[voxels] ** 2))
       assert abs(float(printed[method][column]) - expected) < 0.005 + 1e-4, (method, column)
+  # which shipped weights each network row is, by the name a user passes to --weights
+  named = [line for line in lines if line.startswith("weights: ")]
+  assert named == ["weights: " + "; ".join(
+      f"{shipped[kind]} {os.path.basename(base)} (the "
+      f"{weights.read_card(base).shipped_set} set)" for kind, base in weights.shipped().items())]
 
 
 def colour_fraction(picture):

@@ -4,12 +4,12 @@
 2. takes its test subject, Colin27 (never trained or tuned on), divides it by its maximum
    and acquires it as the shipped weights' cards say (the paper's k-space truncation,
    docs/paper.md#degradation-lr-generation);
-3. scores the baselines (linear, cubic = the paper's bicubic, zero-filled) and the shipped
-   mDCSRN b4u4 weights (L1 and GAN) with evaluate/scoring.py, every figure of the metric
-   registry (SSIM, PSNR, NRMSE, sharpness, ...), on the whole volume and inside
-   the brain (the data set's mask of Colin27: the skull-stripped ch2bet, voxels > 0). The
-   two differ: the network improves the brain and slightly worsens scalp, skull and neck,
-   which its mostly brain-only training volumes never showed it (docs/reproducing.md);
+3. scores the baselines (linear, cubic = the paper's bicubic, zero-filled) and the default
+   mDCSRN b4u4 weights (L1 and GAN, each from the first shipped set that has it:
+   weights.DEFAULTS, named in a line) with evaluate/scoring.py, every figure of the metric
+   registry (SSIM, PSNR, NRMSE, sharpness, ...), on the whole volume and inside the brain
+   (the data set's mask of Colin27: the skull-stripped ch2bet, voxels > 0): a network can
+   gain in the brain and lose on scalp, skull and neck (docs/reproducing.md);
 4. writes every volume as NIfTI with Colin27's geometry (colin27_lr is the network input,
    the volume to give `mdcsrn-sr`), a PNG of the same slice for LR (the network input) /
    bicubic / mDCSRN / mDCSRN-GAN / HR over a row of their errors |output - HR| with the
@@ -108,6 +108,10 @@ def run_demo(options: DemoOptions) -> dict:
       method: analysis.trainable_parameters(model) for method, (model, _) in generators.items()},
       mask_label=MASK_LABEL)
   print(table)
+  if generators:
+    print("weights: " + "; ".join(
+      f"{method} {weights.shipped_name(card.shipped_set, card.model, card.shipped_as)} (the "
+      f"{card.shipped_set} set)" for method, (_, card) in generators.items()))
   missing = [kind for kind, method in (("L1", "mdcsrn"), ("GAN", "mdcsrn_gan"))
              if method not in generators]
   if missing:
