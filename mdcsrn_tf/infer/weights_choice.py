@@ -1,6 +1,7 @@
 """Which weights a command runs: the ones the user named (a path, or shipped weights by
 name), else the shipped defaults; their acquisition and measured-band projection, read from
-the card before the model loads; and the model itself, with the card's warning when they miss the project's bar."""
+the card before the model loads; and the model itself, with the card's warning when they
+miss the project's bar."""
 import os
 import sys
 
