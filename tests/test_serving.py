@@ -2,7 +2,7 @@
 export carries its weights' model card as it is, and the front end checks a NIfTI file
 against that card's training domain before the signature runs (a warning line, or with
 `strict` a refusal that writes nothing), then writes what the signature returns, which is
-the Keras tiled pass; an export without a card is served unchecked, and a card outside the
+the Keras tiled pass, and a coarser scan goes onto the HR grid as mdcsrn-sr puts it; an export without a card is served unchecked, and a card outside the
 schema is refused naming it."""
 import json
 import shutil
@@ -16,7 +16,7 @@ from mdcsrn_tf import weights
 from mdcsrn_tf.data import intensity
 from mdcsrn_tf.errors import InputError
 from mdcsrn_tf.export import saved_model, serving
-from mdcsrn_tf.infer import inference, trust
+from mdcsrn_tf.infer import inference, predict, trust
 from mdcsrn_tf.models import build_model
 from mdcsrn_tf.weights.card import ModelCard
 
@@ -72,6 +72,25 @@ def test_a_scan_outside_the_domain_is_warned_of_then_served_as_keras_tiles_it(
   np.testing.assert_allclose(result.get_fdata(dtype=np.float32), expected,
                              atol=1e-4 * mapping.scale)
   np.testing.assert_array_equal(result.affine, source.affine)
+
+
+def test_a_coarser_scan_is_placed_on_the_hr_grid_as_mdcsrn_sr_places_it(exported, nibabel_head,
+                                                                        tmp_path):
+  model, out, _ = exported
+  served = serving.Served(out)
+  output, reference = tmp_path / "sr.nii.gz", tmp_path / "reference.nii.gz"
+  served.super_resolve_file(nibabel_head, output, scale=(2, 2, 1), log=[].append)
+  predict.super_resolve_file(nibabel_head, reference, model, tile=16, scale=(2, 2, 1),
+                             progress=False, acquisition=served.acquisition)
+  result, expected = nib.load(output), nib.load(reference)
+  assert result.shape == (66, 82, 25)
+  scale = float(np.ptp(nib.load(nibabel_head).get_fdata()))
+  np.testing.assert_allclose(result.get_fdata(dtype=np.float32),
+                             expected.get_fdata(dtype=np.float32), atol=1e-4 * scale)
+  np.testing.assert_array_equal(result.affine, expected.affine)
+  with pytest.raises(InputError, match=rf"^{nibabel_head}: .*3,3,1.*SavedModel {out}"):
+    served.super_resolve_file(nibabel_head, tmp_path / "refused.nii.gz", scale=(3, 3, 1))
+  assert not (tmp_path / "refused.nii.gz").exists()
 
 
 def test_strict_refuses_a_scan_outside_the_domain_and_writes_nothing(exported, nibabel_head,

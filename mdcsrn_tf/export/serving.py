@@ -6,6 +6,11 @@ carries (export/saved_model.CARD), before the serving signature runs
   from mdcsrn_tf.export import serving
   served = serving.Served("serving/mdcsrn/1")  # its card read and checked first
   served.super_resolve_file("scan.nii.gz", "scan_sr.nii.gz")  # the input's findings
+  served.super_resolve_file("scan_2x2x1mm.nii.gz", "scan_sr.nii.gz", scale=(2, 2, 1))
+
+A coarser scan goes onto the HR grid first, as mdcsrn-sr's `--scale`/`--target_voxel` put
+it (predict.load_input: the card's acquisition, and only by the factors it was trained
+for), and the output is written on that grid with the input's orientation.
 
 Each way the input lies outside the domain is one `warning:` line (infer/trust.py), or with
 `strict` an InputError and nothing written; an export without a card (from before exports
@@ -44,16 +49,22 @@ class Served:
 
     self.signature = tf.saved_model.load(self.folder).signatures["serving_default"]
 
-  def findings(self, path) -> tuple:
-    """(voxels, image, what the input's sidecar would record of the training domain) of a
-    NIfTI file on the HR grid: InputError for a file mdcsrn-sr refuses
-    (predict.check_input), then its findings against the card's domain (infer/trust.py),
-    or that it was not checked."""
-    volume, image, _, factors = predict.check_input(path)
+  @property
+  def acquisition(self):
+    """The acquisition the export's weights were trained for (the paper's without a card)."""
+    return self.card.acquisition if self.card else PAPER
+
+  def findings(self, path, scale=None, target_voxel=None) -> list:
+    """What the input's sidecar would record of the training domain, for a NIfTI file on
+    the HR grid or placed on it by `scale` (factors per axis) or `target_voxel` (mm):
+    InputError for a file or grid change mdcsrn-sr refuses (predict.check_input), then
+    its findings against the card's domain (infer/trust.py), or that it was not checked."""
+    volume, image, _, factors = predict.check_input(
+        path, scale, target_voxel, self.acquisition, f"the SavedModel {self.folder}",
+        keep_band=bool(self.card and self.card.keeps_measured_band))
     trained = self.card.training_domain if self.card else {}
-    found = trust.findings(path, volume, image, factors, trained,
-                           self.card.acquisition if self.card else PAPER)
-    return volume, image, trust.recorded({path: found}, trained)[path]
+    found = trust.findings(path, volume, image, factors, trained, self.acquisition)
+    return trust.recorded({path: found}, trained)[path]
 
   def __call__(self, volume):
     """The signature's output of a float32 volume [D, H, W] on the HR grid."""
@@ -61,16 +72,20 @@ class Served:
 
     return self.signature(volume=tf.constant(volume, tf.float32))["sr"].numpy()
 
-  def super_resolve_file(self, input_path, output_path, strict=False, overwrite=False,
-                         log=None) -> list:
-    """Writes the super-resolution of one NIfTI file (on the HR grid) to `output_path`
-    (atomic, never over the input, an existing file only with `overwrite`), after warning
-    of each way it lies outside the card's training domain (to `log`, default stderr) or,
-    with `strict`, refusing it; returns what its sidecar would record of the domain."""
+  def super_resolve_file(self, input_path, output_path, scale=None, target_voxel=None,
+                         strict=False, overwrite=False, log=None) -> list:
+    """Writes the super-resolution of one NIfTI file (on the HR grid, or placed on it by
+    `scale`/`target_voxel` as in `findings`) to `output_path` (atomic, never over the
+    input, an existing file only with `overwrite`), after warning of each way it lies
+    outside the card's training domain (to `log`, default stderr) or, with `strict`,
+    refusing it; returns what its sidecar would record of the domain."""
     nifti.check_output_path(output_path, inputs=[input_path])
     destinations.refuse_existing([output_path], overwrite)
-    volume, image, recorded = self.findings(input_path)
+    recorded = self.findings(input_path, scale, target_voxel)
     outside = [] if recorded == [trust.UNCHECKED] else recorded
     trust.announce({input_path: outside}, strict, f"the SavedModel {self.folder}", log)
-    nifti.save_volume(self(volume), output_path, image, inputs=[input_path])
+    volume, image, to_input = predict.load_input(input_path, scale, target_voxel,
+                                                 self.acquisition)
+    nifti.save_volume(self(volume), output_path, image, to_reference=to_input,
+                      inputs=[input_path])
     return recorded
