@@ -1,7 +1,7 @@
 """Measured-band consistency measured per head (docs/evaluation.md#measured-band-consistency):
 each network's output as it is and with its input's kept band (infer/consistency.py),
 against the zero-filled input itself, over the whole volume, over the head (HR above the
-training patches' foreground level) and inside the brain where a mask exists.
+metrics.HEAD_LEVEL of its maximum, as psnr_head counts it) and inside the brain where a mask exists.
 
   python benchmarks/consistency.py [--weights NAME=PATH_OR_CHECKPOINT ...]
                                    [--dataset data/heads/manifest.json] [--splits validation]
@@ -57,7 +57,7 @@ def main(argv=None):
   from mdcsrn_tf import paper  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.acquisition import Acquisition  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.data import kspace, manifest  # pylint: disable=import-outside-toplevel
-  from mdcsrn_tf.data.volume_store import FOREGROUND_LEVEL  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.metrics import HEAD_LEVEL  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.infer import inference  # pylint: disable=import-outside-toplevel
 
@@ -68,7 +68,7 @@ def main(argv=None):
     for entry in manifest.split_entries(args.dataset, split):
       hr, _, _, _, brain = subjects.read_subject(entry["path"], mask_path=entry.get("mask"))
       lr = kspace.degrade(hr, acquisition)
-      regions = {"volume": None, "head": hr > FOREGROUND_LEVEL}
+      regions = {"volume": None, "head": hr > HEAD_LEVEL}
       if brain is not None:
         regions["brain"] = brain
       for name, model in networks.items():
@@ -85,7 +85,7 @@ def main(argv=None):
             f"{row[r]['input']:.2f} / {row[r]['network']:.2f} / {row[r]['kept_band']:.2f}"
             for r in regions) + " |", flush=True)
   record = {"machine": machine.machine(), "acquisition": acquisition.to_dict(),
-            "tile": paper.TILE, "margin": paper.MARGIN, "foreground_level": FOREGROUND_LEVEL,
+            "tile": paper.TILE, "margin": paper.MARGIN, "head_level": HEAD_LEVEL,
             "rows": rows}
   machine.write_json(args.out, record)
   print(f"wrote {args.out}")

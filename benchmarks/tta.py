@@ -9,7 +9,7 @@ For N = 1, 2, 4, 8, 16 passes (the first N transforms, as `mdcsrn-sr --tta N` ta
 the PSNR of their mean, over the crop and inside Colin27's brain (ch2bet), its gain over
 one pass, the seconds the N passes took, and how well the per-voxel standard deviation of
 the N passes predicts the mean's real error: the Pearson correlation between the standard
-deviation and the absolute error over the crop's head voxels (above the foreground level),
+deviation and the absolute error over the crop's head voxels (above metrics.HEAD_LEVEL),
 and the share of the head voxels with the largest 5% of errors that lie among the 5% most
 uncertain ones (0.05 by chance). One run of infer/tta.super_resolve with N = 4 checks that
 the product's path costs what its passes cost. Prints a Markdown table and writes JSON to
@@ -54,7 +54,7 @@ def main(argv=None):
 
   from mdcsrn_tf import metrics, weights  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.data import kspace, samples  # pylint: disable=import-outside-toplevel
-  from mdcsrn_tf.data.volume_store import FOREGROUND_LEVEL  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.metrics import HEAD_LEVEL  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.infer import inference, tta  # pylint: disable=import-outside-toplevel
 
@@ -76,7 +76,7 @@ def main(argv=None):
   product, _ = tta.super_resolve(model, lr, tile=None, passes=4,
                                  swap_axes=card.acquisition.swap_axes, progress=False)
   product_seconds = time.perf_counter() - started
-  stack, inside = np.stack(passes), hr > FOREGROUND_LEVEL
+  stack, inside = np.stack(passes), hr > HEAD_LEVEL
   rows = {}
   for count in COUNTS:
     mean = stack[:count].mean(axis=0)

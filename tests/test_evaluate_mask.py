@@ -66,6 +66,10 @@ def test_masked_figures_agree_with_numpy_on_colin27(top_of_head):
     sr = sr.astype(np.float64)
     error = (h - sr)[brain]
     assert figures["psnr_mask"] == pytest.approx(10 * np.log10(1 / np.mean(error ** 2)), abs=1e-9)
+    head = h > 0.1  # a tenth of the maximum, 1 after normalisation
+    for name, counted_head in (("psnr_head", head), ("psnr_head_mask", head & brain)):
+      assert figures[name] == pytest.approx(
+          10 * np.log10(1 / np.mean((h - sr)[counted_head] ** 2)), abs=1e-9)
     assert figures["nrmse_mask"] == pytest.approx(
         np.sqrt(np.sum(error ** 2) / np.sum(h[brain] ** 2)), rel=1e-9)
     ssim = np.stack([numpy_ssim_map(h[:, :, k], sr[:, :, k]) for k in range(h.shape[2])],
@@ -162,3 +166,15 @@ def test_evaluate_reports_figures_inside_a_manifest_mask_and_resumes(tmp_path, s
   assert f"{out}: 1 of 2 subjects already scored, kept" in printed_all.splitlines()
   assert all(rows[("centre", method)]["psnr_mask"] for method in expected)
   assert any(line.split() == ["whole", "volume", "inside", "the", "mask"] for line in table)
+
+
+def test_psnr_over_the_head_counts_the_head_alone_and_is_nan_without_one(top_of_head):
+  hr = top_of_head[0].astype(np.float64)  # float64: the error below stays 0.25 to 1e-16
+  background = hr <= 0.1
+  error = np.where(background, 0.25, 0.0)  # the background only
+  figures = metrics.quality(hr, hr + error, mask=background)
+  assert figures["psnr_head"] == np.inf  # the head untouched
+  assert figures["psnr"] == pytest.approx(10 * np.log10(1 / (0.0625 * background.mean())),
+                                          abs=1e-9)
+  assert figures["psnr_mask"] == pytest.approx(10 * np.log10(1 / 0.0625), abs=1e-9)
+  assert np.isnan(figures["psnr_head_mask"])  # a mask with no head voxel

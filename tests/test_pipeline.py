@@ -9,6 +9,7 @@ import pytest
 from nibabel.testing import data_path
 
 from mdcsrn_tf.acquisition import Acquisition
+from mdcsrn_tf import metrics
 from mdcsrn_tf.data import dataset, kspace, manifest, pipeline, volume_store
 from mdcsrn_tf.errors import InputError
 
@@ -69,10 +70,10 @@ def test_same_seed_same_patches_other_seed_other_patches(tmp_path):
 
 def test_patches_are_mostly_head(tmp_path):
   volume = head_in_background()
-  assert (volume / volume.max() > volume_store.FOREGROUND_LEVEL).mean() < 0.2
+  assert (volume / volume.max() > metrics.HEAD_LEVEL).mean() < 0.2
   manifest_path = make_dataset(tmp_path, {"head": volume})
   config = pipeline.PipelineConfig(patch_size=16, batch_size=4, min_foreground=0.6)
-  fractions = [(hr > volume_store.FOREGROUND_LEVEL).mean(axis=(1, 2, 3, 4))
+  fractions = [(hr > metrics.HEAD_LEVEL).mean(axis=(1, 2, 3, 4))
                for _, hr in take(manifest_path, config, 5)]
   assert np.min(fractions) >= 0.6
 

@@ -27,7 +27,7 @@ HELD_OUT_HEADS = 2  # at least: real heads no shipped network trained or validat
 # residuals of about 2% of the maximum, so below 1e-3 relative in the squared error, 0.005
 # dB of PSNR, 1e-4 of SSIM, NRMSE or the band figures. The tolerances give twice that.
 TOLERANCE = {"psnr": 0.01, "ssim": 2e-4, "nrmse": 2e-4, "sharpness": 2e-4,
-             "band_fidelity": 2e-4}
+             "band_fidelity": 2e-4, "psnr_head": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +85,14 @@ def test_no_shipped_network_trained_or_validated_on_its_held_out_heads():
 
 @pytest.mark.parametrize("row", sorted(SHIPPED))
 def test_card_figures_agree_with_the_crop_measured_now(row, measured):
-  card_figures = weights.read_card(SHIPPED[row]).held_out["check_crop"]["metrics"]
+  card = weights.read_card(SHIPPED[row])
+  card_figures = card.held_out["check_crop"]["metrics"]
   for method in ("model", "cubic"):
     for metric in metrics.REGISTRY:
       for name in (metric.name, metric.masked_name):
+        if name not in card_figures[method]:  # registered after the tables' set shipped
+          assert card.shipped_set == "tables", (method, name)
+          continue
         assert measured[row][method][name] == pytest.approx(
             card_figures[method][name], abs=TOLERANCE[metric.name]), (method, name)
 

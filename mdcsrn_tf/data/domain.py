@@ -4,7 +4,7 @@ whether an input looks like them (docs/evaluation.md#when-not-to-trust-an-output
 A volume's profile is a handful of figures of it as the network sees it (on the HR grid,
 mapped onto [0, 1] by data/intensity.py):
 - `voxel_mm`: its voxel size on the HR grid, per axis;
-- `head_ml` and `extent_mm`: the volume of its head (the voxels above FOREGROUND_LEVEL, the
+- `head_ml` and `extent_mm`: the volume of its head (the voxels above HEAD_LEVEL, the
   level training patches are chosen by) in mL, and the head's extent per axis in mm (from
   the 0.5th to the 99.5th percentile of its voxels along the axis);
 - `quantiles`: the head's normalised intensities at QUANTILES;
@@ -37,7 +37,7 @@ import numpy as np
 
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.data import manifest, nifti, volume_store
-from mdcsrn_tf.data.volume_store import FOREGROUND_LEVEL
+from mdcsrn_tf.metrics import HEAD_LEVEL
 
 VERSION = 2  # 2: interior_skew
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -113,7 +113,7 @@ def interior_skew(normalised, head, voxel_mm) -> float | None:
 def head_figures(normalised, voxel_mm) -> dict:
   """{head_ml, extent_mm, quantiles, interior_skew} of a normalised volume (module
   docstring)."""
-  head = normalised > FOREGROUND_LEVEL
+  head = normalised > HEAD_LEVEL
   voxels = int(np.count_nonzero(head))
   if not voxels:
     return {"head_ml": 0.0, "extent_mm": [0.0, 0.0, 0.0], "quantiles": None,

@@ -8,7 +8,7 @@ Training patches stream in memory set by the configuration, not by the number of
 2. `parallel_volumes` visits run at once: the volume's (LR, HR) pair comes from the
    VolumeStore (the disk cache, or decoded, divided by its maximum and degraded in k-space
    now), then `patches_per_volume` cubes are cut at random among the corners whose patch is
-   mostly head (at least `min_foreground` of its voxels above FOREGROUND_LEVEL) and
+   mostly head (at least `min_foreground` of its voxels above metrics.HEAD_LEVEL) and
    augmented with one of the 16 transforms that keep the acquisition (a swap of two axes
    with equal factors, flips along any axis), the same on LR and HR. An axis never moves to
    where the factor differs.

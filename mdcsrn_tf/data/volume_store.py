@@ -29,10 +29,10 @@ import numpy as np
 from mdcsrn_tf.data import intensity, nifti
 from mdcsrn_tf.acquisition import Acquisition
 from mdcsrn_tf.files import write_atomically
+from mdcsrn_tf.metrics import HEAD_LEVEL
 
 FORMAT = 2
 LR, HR = 0, 1
-FOREGROUND_LEVEL = 0.1  # of the volume's maximum: above the background and noise of a head
 
 
 def default_cache_dir() -> str:
@@ -62,10 +62,10 @@ def corner_stride(patch_size) -> int:
 
 def foreground_corners(hr, patch_size, min_foreground) -> np.ndarray:
   """[K, 3] int32 patch corners on a grid of stride `corner_stride` whose patch has at least
-  `min_foreground` of its voxels above FOREGROUND_LEVEL (the best corners if none has)."""
+  `min_foreground` of its voxels above HEAD_LEVEL (the best corners if none has)."""
   stride = corner_stride(patch_size)
   table = np.zeros([n + 1 for n in hr.shape], np.int32)
-  table[1:, 1:, 1:] = (hr > FOREGROUND_LEVEL).cumsum(0).cumsum(1).cumsum(2)
+  table[1:, 1:, 1:] = (hr > HEAD_LEVEL).cumsum(0).cumsum(1).cumsum(2)
   starts = [np.arange(0, n - patch_size + 1, stride) for n in hr.shape]
   total = 0
   for corner in np.ndindex(2, 2, 2):  # inclusion-exclusion over the box's 8 corners

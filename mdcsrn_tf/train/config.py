@@ -55,7 +55,7 @@ class TrainConfig:
       runs them so, with outputs that keep their input's k-space inside the band the
       acquisition kept (zero-filled acquisitions only; docs/evaluation.md).
     min_foreground: the fraction of a training patch that must be head (voxels above the
-      data pipeline's foreground level); 0 cuts patches anywhere in the volume.
+      head's level, metrics.HEAD_LEVEL); 0 cuts patches anywhere in the volume.
     patches_per_volume: patches cut from a volume per visit.
     parallel_volumes: volumes prepared at once; with the shuffle buffer it bounds the
       pipeline's memory, whatever the number of subjects.
