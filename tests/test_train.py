@@ -55,6 +55,25 @@ def test_l1_steps_lower_validation_l1(pretrained):
   assert all(os.path.isabs(r["path"]) and len(r["sha256"]) == 64 for r in records)
 
 
+def test_the_card_describes_the_data_set_as_the_run_read_it(dataset, tmp_path):
+  """A manifest rewritten while a run trains (a volume added to a split) does not reach
+  the run's card: its subjects are the volumes the run read when it started."""
+  entries = [entry for split in manifest.read(dataset).values() for entry in split]
+  copy = tmp_path / "manifest.json"
+  copy.write_text(json.dumps({"subjects": entries}), encoding="utf-8")
+  config = smoke_config("smoke_pretrain.cfg", str(copy), str(tmp_path / "run"))
+  data_config = pipeline.PipelineConfig(patch_size=config.patch_size,
+                                        batch_size=config.batch_size)
+  validator = validation.Validator(config, data_config, models.build_model(config.model), None)
+  before = validator.subjects()
+  moved = [{**entry, "split": "train"} if entry["split"] == "evaluation" else entry
+           for entry in entries]
+  copy.write_text(json.dumps({"subjects": moved}), encoding="utf-8")
+  assert len(manifest.read(copy)["train"]) == len(before["train"]) + 1
+  assert validator.subjects() == before
+  assert [e["name"] for e in validator.entries["train"]] == before["train"]
+
+
 def test_the_card_records_the_domain_of_the_training_inputs(pretrained, dataset):
   """Each training volume's network input profiled (data/domain.py): nibabel's 2 mm head."""
   workdir, _, card = pretrained

@@ -165,6 +165,12 @@ def of_split(manifest_path, split, store, names=None, limit=MAX_VOLUMES, log=Non
   entries = manifest.split_entries(manifest_path, split)
   if names is not None:
     entries = [e for e in entries if e["name"] in set(names)]
+  return of_entries(entries, store, limit, log)
+
+
+def of_entries(entries, store, limit=MAX_VOLUMES, log=None) -> dict:
+  """The `training_domain` record of these manifest entries' network inputs as `store`
+  makes them (see of_split)."""
   profiles = {}
   for entry in evenly(entries, limit):
     _, image = nifti.load_volume(entry["path"])

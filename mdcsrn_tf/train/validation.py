@@ -64,8 +64,11 @@ class Validator:
     self._generator = generator
     self._keep_band = data_config.acquisition if config.keep_measured_band else None
     self._writer = tf.summary.create_file_writer(logdir) if logdir else None
-    # Read now, so that a data set without validation volumes fails before training.
+    # Read now, so that a data set without validation volumes fails before training, and
+    # once: the card describes the data set as the run read it, whatever the manifest
+    # file holds by the time the run ends.
     entries = manifest.split_entries(config.dataset, "validation")
+    self.entries = manifest.read(config.dataset)
     self._count = min(config.validation_subjects or len(entries), len(entries))
     names = naming.unique_names([e["name"] for e in entries[:self._count]],
                                 [e["path"] for e in entries[:self._count]])
@@ -76,9 +79,10 @@ class Validator:
     self._log = log
 
   def subjects(self) -> dict:
-    """The data set's subject names per split, and under "files" each volume's resolved
-    path, size and SHA-256 (for the model card: weights/seen.py)."""
-    entries = manifest.read(self._config.dataset)
+    """The data set's subject names per split as the run read it when it started, and under
+    "files" each volume's resolved path, size and SHA-256 (for the model card:
+    weights/seen.py)."""
+    entries = self.entries
     names = {split: naming.unique_names([e["name"] for e in entries[split]],
                                         [e["path"] for e in entries[split]])
              for split in seen.SPLITS}
