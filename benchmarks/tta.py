@@ -1,9 +1,11 @@
 """Test-time augmentation measured on one held-out head (docs/evaluation.md#test-time-
 augmentation-and-the-uncertainty-map): the central 96^3 crop of Colin27 (divided by the
-whole head's maximum), degraded with the shipped b4u4_l1 card's acquisition, super-resolved
-with those weights over the 16 acquisition-keeping transforms in --tta's order.
+whole head's maximum), degraded with the weights' card's acquisition (the default weights
+unless --weights names others), super-resolved with them over the 16 acquisition-keeping
+transforms in --tta's order, each pass keeping the input's measured band when the card says
+so, as mdcsrn-sr runs them.
 
-  python benchmarks/tta.py [--edge 96] [--weights b4u4_l1]
+  python benchmarks/tta.py [--edge 96] [--weights heads_b4u4_l1]
 
 For N = 1, 2, 4, 8, 16 passes (the first N transforms, as `mdcsrn-sr --tta N` takes them):
 the PSNR of their mean, over the crop and inside Colin27's brain (ch2bet), its gain over
@@ -46,7 +48,8 @@ def _shown(figure) -> str:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--edge", type=int, default=96, help="edge of the central crop")
-  parser.add_argument("--weights", default="b4u4_l1", help="shipped name or path")
+  parser.add_argument("--weights", default=None,
+                      help="shipped name or path (default: the default weights)")
   parser.add_argument("--out", default=os.path.join(HERE, "results", "tta.json"))
   args = parser.parse_args(argv)
   sys.path.insert(0, HERE)
@@ -56,9 +59,11 @@ def main(argv=None):
   from mdcsrn_tf.data import kspace, samples  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.metrics import HEAD_LEVEL  # pylint: disable=import-outside-toplevel
   from mdcsrn_tf.evaluate import subjects  # pylint: disable=import-outside-toplevel
-  from mdcsrn_tf.infer import inference, tta  # pylint: disable=import-outside-toplevel
+  from mdcsrn_tf.infer import consistency, inference, tta  # pylint: disable=import-outside-toplevel
 
+  args.weights = args.weights or os.path.basename(weights.default_weights())
   model, card = weights.load_generator(weights.resolve(args.weights))
+  keep_band = consistency.band_kept_by(card)
   head = subjects.read_subject(samples.sample_path("colin27_1mm"), crop=args.edge,
                                mask_path=samples.sample_path("colin27_1mm_bet"))
   hr, brain = head.hr, head.mask
@@ -70,11 +75,12 @@ def main(argv=None):
     moved = transform.apply(lr)
     tile, batch = tta.tile_plan(model, moved.shape, None, 3, 1, None)
     passes.append(transform.invert(inference.super_resolve(model, moved, tile=tile, batch=batch,
-                                                           progress=False)))
+                                                           progress=False, keep_band=keep_band)))
     seconds.append(time.perf_counter() - started)
   started = time.perf_counter()
   product, _ = tta.super_resolve(model, lr, tile=None, passes=4,
-                                 swap_axes=card.acquisition.swap_axes, progress=False)
+                                 swap_axes=card.acquisition.swap_axes, progress=False,
+                                 keep_band=keep_band)
   product_seconds = time.perf_counter() - started
   stack, inside = np.stack(passes), hr > HEAD_LEVEL
   rows = {}
@@ -92,7 +98,8 @@ def main(argv=None):
     row["gain_brain_db"] = row["psnr_brain"] - rows[1]["psnr_brain"]
     row["time_factor"] = row["seconds"] / rows[1]["seconds"]
   four = stack[:4].mean(axis=0)
-  result = {"machine": machine.machine(), "weights": args.weights, "subject": "colin27_1mm",
+  result = {"machine": machine.machine(), "weights": args.weights,
+            "keeps_measured_band": keep_band is not None, "subject": "colin27_1mm",
             "crop": {"edge": args.edge, "start": head.starts},
             "acquisition": card.acquisition.to_dict(),
             "transforms": [t.describe() for t in chosen], "passes": rows,
