@@ -28,7 +28,7 @@ def test_installed_sample_matches_its_registry_entry(name, sample):
 
 def test_colin27_volumes_are_one_subject_and_so_are_the_icbm152_averages():
   colin = {name for name, s in samples.SAMPLES.items() if s.subject == samples.TEST_SUBJECT}
-  assert colin == {"colin27_1mm", "colin27_1mm_bet", "colin27_05mm"}
+  assert colin == {"colin27_1mm", "colin27_1mm_bet", "colin27_05mm", "colin27_aal"}
   # the three volumes of the 152 ICBM heads share theirs; every other subject is one volume
   mni152 = {name for name, s in samples.SAMPLES.items() if s.subject == "mni152"}
   assert mni152 == {"mni152_2009a", "icbm152_2009c", "icbm152_2009c_t2", "mni152_nlin6asym"}

@@ -75,7 +75,8 @@ def test_held_out_heads_lie_inside_every_domain(name, sample, heads_domain, whol
 
 def kinds(findings) -> set:
   words = {"voxel size": "voxel", "a head of": "head", "head intensities": "intensity",
-           "smoother": "smoother", "sharper": "sharper", "a contrast unlike": "contrast"}
+           "smoother": "smoother", "sharper": "sharper", "a contrast unlike": "contrast",
+           "piecewise constant": "labels"}
   return {kind for found in findings for start, kind in words.items() if start in found}
 
 
@@ -104,6 +105,8 @@ def band_limited(normalised):
     ("icbm152_2009c_t2", None, "whole heads", {"contrast"}),  # a T2: CSF bright, WM dark
     ("icbm152_2009c_t2", degraded, "whole heads", {"contrast"}),
     ("icbm152_2009c_t2", None, "tables", {"contrast"}),
+    ("colin27_aal", None, "tables", {"labels"}),  # a segmentation of a brain
+    ("colin27_aal", None, "whole heads", {"head", "labels"}),
 ])
 def test_each_way_out_of_a_domain_is_flagged_on_a_real_volume(name, change, against, expected,
                                                               sample, heads_domain,
@@ -112,6 +115,19 @@ def test_each_way_out_of_a_domain_is_flagged_on_a_real_volume(name, change, agai
              "tables": TABLES.training_domain}[against]
   found = domain.findings(profile_of(sample(name), change=change), trained)
   assert kinds(found) == expected, found
+
+
+def test_the_flat_share_counts_the_head_voxels_equal_to_one_of_their_neighbours():
+  volume = np.random.default_rng(5).random((8, 9, 10)) + 0.5  # all head, no two equal
+  head = volume > 0.1
+  assert domain.flat_share(volume, head) == 0.0
+  volume[2, 3, 4] = volume[2, 3, 5]  # one pair of neighbours along the last axis
+  volume[6, 0, 0] = volume[7, 0, 0]  # one along the first, at the volume's edge
+  assert domain.flat_share(volume, head) == 4 / volume.size
+  volume[0, 0, 0] = volume[1, 1, 1]  # equal, but not neighbours
+  assert domain.flat_share(volume, head) == 4 / volume.size
+  labels = np.repeat(np.arange(1, 5), 2)[:, None, None] * np.ones((8, 9, 10))  # 2-voxel slabs
+  assert domain.flat_share(labels, labels > 0) == 1.0
 
 
 def test_the_t2_is_kept_aside_and_its_interior_skews_the_other_way_from_every_t1_head(

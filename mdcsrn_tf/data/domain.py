@@ -14,6 +14,12 @@ mapped onto [0, 1] by data/intensity.py):
   tissues, which no quantile of the whole head tells. In a T1 white matter is the bright
   bulk and CSF a dark tail (negative); in a T2 white matter is the dark bulk and CSF a
   bright tail (positive);
+- `flat_share`: the share of the head's voxels whose value equals one of their six
+  neighbours' exactly: a label map or segmentation is piecewise constant (0.999-1.000 for
+  the atlases of the bundled mricron-data and Slicer's MRHead labels), an MR image is not
+  (at most 0.63 among the bundled volumes, Colin27's 0.5 mm upsampling of an 8-bit image;
+  0.00-0.07 for the float and 16-bit ones). Compared with FLAT_LIMIT, not with a trained
+  range: the training inputs are degraded in k-space, where no two voxels are equal;
 - `removed_band`: the share of its spectral energy (the mean left out) in the band the
   acquisition removes, and `upper_band`: the share of the kept band's energy in the kept
   band's outer half (per axis, above half its edge): how much fine detail the input holds
@@ -27,7 +33,7 @@ voxel size or a kept-band share outside it by more than its factor, a head small
 smallest trained one by more than its factor, an intensity quantile beyond it by more than
 its amount, an interior skewed brighter than the most skewed trained one by more than its
 amount (only that way: a darker tail is more CSF, an atrophied brain, still the same
-contrast). Cards without a domain are not checked, and figures a card's domain lacks
+contrast), and a head flatter than FLAT_LIMIT. Cards without a domain are not checked, and figures a card's domain lacks
 (a card from before them) are not compared. NumPy and SciPy only: TensorFlow loads
 only to degrade training volumes (`of_split`).
 """
@@ -55,6 +61,7 @@ INTENSITY_MARGIN = 0.05  # a quantile within 0.05 of the trained range (on [0, 1
 BAND_MARGIN = 2.0  # a kept-band share within 2 times the trained range, either way
 SKEW_MARGIN = 0.3  # an interior_skew at most 0.3 above the trained range's top
 REMOVED_FLOOR = 1e-3  # removed-band shares below this are "none": not compared
+FLAT_LIMIT = 0.9  # a flat_share above it: a label map (module docstring: measured figures)
 TRAINED = "the network's training inputs"
 
 
@@ -110,14 +117,27 @@ def interior_skew(normalised, head, voxel_mm) -> float | None:
   return float((high + low - 2 * middle) / (high - low)) if high > low else None
 
 
+def flat_share(normalised, head) -> float:
+  """The share of the `head` voxels whose value equals one of their six neighbours'."""
+  volume = np.asarray(normalised)
+  equal = np.zeros(volume.shape, bool)
+  for axis in range(3):
+    lower = tuple(slice(0, -1) if a == axis else slice(None) for a in range(3))
+    upper = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+    same = volume[lower] == volume[upper]
+    equal[lower] |= same
+    equal[upper] |= same
+  return float(np.count_nonzero(equal & head) / np.count_nonzero(head))
+
+
 def head_figures(normalised, voxel_mm) -> dict:
-  """{head_ml, extent_mm, quantiles, interior_skew} of a normalised volume (module
-  docstring)."""
+  """{head_ml, extent_mm, quantiles, interior_skew, flat_share} of a normalised volume
+  (module docstring)."""
   head = normalised > HEAD_LEVEL
   voxels = int(np.count_nonzero(head))
   if not voxels:
     return {"head_ml": 0.0, "extent_mm": [0.0, 0.0, 0.0], "quantiles": None,
-            "interior_skew": None}
+            "interior_skew": None, "flat_share": None}
   extent = []
   for axis in range(3):
     counts = np.cumsum(head.sum(axis=tuple(a for a in range(3) if a != axis)))
@@ -126,7 +146,8 @@ def head_figures(normalised, voxel_mm) -> dict:
   quantiles = np.quantile(np.asarray(normalised)[head], QUANTILES)
   return {"head_ml": voxels * float(np.prod(voxel_mm)) / 1000, "extent_mm": extent,
           "quantiles": [float(q) for q in quantiles],
-          "interior_skew": interior_skew(normalised, head, voxel_mm)}
+          "interior_skew": interior_skew(normalised, head, voxel_mm),
+          "flat_share": flat_share(normalised, head)}
 
 
 def profile(normalised, voxel_mm, acquisition: Acquisition, scale=(1, 1, 1)) -> dict:
@@ -248,6 +269,11 @@ def findings(figures: dict, domain: dict, removed_band=True) -> list:
                  f"{SKEW_MARGIN:g}): a dark bulk with a bright tail, as white matter and CSF "
                  "are in a T2, where a T1's white matter is its bright bulk: a T2 or another "
                  "contrast?")
+  flat = figures.get("flat_share")
+  if flat is not None and flat > FLAT_LIMIT:
+    found.append(f"piecewise constant: {flat:.1%} of the head's voxels equal a neighbour's "
+                 f"value exactly, where an MR image's are at most {FLAT_LIMIT:.0%}: a "
+                 "segmentation or label map, not an image?")
   span, upper = trained_span(domain, "upper_band"), figures["upper_band"]
   if span and not span[0] / BAND_MARGIN <= upper <= span[1] * BAND_MARGIN:
     how = "smoother" if upper < span[0] / BAND_MARGIN else "sharper or noisier"
