@@ -76,7 +76,7 @@ def test_held_out_heads_lie_inside_every_domain(name, sample, heads_domain, whol
 def kinds(findings) -> set:
   words = {"voxel size": "voxel", "a head of": "head", "head intensities": "intensity",
            "smoother": "smoother", "sharper": "sharper", "a contrast unlike": "contrast",
-           "piecewise constant": "labels"}
+           "piecewise constant": "labels", "a uniform interior": "ct"}
   return {kind for found in findings for start, kind in words.items() if start in found}
 
 
@@ -107,6 +107,8 @@ def band_limited(normalised):
     ("icbm152_2009c_t2", None, "tables", {"contrast"}),
     ("colin27_aal", None, "tables", {"labels"}),  # a segmentation of a brain
     ("colin27_aal", None, "whole heads", {"head", "labels"}),
+    ("ct_brain_template", None, "tables", {"intensity", "ct"}),  # a brain CT, in HU
+    ("ct_brain_template", None, "whole heads", {"head", "intensity", "ct"}),
 ])
 def test_each_way_out_of_a_domain_is_flagged_on_a_real_volume(name, change, against, expected,
                                                               sample, heads_domain,

@@ -110,8 +110,9 @@ HEADS_SPLITS = {
     "mni305": "train", "schwartz_n32": "train", "icbm152_2009c": "train", "mni152_nlin6asym": "train",
     "robex_atlas": "validation", "pydeface_mean_head": "validation", **HELD_OUT}
 # Installed with every set and in no split: volumes a network trained on HEADS_SPLITS must
-# flag as unlike its training heads (a T2, a 2 mm head, a segmentation; docs/evaluation.md).
-KEPT_ASIDE = ("icbm152_2009c_t2", "conte_core2_2mm", "colin27_aal")
+# flag as unlike its training heads (a T2, a 2 mm head, a segmentation, a CT;
+# docs/evaluation.md).
+KEPT_ASIDE = ("icbm152_2009c_t2", "conte_core2_2mm", "colin27_aal", "ct_brain_template")
 SAMPLE_SETS = {"tables": DEMO_SPLITS, "heads": HEADS_SPLITS}
 DEMO_SUBJECT = "colin27_1mm"  # the demo's head, the one with a brain mask
 # Brain masks of the demo volumes: a mask volume's non-zero voxels (docs/evaluation.md).

@@ -14,6 +14,11 @@ mapped onto [0, 1] by data/intensity.py):
   tissues, which no quantile of the whole head tells. In a T1 white matter is the bright
   bulk and CSF a dark tail (negative); in a T2 white matter is the dark bulk and CSF a
   bright tail (positive);
+- `interior_spread`: how far the interior's intensities spread, (q90 - q10) / q50: an MR
+  head's brain holds tissues of different brightness (0.29-1.23 among the bundled volumes,
+  T1 and T2), a CT's lie within a few Hounsfield units of each other, far above air's
+  -1000 (0.025 for a head CT, 0.17 for a brain-only CT template). Compared with
+  SPREAD_LIMIT, not with a trained range, as `flat_share` is;
 - `flat_share`: the share of the head's voxels whose value equals one of their six
   neighbours' exactly: a label map or segmentation is piecewise constant (0.999-1.000 for
   the atlases of the bundled mricron-data and Slicer's MRHead labels), an MR image is not
@@ -33,7 +38,7 @@ voxel size or a kept-band share outside it by more than its factor, a head small
 smallest trained one by more than its factor, an intensity quantile beyond it by more than
 its amount, an interior skewed brighter than the most skewed trained one by more than its
 amount (only that way: a darker tail is more CSF, an atrophied brain, still the same
-contrast), and a head flatter than FLAT_LIMIT. Cards without a domain are not checked, and figures a card's domain lacks
+contrast), a head flatter than FLAT_LIMIT and an interior more uniform than SPREAD_LIMIT. Cards without a domain are not checked, and figures a card's domain lacks
 (a card from before them) are not compared. NumPy and SciPy only: TensorFlow loads
 only to degrade training volumes (`of_split`).
 """
@@ -62,6 +67,7 @@ BAND_MARGIN = 2.0  # a kept-band share within 2 times the trained range, either 
 SKEW_MARGIN = 0.3  # an interior_skew at most 0.3 above the trained range's top
 REMOVED_FLOOR = 1e-3  # removed-band shares below this are "none": not compared
 FLAT_LIMIT = 0.9  # a flat_share above it: a label map (module docstring: measured figures)
+SPREAD_LIMIT = 0.2  # an interior_spread below it: a CT (module docstring: measured figures)
 TRAINED = "the network's training inputs"
 
 
@@ -107,14 +113,16 @@ def interior(head, voxel_mm) -> np.ndarray:
   return inner[:head.shape[0], :head.shape[1], :head.shape[2]]
 
 
-def interior_skew(normalised, head, voxel_mm) -> float | None:
-  """Kelly's skewness of the head's interior intensities (module docstring); None for an
-  interior of fewer than MIN_INTERIOR voxels or without contrast."""
+def interior_figures(normalised, head, voxel_mm) -> tuple:
+  """(interior_skew, interior_spread) of the head's interior intensities (module
+  docstring); None for an interior of fewer than MIN_INTERIOR voxels, or (the skew) without
+  contrast."""
   values = np.asarray(normalised)[interior(head, voxel_mm) & head]
   if values.size < MIN_INTERIOR:
-    return None
+    return None, None
   low, middle, high = np.quantile(values, SKEW_QUANTILES)
-  return float((high + low - 2 * middle) / (high - low)) if high > low else None
+  skew = float((high + low - 2 * middle) / (high - low)) if high > low else None
+  return skew, float((high - low) / middle)
 
 
 def flat_share(normalised, head) -> float:
@@ -131,22 +139,23 @@ def flat_share(normalised, head) -> float:
 
 
 def head_figures(normalised, voxel_mm) -> dict:
-  """{head_ml, extent_mm, quantiles, interior_skew, flat_share} of a normalised volume
-  (module docstring)."""
+  """{head_ml, extent_mm, quantiles, interior_skew, interior_spread, flat_share} of a
+  normalised volume (module docstring)."""
   head = normalised > HEAD_LEVEL
   voxels = int(np.count_nonzero(head))
   if not voxels:
     return {"head_ml": 0.0, "extent_mm": [0.0, 0.0, 0.0], "quantiles": None,
-            "interior_skew": None, "flat_share": None}
+            "interior_skew": None, "interior_spread": None, "flat_share": None}
   extent = []
   for axis in range(3):
     counts = np.cumsum(head.sum(axis=tuple(a for a in range(3) if a != axis)))
     low, high = np.searchsorted(counts, [p * voxels for p in EXTENT_PERCENTILES])
     extent.append(float((high - low + 1) * voxel_mm[axis]))
   quantiles = np.quantile(np.asarray(normalised)[head], QUANTILES)
+  skew, spread = interior_figures(normalised, head, voxel_mm)
   return {"head_ml": voxels * float(np.prod(voxel_mm)) / 1000, "extent_mm": extent,
           "quantiles": [float(q) for q in quantiles],
-          "interior_skew": interior_skew(normalised, head, voxel_mm),
+          "interior_skew": skew, "interior_spread": spread,
           "flat_share": flat_share(normalised, head)}
 
 
@@ -274,6 +283,11 @@ def findings(figures: dict, domain: dict, removed_band=True) -> list:
     found.append(f"piecewise constant: {flat:.1%} of the head's voxels equal a neighbour's "
                  f"value exactly, where an MR image's are at most {FLAT_LIMIT:.0%}: a "
                  "segmentation or label map, not an image?")
+  spread = figures.get("interior_spread")
+  if spread is not None and spread < SPREAD_LIMIT:
+    found.append(f"a uniform interior: the head's inner intensities span {spread:.3g} of their "
+                 f"median (10% to 90%), where an MR head's span at least {SPREAD_LIMIT:g}: a "
+                 "CT, whose brain lies within a few Hounsfield units?")
   span, upper = trained_span(domain, "upper_band"), figures["upper_band"]
   if span and not span[0] / BAND_MARGIN <= upper <= span[1] * BAND_MARGIN:
     how = "smoother" if upper < span[0] / BAND_MARGIN else "sharper or noisier"

@@ -130,6 +130,11 @@ SAMPLES = {sample.name: sample for sample in (
     Sample("conte_core2_2mm", "conte_core2", "wheel", "voxface", "2024.7.23",
            "voxface/templates/ConteCore2_50_T1w_2mm.nii.gz", "MIT", (93, 115, 115),
            (2.0, 2.0, 2.0), "Conte Core 2 infant-to-adult template: average of 50 heads, 2 mm"),
+    Sample("ct_brain_template", "ct_brain_template", "wheel", "totalsegmentator", "2.18.0",
+           "totalsegmentator/resources/ct_brain_atlas_1mm.nii.gz", "Apache-2.0",
+           (202, 202, 179), (1.0, 1.0, 1.0),
+           "TotalSegmentator's brain CT template, skull-stripped, in Hounsfield units (a CT: "
+           "never trained on)"),
     Sample("nibabel_anatomical", "nibabel_anatomical", "nibabel", "nibabel", "",
            "nibabel/tests/data/anatomical.nii", "MIT", (33, 41, 25), (2.0, 2.0, 2.0),
            "nibabel's tiny real head, a fixture for fast tests"),
