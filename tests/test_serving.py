@@ -93,6 +93,18 @@ def test_a_coarser_scan_is_placed_on_the_hr_grid_as_mdcsrn_sr_places_it(exported
   assert not (tmp_path / "refused.nii.gz").exists()
 
 
+def test_a_network_output_with_nan_voxels_is_one_error_and_no_file(nibabel_head, tmp_path):
+  windows = keras.Input((None, None, None, 1))
+  # 0 / 0 at the head's darkest voxels, which the mapping onto [0, 1] puts at 0
+  dividing = keras.Model(windows, keras.layers.Lambda(lambda x: x / x)(windows))
+  out = saved_model.export_saved_model(dividing, str(tmp_path / "nan" / "1"), tile=16)
+  with pytest.raises(InputError, match=rf"^{nibabel_head}: the SavedModel {out}: network "
+                                       r"output has NaN or Inf voxels \(corrupted or "
+                                       r"diverged weights\); nothing written$"):
+    serving.Served(out).super_resolve_file(nibabel_head, tmp_path / "sr.nii.gz")
+  assert not (tmp_path / "sr.nii.gz").exists()
+
+
 def test_strict_refuses_a_scan_outside_the_domain_and_writes_nothing(exported, nibabel_head,
                                                                      tmp_path):
   _, out, _ = exported

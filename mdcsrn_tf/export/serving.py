@@ -25,9 +25,13 @@ from mdcsrn_tf import destinations
 from mdcsrn_tf.acquisition import PAPER
 from mdcsrn_tf.data import nifti
 from mdcsrn_tf.errors import InputError
-from mdcsrn_tf.export.saved_model import CARD
+from mdcsrn_tf.export.saved_model import (CARD, LAYOUT_ERROR, NO_RANGE_ERROR,
+                                          NOT_FINITE_ERROR, NOT_FINITE_OUTPUT_ERROR)
 from mdcsrn_tf.infer import predict, trust
 from mdcsrn_tf.weights import card as cards
+
+# The signature's own checks (export/saved_model.py), each failing with its text
+CHECKS = (NOT_FINITE_OUTPUT_ERROR, NOT_FINITE_ERROR, NO_RANGE_ERROR, LAYOUT_ERROR)
 
 
 def card_of(folder):
@@ -67,10 +71,18 @@ class Served:
     return trust.recorded({path: found}, trained)[path]
 
   def __call__(self, volume):
-    """The signature's output of a float32 volume [D, H, W] on the HR grid."""
+    """The signature's output of a float32 volume [D, H, W] on the HR grid; InputError
+    naming the export when one of the signature's checks fails (a layout, NaN voxels, no
+    positive voxel in the input; NaN or Inf voxels in the network's output)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    return self.signature(volume=tf.constant(volume, tf.float32))["sr"].numpy()
+    try:
+      return self.signature(volume=tf.constant(volume, tf.float32))["sr"].numpy()
+    except tf.errors.InvalidArgumentError as error:
+      message = " ".join(error.message.split())
+      failed = next((check.rsplit(";", 1)[0] for check in CHECKS if check in message),
+                    message[:200])
+      raise InputError(f"the SavedModel {self.folder}: {failed}") from None
 
   def super_resolve_file(self, input_path, output_path, scale=None, target_voxel=None,
                          strict=False, overwrite=False, log=None) -> list:
@@ -86,6 +98,9 @@ class Served:
     trust.announce({input_path: outside}, strict, f"the SavedModel {self.folder}", log)
     volume, image, to_input = predict.load_input(input_path, scale, target_voxel,
                                                  self.acquisition)
-    nifti.save_volume(self(volume), output_path, image, to_reference=to_input,
-                      inputs=[input_path])
+    try:
+      sr = self(volume)
+    except InputError as error:
+      raise InputError(f"{input_path}: {error}; nothing written") from None
+    nifti.save_volume(sr, output_path, image, to_reference=to_input, inputs=[input_path])
     return recorded
