@@ -2,8 +2,9 @@
 export carries its weights' model card as it is, and the front end checks a NIfTI file
 against that card's training domain before the signature runs (a warning line, or with
 `strict` a refusal that writes nothing), then writes what the signature returns, which is
-the Keras tiled pass, and a coarser scan goes onto the HR grid as mdcsrn-sr puts it; an export without a card is served unchecked, and a card outside the
-schema is refused naming it."""
+the Keras tiled pass, and a coarser scan goes onto the HR grid as mdcsrn-sr puts it; an
+export without a card is served unchecked, and a card outside the schema is refused naming
+it."""
 import json
 import shutil
 

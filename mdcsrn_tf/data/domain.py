@@ -38,7 +38,8 @@ voxel size or a kept-band share outside it by more than its factor, a head small
 smallest trained one by more than its factor, an intensity quantile beyond it by more than
 its amount, an interior skewed brighter than the most skewed trained one by more than its
 amount (only that way: a darker tail is more CSF, an atrophied brain, still the same
-contrast), a head flatter than FLAT_LIMIT and an interior more uniform than SPREAD_LIMIT. Cards without a domain are not checked, and figures a card's domain lacks
+contrast), a head flatter than FLAT_LIMIT and an interior more uniform than SPREAD_LIMIT.
+Cards without a domain are not checked, and figures a card's domain lacks
 (a card from before them) are not compared. NumPy and SciPy only: TensorFlow loads
 only to degrade training volumes (`of_split`).
 """
